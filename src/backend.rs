@@ -1,0 +1,160 @@
+//! The `Backend` trait: what the fit loop, `evaluate` and `predict` need from a device. Implemented by the
+//! CPU path (`CpuBackend`, here) and the GPU engine (`gpu::GpuBackend`). Parameters cross this boundary
+//! only in the flat `[in, out]` layout of `model::ParamLayout`, whatever a device keeps inside.
+
+use anyhow::Result;
+
+use crate::config::AdamConfig;
+use crate::cpu::{self, Workspace};
+use crate::model::{MlpSpec, ParamLayout};
+
+/// Metrics summed over the steps since the last `take_stats`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StepStats {
+    pub loss_sum: f64,
+    pub correct: u64,
+    pub samples: u64,
+    pub steps: u64,
+}
+
+impl StepStats {
+    pub fn add(&mut self, other: StepStats) {
+        self.loss_sum += other.loss_sum;
+        self.correct += other.correct;
+        self.samples += other.samples;
+        self.steps += other.steps;
+    }
+    pub fn mean_loss(&self) -> f64 {
+        self.loss_sum / self.samples.max(1) as f64
+    }
+    pub fn accuracy(&self) -> f64 {
+        self.correct as f64 / self.samples.max(1) as f64
+    }
+}
+
+pub trait Backend {
+    /// What the run is computed on, e.g. `cpu (matrixmultiply, 2 threads)` or `llvmpipe ... (Vulkan, Cpu)`.
+    fn device_name(&self) -> String;
+    fn spec(&self) -> &MlpSpec;
+    /// One forward + backward + Adam step on `rows` normalised samples `x (rows, inputs)` with `labels (rows)`.
+    /// The step's loss and accuracy are added to the running stats; a device may queue the work.
+    fn train_step(&mut self, x: &[f32], labels: &[u32], rows: usize) -> Result<()>;
+    /// The stats accumulated since the last call (then reset). Waits for queued steps.
+    fn take_stats(&mut self) -> Result<StepStats>;
+    /// Logits `(rows, outputs)` of `rows` samples; `rows <= eval_batch()`.
+    fn logits(&mut self, x: &[f32], rows: usize, out: &mut [f32]) -> Result<()>;
+    /// Largest `rows` that `logits` accepts.
+    fn eval_batch(&self) -> usize;
+    /// The parameters, flat, in `ParamLayout` order.
+    fn params(&mut self) -> Result<Vec<f32>>;
+    /// Optimizer steps taken so far.
+    fn steps_done(&self) -> u64;
+}
+
+/// Rows per `logits` call on the CPU: large enough to amortise, small enough to stay in cache.
+const CPU_EVAL_BATCH: usize = 1000;
+
+/// The CPU path: the twins in `cpu.rs`, allocation-free per step.
+pub struct CpuBackend {
+    spec: MlpSpec,
+    layout: ParamLayout,
+    adam: AdamConfig,
+    params: Vec<f32>,
+    grads: Vec<f32>,
+    m: Vec<f32>,
+    v: Vec<f32>,
+    train_ws: Workspace<f32>,
+    eval_ws: Workspace<f32>,
+    steps: u64,
+    stats: StepStats,
+}
+
+impl CpuBackend {
+    /// A backend that trains `params` (flat, `spec.layout()` order) with batches of up to `batch_capacity`.
+    pub fn new(spec: MlpSpec, params: Vec<f32>, adam: AdamConfig, batch_capacity: usize) -> Self {
+        let layout = spec.layout();
+        assert_eq!(
+            params.len(),
+            layout.total,
+            "parameter vector does not match the layout"
+        );
+        let n = layout.total;
+        Self {
+            train_ws: Workspace::new(&layout, batch_capacity),
+            eval_ws: Workspace::new(&layout, CPU_EVAL_BATCH),
+            spec,
+            layout,
+            adam,
+            params,
+            grads: vec![0.0; n],
+            m: vec![0.0; n],
+            v: vec![0.0; n],
+            steps: 0,
+            stats: StepStats::default(),
+        }
+    }
+}
+
+impl Backend for CpuBackend {
+    fn device_name(&self) -> String {
+        "cpu (matrixmultiply sgemm)".to_string()
+    }
+
+    fn spec(&self) -> &MlpSpec {
+        &self.spec
+    }
+
+    fn train_step(&mut self, x: &[f32], labels: &[u32], rows: usize) -> Result<()> {
+        let (loss, correct) = cpu::loss_and_grad(
+            &self.layout,
+            &self.params,
+            x,
+            labels,
+            rows,
+            &mut self.train_ws,
+            &mut self.grads,
+        );
+        self.steps += 1;
+        let a = &self.adam;
+        let alpha = cpu::adam_alpha(a.learning_rate, a.beta1, a.beta2, self.steps) as f32;
+        cpu::adam(
+            &mut self.params,
+            &self.grads,
+            &mut self.m,
+            &mut self.v,
+            alpha,
+            a.beta1 as f32,
+            a.beta2 as f32,
+            a.epsilon as f32,
+        );
+        self.stats.add(StepStats {
+            loss_sum: loss as f64,
+            correct: correct as u64,
+            samples: rows as u64,
+            steps: 1,
+        });
+        Ok(())
+    }
+
+    fn take_stats(&mut self) -> Result<StepStats> {
+        Ok(std::mem::take(&mut self.stats))
+    }
+
+    fn logits(&mut self, x: &[f32], rows: usize, out: &mut [f32]) -> Result<()> {
+        cpu::forward(&self.layout, &self.params, x, rows, &mut self.eval_ws);
+        out[..rows * self.spec.outputs].copy_from_slice(self.eval_ws.logits(rows));
+        Ok(())
+    }
+
+    fn eval_batch(&self) -> usize {
+        CPU_EVAL_BATCH
+    }
+
+    fn params(&mut self) -> Result<Vec<f32>> {
+        Ok(self.params.clone())
+    }
+
+    fn steps_done(&self) -> u64 {
+        self.steps
+    }
+}

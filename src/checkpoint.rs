@@ -1,0 +1,202 @@
+//! Checkpoints as safetensors: tensors `layers.{i}.weight` (F32, `[in, out]`) and `layers.{i}.bias`
+//! (F32, `[out]`), metadata with the hidden sizes, class names, epochs trained and seed. Saved atomically;
+//! loading checks names, dtypes and shapes and says which is wrong. Tested by tests/checkpoint.rs.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use safetensors::tensor::TensorView;
+use safetensors::{Dtype, SafeTensors};
+
+use crate::atomic::write_atomic;
+use crate::data::{CLASS_NAMES, NUM_CLASSES, PIXELS};
+use crate::model::MlpSpec;
+
+/// What a checkpoint says about how it was made (all optional when loading foreign files).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CheckpointMeta {
+    pub epochs: Option<usize>,
+    pub seed: Option<u64>,
+    pub steps: Option<u64>,
+}
+
+/// A loaded model: its shape and its parameters in the flat `spec.layout()` order.
+#[derive(Clone, Debug)]
+pub struct Checkpoint {
+    pub spec: MlpSpec,
+    pub params: Vec<f32>,
+    pub meta: CheckpointMeta,
+}
+
+fn weight_name(i: usize) -> String {
+    format!("layers.{i}.weight")
+}
+fn bias_name(i: usize) -> String {
+    format!("layers.{i}.bias")
+}
+
+/// Saves `params` (flat, `spec.layout()` order) to `path` as safetensors, atomically.
+pub fn save(path: &Path, spec: &MlpSpec, params: &[f32], meta: &CheckpointMeta) -> Result<()> {
+    let layout = spec.layout();
+    let mut tensors = Vec::new();
+    for (i, l) in layout.layers.iter().enumerate() {
+        tensors.push((
+            weight_name(i),
+            vec![l.fan_in, l.fan_out],
+            bytemuck::cast_slice::<f32, u8>(&params[l.weight_range()]),
+        ));
+        tensors.push((
+            bias_name(i),
+            vec![l.fan_out],
+            bytemuck::cast_slice::<f32, u8>(&params[l.bias_range()]),
+        ));
+    }
+    let views = tensors
+        .iter()
+        .map(|(name, shape, data)| {
+            Ok((
+                name.clone(),
+                TensorView::new(Dtype::F32, shape.clone(), data)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
+    let mut info = HashMap::new();
+    info.insert("format".to_string(), "fmnist-mlp".to_string());
+    info.insert(
+        "hidden".to_string(),
+        spec.hidden
+            .iter()
+            .map(|h| h.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    info.insert(
+        "class_names".to_string(),
+        serde_json::to_string(&CLASS_NAMES)?,
+    );
+    if let Some(e) = meta.epochs {
+        info.insert("epochs".to_string(), e.to_string());
+    }
+    if let Some(s) = meta.seed {
+        info.insert("seed".to_string(), s.to_string());
+    }
+    if let Some(s) = meta.steps {
+        info.insert("steps".to_string(), s.to_string());
+    }
+    let bytes = safetensors::serialize(views, Some(info))
+        .with_context(|| format!("{}: cannot serialise the checkpoint", path.display()))?;
+    write_atomic(path, &bytes)
+}
+
+/// Loads a checkpoint, checking that it is a Fashion-MNIST MLP: consecutive `layers.{i}` pairs of F32
+/// tensors whose shapes chain from 784 inputs to 10 outputs, and no other tensors.
+pub fn load(path: &Path) -> Result<Checkpoint> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("{}: cannot read the checkpoint", path.display()))?;
+    parse(&bytes).with_context(|| format!("{}: not a usable fmnist checkpoint", path.display()))
+}
+
+fn parse(bytes: &[u8]) -> Result<Checkpoint> {
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| anyhow::anyhow!("not a safetensors file ({e})"))?;
+    let n_layers = (0..)
+        .take_while(|&i| st.tensor(&weight_name(i)).is_ok())
+        .count();
+    if n_layers == 0 {
+        bail!(
+            "no tensor named layers.0.weight (found: {})",
+            st.names().join(", ")
+        );
+    }
+    let expected: Vec<String> = (0..n_layers)
+        .flat_map(|i| [weight_name(i), bias_name(i)])
+        .collect();
+    if let Some(extra) = st
+        .names()
+        .into_iter()
+        .find(|n| !expected.iter().any(|e| e == n))
+    {
+        bail!(
+            "unexpected tensor {extra} (a model with {n_layers} layers has only layers.0-{}.weight/bias)",
+            n_layers - 1
+        );
+    }
+    let mut dims = Vec::new();
+    for i in 0..n_layers {
+        let w = st.tensor(&weight_name(i))?;
+        let b = st
+            .tensor(&bias_name(i))
+            .map_err(|_| anyhow::anyhow!("missing tensor {}", bias_name(i)))?;
+        for (name, t) in [(weight_name(i), &w), (bias_name(i), &b)] {
+            if t.dtype() != Dtype::F32 {
+                bail!("tensor {name} is {:?}, expected F32", t.dtype());
+            }
+        }
+        let &[fan_in, fan_out] = w.shape() else {
+            bail!(
+                "tensor {} has shape {:?}, expected [in, out]",
+                weight_name(i),
+                w.shape()
+            )
+        };
+        if b.shape() != [fan_out] {
+            bail!(
+                "tensor {} has shape {:?}, expected [{fan_out}] to match {}",
+                bias_name(i),
+                b.shape(),
+                weight_name(i)
+            );
+        }
+        if let Some(&(_, prev_out)) = dims.last()
+            && prev_out != fan_in
+        {
+            bail!(
+                "tensor {} takes {fan_in} inputs but layer {} gives {prev_out}",
+                weight_name(i),
+                i - 1
+            );
+        }
+        dims.push((fan_in, fan_out));
+    }
+    let (inputs, outputs) = (dims[0].0, dims[n_layers - 1].1);
+    if inputs != PIXELS || outputs != NUM_CLASSES {
+        bail!(
+            "the model maps {inputs} inputs to {outputs} outputs; Fashion-MNIST needs {PIXELS} -> {NUM_CLASSES}"
+        );
+    }
+    let hidden: Vec<usize> = dims[..n_layers - 1].iter().map(|d| d.1).collect();
+    let spec = MlpSpec::fashion(&hidden)?;
+    let layout = spec.layout();
+    let mut params = vec![0.0f32; layout.total];
+    for (i, l) in layout.layers.iter().enumerate() {
+        copy_f32(&st.tensor(&weight_name(i))?, &mut params[l.weight_range()]);
+        copy_f32(&st.tensor(&bias_name(i))?, &mut params[l.bias_range()]);
+    }
+    if let Some(bad) = params.iter().position(|p| !p.is_finite()) {
+        bail!(
+            "parameter {bad} is {} (the model diverged before it was saved?)",
+            params[bad]
+        );
+    }
+    let meta = st_metadata(bytes)?;
+    Ok(Checkpoint { spec, params, meta })
+}
+
+fn copy_f32(t: &TensorView<'_>, out: &mut [f32]) {
+    // The data may be unaligned inside the file, so decode bytewise rather than cast.
+    for (o, chunk) in out.iter_mut().zip(t.data().chunks_exact(4)) {
+        *o = f32::from_le_bytes(chunk.try_into().expect("4 bytes"));
+    }
+}
+
+fn st_metadata(bytes: &[u8]) -> Result<CheckpointMeta> {
+    let (_, header) = SafeTensors::read_metadata(bytes)?;
+    let info = header.metadata().clone().unwrap_or_default();
+    let number = |key: &str| info.get(key).and_then(|v| v.parse::<u64>().ok());
+    Ok(CheckpointMeta {
+        epochs: number("epochs").map(|e| e as usize),
+        seed: number("seed"),
+        steps: number("steps"),
+    })
+}

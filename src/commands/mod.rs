@@ -1,0 +1,72 @@
+//! Subcommands: flag definitions (clap derive) and the code that prints their results.
+
+mod evaluate;
+mod info;
+mod predict;
+mod train;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use fmnist::device::{AdapterChoice, DeviceChoice};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "fmnist",
+    version,
+    about = "Fashion-MNIST training engine: Keras' tutorial as one native program, on any GPU or the CPU"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train Flatten -> Dense(128, ReLU) -> Dense(10) with Adam, evaluating on the test set every epoch.
+    Train(train::TrainArgs),
+    /// Test-set loss and accuracy of a saved model.
+    Evaluate(evaluate::EvaluateArgs),
+    /// Class probabilities of test images under a saved model.
+    Predict(predict::PredictArgs),
+    /// Where the data is, its shapes and class counts, and the devices available.
+    Info(info::InfoArgs),
+}
+
+/// `--data-dir`, shared by every command that reads the dataset.
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Folder holding the four Fashion-MNIST IDX files (.gz or plain); searched for when omitted.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `--device` and `--adapter`, shared by every command that computes.
+#[derive(Args, Debug, Clone)]
+pub struct DeviceArgs {
+    /// Where to compute.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
+    /// Pick the GPU adapter whose name contains this text (case-insensitive).
+    #[arg(long, value_name = "NAME")]
+    pub adapter: Option<String>,
+}
+
+impl DeviceArgs {
+    pub fn adapter_choice(&self) -> AdapterChoice {
+        AdapterChoice {
+            name: self.adapter.clone(),
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Train(a) => train::run(a),
+        Command::Evaluate(a) => evaluate::run(a),
+        Command::Predict(a) => predict::run(a),
+        Command::Info(a) => info::run(a),
+    }
+}

@@ -1,0 +1,439 @@
+//! The CPU twins of every WGSL kernel, named like the shader entry points, plus the MLP forward/backward
+//! built from them. Generic over `Real` so the very same code runs in f64 for the gradient check
+//! (tests/cpu_gradcheck.rs) and in f32 for training and as the reference of tests/kernels.rs.
+//! Throughput is measured by benches/kernels.rs.
+
+use std::ops::{Add, AddAssign, Div, Mul, Sub};
+
+use crate::model::ParamLayout;
+
+/// The float operations the twins need; implemented for f32 (training) and f64 (gradient checks).
+pub trait Real:
+    Copy
+    + Default
+    + PartialOrd
+    + Send
+    + Sync
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + AddAssign
+    + std::fmt::Debug
+    + 'static
+{
+    fn from_f64(x: f64) -> Self;
+    fn to_f64(self) -> f64;
+    fn exp(self) -> Self;
+    fn ln(self) -> Self;
+    fn sqrt(self) -> Self;
+    /// `c = alpha * op(a) * op(b) + beta * c` with explicit row/column strides (in elements), so every
+    /// transposed layout is a stride swap rather than a copy.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[Self],
+        a_strides: (isize, isize),
+        b: &[Self],
+        b_strides: (isize, isize),
+        beta: Self,
+        c: &mut [Self],
+    );
+}
+
+macro_rules! impl_real {
+    ($t:ty, $gemm:path) => {
+        impl Real for $t {
+            fn from_f64(x: f64) -> Self {
+                x as $t
+            }
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            fn exp(self) -> Self {
+                <$t>::exp(self)
+            }
+            fn ln(self) -> Self {
+                <$t>::ln(self)
+            }
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
+            }
+            fn gemm(
+                m: usize,
+                k: usize,
+                n: usize,
+                a: &[Self],
+                (rsa, csa): (isize, isize),
+                b: &[Self],
+                (rsb, csb): (isize, isize),
+                beta: Self,
+                c: &mut [Self],
+            ) {
+                if m == 0 || n == 0 {
+                    return;
+                }
+                // Bounds: the last element each operand touches must lie inside its slice, so the unsafe
+                // call below reads and writes only memory it owns.
+                let last = |rows: usize, cols: usize, rs: isize, cs: isize| {
+                    (rows as isize - 1) * rs + (cols as isize - 1) * cs
+                };
+                if k > 0 {
+                    assert!(
+                        (last(m, k, rsa, csa) as usize) < a.len(),
+                        "gemm: a too short"
+                    );
+                    assert!(
+                        (last(k, n, rsb, csb) as usize) < b.len(),
+                        "gemm: b too short"
+                    );
+                }
+                assert!(m * n <= c.len(), "gemm: c too short");
+                // SAFETY: the asserts above keep every access of all three operands in bounds.
+                unsafe {
+                    $gemm(
+                        m,
+                        k,
+                        n,
+                        1.0,
+                        a.as_ptr(),
+                        rsa,
+                        csa,
+                        b.as_ptr(),
+                        rsb,
+                        csb,
+                        beta,
+                        c.as_mut_ptr(),
+                        n as isize,
+                        1,
+                    );
+                }
+            }
+        }
+    };
+}
+impl_real!(f32, matrixmultiply::sgemm);
+impl_real!(f64, matrixmultiply::dgemm);
+
+/// `c (m, n) = a (m, k) · b (k, n)`. Forward of a dense layer.
+pub fn matmul<T: Real>(a: &[T], b: &[T], c: &mut [T], m: usize, k: usize, n: usize) {
+    T::gemm(
+        m,
+        k,
+        n,
+        a,
+        (k as isize, 1),
+        b,
+        (n as isize, 1),
+        T::default(),
+        c,
+    );
+}
+
+/// `c (m, n) = a (k, m)^T · b (k, n)`. The weight gradient `X^T · dZ`.
+pub fn matmul_at_b<T: Real>(a: &[T], b: &[T], c: &mut [T], m: usize, k: usize, n: usize) {
+    T::gemm(
+        m,
+        k,
+        n,
+        a,
+        (1, m as isize),
+        b,
+        (n as isize, 1),
+        T::default(),
+        c,
+    );
+}
+
+/// `c (m, n) = a (m, k) · b (n, k)^T`. The input gradient `dZ · W^T`.
+pub fn matmul_a_bt<T: Real>(a: &[T], b: &[T], c: &mut [T], m: usize, k: usize, n: usize) {
+    T::gemm(
+        m,
+        k,
+        n,
+        a,
+        (k as isize, 1),
+        b,
+        (1, k as isize),
+        T::default(),
+        c,
+    );
+}
+
+/// `y (rows, cols) += bias (cols)`, per row.
+pub fn bias_add<T: Real>(y: &mut [T], bias: &[T], rows: usize, cols: usize) {
+    for row in y[..rows * cols].chunks_exact_mut(cols) {
+        for (v, &b) in row.iter_mut().zip(bias) {
+            *v += b;
+        }
+    }
+}
+
+/// `y = max(y, 0)` in place.
+pub fn relu<T: Real>(y: &mut [T]) {
+    let zero = T::default();
+    for v in y {
+        if !(*v > zero) {
+            *v = zero;
+        }
+    }
+}
+
+/// `dy = dy * (y > 0)` in place, where `y` is the ReLU's output. Zero where the unit was off, which is
+/// also the (sub)gradient Keras and PyTorch take at exactly 0.
+pub fn relu_backward<T: Real>(dy: &mut [T], y: &[T]) {
+    let zero = T::default();
+    for (d, &a) in dy.iter_mut().zip(y) {
+        if !(a > zero) {
+            *d = zero;
+        }
+    }
+}
+
+/// `db (cols) = sum over rows of dy (rows, cols)`: the bias gradient.
+pub fn bias_grad<T: Real>(dy: &[T], db: &mut [T], rows: usize, cols: usize) {
+    db[..cols].fill(T::default());
+    for row in dy[..rows * cols].chunks_exact(cols) {
+        for (d, &v) in db.iter_mut().zip(row) {
+            *d += v;
+        }
+    }
+}
+
+/// Sparse softmax cross-entropy from logits, over `rows` samples of `cols` classes.
+///
+/// Writes `dlogits = (softmax - onehot) * grad_scale` (the caller passes `1 / batch` for the mean loss)
+/// and returns the summed loss and the number of rows whose argmax (first maximum) equals the label.
+/// Subtracting the row maximum before `exp` keeps logits of +-1000 finite; the loss uses the
+/// log-sum-exp form `lse - z[label]` rather than `-ln(softmax)` so it never takes `ln(0)`.
+pub fn softmax_xent<T: Real>(
+    logits: &[T],
+    labels: &[u32],
+    dlogits: &mut [T],
+    rows: usize,
+    cols: usize,
+    grad_scale: T,
+) -> (T, u32) {
+    let mut loss = T::default();
+    let mut correct = 0;
+    for r in 0..rows {
+        let z = &logits[r * cols..(r + 1) * cols];
+        let label = labels[r] as usize;
+        let (mut arg, mut max) = (0, z[0]);
+        for (j, &v) in z.iter().enumerate().skip(1) {
+            if v > max {
+                (arg, max) = (j, v);
+            }
+        }
+        correct += (arg == label) as u32;
+        let mut sum = T::default();
+        for &v in z {
+            sum += (v - max).exp();
+        }
+        let lse = max + sum.ln();
+        loss += lse - z[label];
+        let d = &mut dlogits[r * cols..(r + 1) * cols];
+        for j in 0..cols {
+            let p = (z[j] - lse).exp();
+            let onehot = if j == label {
+                T::from_f64(1.0)
+            } else {
+                T::default()
+            };
+            d[j] = (p - onehot) * grad_scale;
+        }
+    }
+    (loss, correct)
+}
+
+/// Row-wise softmax of `logits (rows, cols)` into `probs`, max-subtracted. What `predict` returns.
+pub fn softmax<T: Real>(logits: &[T], probs: &mut [T], rows: usize, cols: usize) {
+    for (z, p) in logits[..rows * cols]
+        .chunks_exact(cols)
+        .zip(probs.chunks_exact_mut(cols))
+    {
+        let max = z
+            .iter()
+            .copied()
+            .fold(z[0], |a, b| if b > a { b } else { a });
+        let mut sum = T::default();
+        for (pj, &zj) in p.iter_mut().zip(z) {
+            *pj = (zj - max).exp();
+            sum += *pj;
+        }
+        for pj in p.iter_mut() {
+            *pj = *pj / sum;
+        }
+    }
+}
+
+/// Keras' Adam update over a flat vector. `alpha` is the bias-corrected step from [`adam_alpha`]:
+/// `m += (g - m)(1 - b1)`, `v += (g^2 - v)(1 - b2)`, `p -= alpha m / (sqrt(v) + eps)`.
+#[allow(clippy::too_many_arguments)]
+pub fn adam<T: Real>(
+    params: &mut [T],
+    grads: &[T],
+    m: &mut [T],
+    v: &mut [T],
+    alpha: T,
+    beta1: T,
+    beta2: T,
+    epsilon: T,
+) {
+    let one = T::from_f64(1.0);
+    for i in 0..params.len() {
+        let g = grads[i];
+        m[i] += (g - m[i]) * (one - beta1);
+        v[i] += (g * g - v[i]) * (one - beta2);
+        params[i] = params[i] - alpha * m[i] / (v[i].sqrt() + epsilon);
+    }
+}
+
+/// The bias-corrected step size of Adam's step `t` (1-based): `lr sqrt(1 - b2^t) / (1 - b1^t)`.
+/// Computed on the host in f64 and handed to both the CPU and the GPU update.
+pub fn adam_alpha(lr: f64, beta1: f64, beta2: f64, t: u64) -> f64 {
+    let t = t as i32;
+    lr * (1.0 - beta2.powi(t)).sqrt() / (1.0 - beta1.powi(t))
+}
+
+/// Preallocated activations and gradients of one MLP for batches up to `capacity` rows, so the training
+/// loop allocates nothing.
+pub struct Workspace<T> {
+    pub capacity: usize,
+    /// Output of each layer after its activation: `(capacity, fan_out)`; the last one holds the logits.
+    pub acts: Vec<Vec<T>>,
+    /// Gradient flowing into the current layer's pre-activation, `(capacity, widest)`.
+    dz: Vec<T>,
+    /// Gradient with respect to the current layer's input, `(capacity, widest)`.
+    da: Vec<T>,
+}
+
+impl<T: Real> Workspace<T> {
+    pub fn new(layout: &ParamLayout, capacity: usize) -> Self {
+        let widest = layout
+            .layers
+            .iter()
+            .map(|l| l.fan_out.max(l.fan_in))
+            .max()
+            .unwrap_or(0);
+        Self {
+            capacity,
+            acts: layout
+                .layers
+                .iter()
+                .map(|l| vec![T::default(); capacity * l.fan_out])
+                .collect(),
+            dz: vec![T::default(); capacity * widest],
+            da: vec![T::default(); capacity * widest],
+        }
+    }
+
+    /// The logits of the last forward pass, `(rows, outputs)`.
+    pub fn logits(&self, rows: usize) -> &[T] {
+        let last = self.acts.last().expect("an MLP has at least one layer");
+        &last[..rows * (last.len() / self.capacity)]
+    }
+}
+
+/// Forward pass of `rows` samples `x (rows, inputs)`: every layer `relu(a · W + b)`, the last without ReLU.
+pub fn forward<T: Real>(
+    layout: &ParamLayout,
+    params: &[T],
+    x: &[T],
+    rows: usize,
+    ws: &mut Workspace<T>,
+) {
+    assert!(
+        rows <= ws.capacity,
+        "batch of {rows} exceeds the workspace's {}",
+        ws.capacity
+    );
+    let last = layout.layers.len() - 1;
+    for (i, l) in layout.layers.iter().enumerate() {
+        let (before, after) = ws.acts.split_at_mut(i);
+        let input: &[T] = if i == 0 { x } else { &before[i - 1] };
+        let out = &mut after[0][..rows * l.fan_out];
+        matmul(
+            &input[..rows * l.fan_in],
+            &params[l.weight_range()],
+            out,
+            rows,
+            l.fan_in,
+            l.fan_out,
+        );
+        bias_add(out, &params[l.bias_range()], rows, l.fan_out);
+        if i != last {
+            relu(out);
+        }
+    }
+}
+
+/// Forward and backward over one batch: fills `grads` (same layout as `params`) with the gradient of
+/// the mean loss and returns `(summed loss, correct count)`.
+pub fn loss_and_grad<T: Real>(
+    layout: &ParamLayout,
+    params: &[T],
+    x: &[T],
+    labels: &[u32],
+    rows: usize,
+    ws: &mut Workspace<T>,
+    grads: &mut [T],
+) -> (T, u32) {
+    forward(layout, params, x, rows, ws);
+    let last = layout.layers.len() - 1;
+    let classes = layout.layers[last].fan_out;
+    let scale = T::from_f64(1.0 / rows as f64);
+    let (loss, correct) = softmax_xent(
+        &ws.acts[last][..rows * classes],
+        labels,
+        &mut ws.dz,
+        rows,
+        classes,
+        scale,
+    );
+    for (i, l) in layout.layers.iter().enumerate().rev() {
+        let input: &[T] = if i == 0 { x } else { &ws.acts[i - 1] };
+        let dz = &ws.dz[..rows * l.fan_out];
+        matmul_at_b(
+            &input[..rows * l.fan_in],
+            dz,
+            &mut grads[l.weight_range()],
+            l.fan_in,
+            rows,
+            l.fan_out,
+        );
+        bias_grad(dz, &mut grads[l.bias_range()], rows, l.fan_out);
+        if i > 0 {
+            let da = &mut ws.da[..rows * l.fan_in];
+            matmul_a_bt(dz, &params[l.weight_range()], da, rows, l.fan_out, l.fan_in);
+            relu_backward(da, &input[..rows * l.fan_in]);
+            std::mem::swap(&mut ws.dz, &mut ws.da);
+        }
+    }
+    (loss, correct)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transposed_matmuls_agree_with_the_plain_one() {
+        // a (2, 3), b (3, 2)
+        let a = [1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let b = [7.0f64, 8.0, 9.0, 10.0, 11.0, 12.0];
+        let mut c = [0.0; 4];
+        matmul(&a, &b, &mut c, 2, 3, 2);
+        assert_eq!(c, [58.0, 64.0, 139.0, 154.0]);
+        let at = [1.0f64, 4.0, 2.0, 5.0, 3.0, 6.0]; // a^T, (3, 2)
+        let mut c2 = [0.0; 4];
+        matmul_at_b(&at, &b, &mut c2, 2, 3, 2);
+        assert_eq!(c2, c);
+        let bt = [7.0f64, 9.0, 11.0, 8.0, 10.0, 12.0]; // b^T, (2, 3)
+        let mut c3 = [0.0; 4];
+        matmul_a_bt(&a, &bt, &mut c3, 2, 3, 2);
+        assert_eq!(c3, c);
+    }
+}

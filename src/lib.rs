@@ -1,0 +1,19 @@
+//! fmnist: the Keras Fashion-MNIST tutorial as one native program. Data flows one way:
+//! IDX files (`data`) -> minibatches (`batches`) -> a `Backend` (`backend::CpuBackend` or the GPU engine)
+//! that runs forward, backward and Adam -> metrics, checkpoints and history (`train`, `checkpoint`, `run`).
+//! The library returns `Result` and prints only through `log` and the progress reporter.
+
+pub mod atomic;
+pub mod backend;
+pub mod batches;
+pub mod checkpoint;
+pub mod config;
+pub mod cpu;
+pub mod data;
+pub mod device;
+pub mod error;
+pub mod evaluate;
+pub mod model;
+pub mod progress;
+pub mod run;
+pub mod train;
