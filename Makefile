@@ -1,0 +1,52 @@
+# fmnist: `make train` runs the whole tutorial workflow, `make test` is what CI runs.
+# `make setup` installs what is missing (Debian/Ubuntu) and is safe to run again.
+
+CARGO ?= cargo
+DATA_DIR ?= /usr/share/datasets/fashion-mnist
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Mesa prints a harmless XDG_RUNTIME_DIR warning when no session directory exists; give it a private one.
+export XDG_RUNTIME_DIR ?= $(shell d=/tmp/fmnist-xdg-$$(id -u); mkdir -p -m 700 $$d; echo $$d)
+
+.PHONY: setup build train test lint shaders bench clean-runs
+
+# Installs the Debian packages that are missing: the dataset, and a software Vulkan driver (lavapipe)
+# when no Vulkan driver is installed at all. Runs apt-get only when something is missing.
+setup:
+	@missing=""; \
+	if [ ! -e "$(DATA_DIR)/train-images-idx3-ubyte.gz" ] && [ ! -e data/fashion-mnist/train-images-idx3-ubyte.gz ] && [ -z "$$FMNIST_DATA" ]; then \
+	  missing="$$missing dataset-fashion-mnist"; fi; \
+	if ! ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1 || ! ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1'; then \
+	  missing="$$missing mesa-vulkan-drivers libvulkan1"; fi; \
+	if [ -z "$$missing" ]; then echo "setup: nothing to install"; exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "setup: please install:$$missing (or download Fashion-MNIST into ./data/fashion-mnist and install a Vulkan driver)"; exit 1; fi; \
+	echo "setup: installing$$missing"; \
+	$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing
+
+build:
+	$(CARGO) build --release
+
+# The tutorial end to end: train 10 epochs (evaluating every epoch), save the model and figures.
+train: setup build
+	./target/release/fmnist train --out runs/tutorial
+	./target/release/fmnist predict --model runs/tutorial/model.safetensors --index 0 --index 12
+
+shaders:
+	@if command -v naga >/dev/null 2>&1; then for s in shaders/*.wgsl; do [ -e "$$s" ] || continue; naga "$$s" >/dev/null || exit 1; done; echo "shaders: naga validated shaders/*.wgsl"; \
+	else echo "shaders: naga not on PATH; the tests validate them through wgpu"; fi
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --all-targets -- -D warnings
+
+# GPU tests fail instead of skipping when no adapter is found: CI has lavapipe.
+test: setup lint shaders
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+	  FMNIST_REQUIRE_GPU=1 $(CARGO) nextest run --release --no-fail-fast; \
+	else FMNIST_REQUIRE_GPU=1 $(CARGO) test --release --no-fail-fast; fi
+
+bench:
+	$(CARGO) bench
+
+clean-runs:
+	rm -rf runs
