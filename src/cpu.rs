@@ -175,7 +175,8 @@ pub fn bias_add<T: Real>(y: &mut [T], bias: &[T], rows: usize, cols: usize) {
 pub fn relu<T: Real>(y: &mut [T]) {
     let zero = T::default();
     for v in y {
-        if !(*v > zero) {
+        // NaN is kept, so a diverging run shows up in the loss instead of being masked here.
+        if *v <= zero {
             *v = zero;
         }
     }
@@ -186,7 +187,7 @@ pub fn relu<T: Real>(y: &mut [T]) {
 pub fn relu_backward<T: Real>(dy: &mut [T], y: &[T]) {
     let zero = T::default();
     for (d, &a) in dy.iter_mut().zip(y) {
-        if !(a > zero) {
+        if a <= zero {
             *d = zero;
         }
     }

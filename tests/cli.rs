@@ -1,0 +1,94 @@
+//! Bad input at the command line: one clear error line, a hint where one helps, non-zero exit, no panic.
+
+mod common;
+
+use common::{fmnist, stderr};
+
+fn assert_clean_failure(args: &[&str], expected: &[&str]) -> String {
+    let o = fmnist(args);
+    let err = stderr(&o);
+    assert!(!o.status.success(), "{args:?} must fail");
+    assert!(!err.contains("panicked"), "{args:?} panicked:\n{err}");
+    for e in expected {
+        assert!(
+            err.contains(e),
+            "{args:?}: expected `{e}` in stderr:\n{err}"
+        );
+    }
+    err
+}
+
+#[test]
+fn missing_data_dir_names_the_folder_and_how_to_get_the_data() {
+    let err = assert_clean_failure(
+        &["train", "--data-dir", "/nonexistent/fm", "--device", "cpu"],
+        &["/nonexistent/fm", "hint:", "make setup"],
+    );
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{err}"
+    );
+}
+
+#[test]
+fn corrupt_checkpoint_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.safetensors");
+    std::fs::write(&bad, b"this is not a checkpoint").unwrap();
+    let err = assert_clean_failure(
+        &[
+            "evaluate",
+            "--model",
+            bad.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ],
+        &["bad.safetensors", "not a usable fmnist checkpoint"],
+    );
+    assert_eq!(err.lines().count(), 1, "one line:\n{err}");
+    assert_clean_failure(
+        &[
+            "predict",
+            "--model",
+            dir.path().join("none.safetensors").to_str().unwrap(),
+        ],
+        &["none.safetensors", "cannot read"],
+    );
+}
+
+#[test]
+fn nonsense_flags_are_refused() {
+    assert_clean_failure(&["train", "--batch-size", "0"], &["--batch-size", "0"]);
+    assert_clean_failure(&["train", "--lr=-1", "--device", "cpu"], &["--lr"]);
+    assert_clean_failure(&["train", "--hidden", "128,0"], &["--hidden"]);
+    assert_clean_failure(&["train", "--device", "tpu"], &["--device", "tpu"]);
+    assert_clean_failure(
+        &["train", "--epochs", "0", "--device", "cpu"],
+        &["--epochs"],
+    );
+}
+
+#[test]
+fn predict_refuses_an_index_outside_the_test_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.safetensors");
+    let spec = fmnist::model::MlpSpec::fashion(&[8]).unwrap();
+    fmnist::checkpoint::save(
+        &model,
+        &spec,
+        &fmnist::model::glorot_init(&spec, 1),
+        &Default::default(),
+    )
+    .unwrap();
+    assert_clean_failure(
+        &[
+            "predict",
+            "--model",
+            model.to_str().unwrap(),
+            "--index",
+            "10000",
+        ],
+        &["--index 10000", "0-9999"],
+    );
+}
