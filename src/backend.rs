@@ -67,6 +67,9 @@ pub struct CpuBackend {
     eval_ws: Workspace<f32>,
     steps: u64,
     stats: StepStats,
+    /// The step runs inside this pool, so the kernels' `rayon::join` splits are cheap hand-offs between
+    /// its threads instead of a wake-up of a foreign pool from the calling thread.
+    pool: rayon::ThreadPool,
 }
 
 impl CpuBackend {
@@ -91,13 +94,22 @@ impl CpuBackend {
             v: vec![0.0; n],
             steps: 0,
             stats: StepStats::default(),
+            pool: rayon::ThreadPoolBuilder::new()
+                .thread_name(|i| format!("fmnist-cpu-{i}"))
+                .build()
+                .expect("a thread pool starts"),
         }
+    }
+
+    /// Threads the CPU path computes on.
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
     }
 }
 
 impl Backend for CpuBackend {
     fn device_name(&self) -> String {
-        "cpu (matrixmultiply sgemm)".to_string()
+        format!("cpu ({} threads, matrixmultiply sgemm)", self.threads())
     }
 
     fn spec(&self) -> &MlpSpec {
@@ -141,7 +153,14 @@ impl Backend for CpuBackend {
     }
 
     fn logits(&mut self, x: &[f32], rows: usize, out: &mut [f32]) -> Result<()> {
-        cpu::forward(&self.layout, &self.params, x, rows, &mut self.eval_ws);
+        let Self {
+            layout,
+            params,
+            eval_ws,
+            pool,
+            ..
+        } = self;
+        pool.install(|| cpu::forward(layout, params, x, rows, eval_ws));
         out[..rows * self.spec.outputs].copy_from_slice(self.eval_ws.logits(rows));
         Ok(())
     }

@@ -27,19 +27,24 @@ pub trait Real:
     fn exp(self) -> Self;
     fn ln(self) -> Self;
     fn sqrt(self) -> Self;
-    /// `c = alpha * op(a) * op(b) + beta * c` with explicit row/column strides (in elements), so every
-    /// transposed layout is a stride swap rather than a copy.
+    /// `c (m, n) = op(a) (m, k) · op(b) (k, n)` with explicit row/column strides (in elements), so every
+    /// transposed layout is a stride swap rather than a copy; `c` has row stride `rsc`, column stride 1.
+    ///
+    /// # Safety
+    /// Every element the strides address must lie inside the allocation behind its pointer.
     #[allow(clippy::too_many_arguments)]
-    fn gemm(
+    unsafe fn gemm_raw(
         m: usize,
         k: usize,
         n: usize,
-        a: &[Self],
-        a_strides: (isize, isize),
-        b: &[Self],
-        b_strides: (isize, isize),
-        beta: Self,
-        c: &mut [Self],
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        c: *mut Self,
+        rsc: isize,
     );
 }
 
@@ -61,55 +66,21 @@ macro_rules! impl_real {
             fn sqrt(self) -> Self {
                 <$t>::sqrt(self)
             }
-            fn gemm(
+            unsafe fn gemm_raw(
                 m: usize,
                 k: usize,
                 n: usize,
-                a: &[Self],
-                (rsa, csa): (isize, isize),
-                b: &[Self],
-                (rsb, csb): (isize, isize),
-                beta: Self,
-                c: &mut [Self],
+                a: *const Self,
+                rsa: isize,
+                csa: isize,
+                b: *const Self,
+                rsb: isize,
+                csb: isize,
+                c: *mut Self,
+                rsc: isize,
             ) {
-                if m == 0 || n == 0 {
-                    return;
-                }
-                // Bounds: the last element each operand touches must lie inside its slice, so the unsafe
-                // call below reads and writes only memory it owns.
-                let last = |rows: usize, cols: usize, rs: isize, cs: isize| {
-                    (rows as isize - 1) * rs + (cols as isize - 1) * cs
-                };
-                if k > 0 {
-                    assert!(
-                        (last(m, k, rsa, csa) as usize) < a.len(),
-                        "gemm: a too short"
-                    );
-                    assert!(
-                        (last(k, n, rsb, csb) as usize) < b.len(),
-                        "gemm: b too short"
-                    );
-                }
-                assert!(m * n <= c.len(), "gemm: c too short");
-                // SAFETY: the asserts above keep every access of all three operands in bounds.
-                unsafe {
-                    $gemm(
-                        m,
-                        k,
-                        n,
-                        1.0,
-                        a.as_ptr(),
-                        rsa,
-                        csa,
-                        b.as_ptr(),
-                        rsb,
-                        csb,
-                        beta,
-                        c.as_mut_ptr(),
-                        n as isize,
-                        1,
-                    );
-                }
+                // SAFETY: forwarded from the caller's contract.
+                unsafe { $gemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, 1) }
             }
         }
     };
@@ -117,49 +88,97 @@ macro_rules! impl_real {
 impl_real!(f32, matrixmultiply::sgemm);
 impl_real!(f64, matrixmultiply::dgemm);
 
+/// Below this many multiply-adds a product runs on one core: splitting costs more than it saves.
+const PARALLEL_MIN_MACS: usize = 200_000;
+
+/// A raw output pointer that two threads may hold while they write disjoint blocks.
+struct SharedOut<T>(*mut T);
+// SAFETY: `product` hands each thread a block of `c` that the other never touches.
+unsafe impl<T> Send for SharedOut<T> {}
+unsafe impl<T> Sync for SharedOut<T> {}
+impl<T> SharedOut<T> {
+    fn get(&self) -> *mut T {
+        self.0
+    }
+}
+
+/// `c (m, n) = op(a) · op(b)`, operands given with strides. Large products are split in two halves, run
+/// on both cores: by rows of `c` when it is tall (the weight gradient, 784 x 128), by columns when it is
+/// wide (the forward, 32 x 128), so that each thread packs only half of the big operand.
+#[allow(clippy::too_many_arguments)]
+fn product<T: Real>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    (rsa, csa): (isize, isize),
+    b: &[T],
+    (rsb, csb): (isize, isize),
+    c: &mut [T],
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    // Bounds: the last element each operand touches lies inside its slice, so the unsafe calls below
+    // read and write only memory they own.
+    let last = |rows: usize, cols: usize, rs: isize, cs: isize| {
+        (rows as isize - 1) * rs + (cols as isize - 1) * cs
+    };
+    if k > 0 {
+        assert!(
+            (last(m, k, rsa, csa) as usize) < a.len(),
+            "product: a is too short for {m}x{k}"
+        );
+        assert!(
+            (last(k, n, rsb, csb) as usize) < b.len(),
+            "product: b is too short for {k}x{n}"
+        );
+    } else {
+        c[..m * n].fill(T::default());
+        return;
+    }
+    assert!(m * n <= c.len(), "product: c is too short for {m}x{n}");
+    let out = SharedOut(c.as_mut_ptr());
+    // SAFETY: each call addresses rows r0..r0+rows and columns c0..c0+cols of operands checked above.
+    let block = |r0: usize, rows: usize, c0: usize, cols: usize| unsafe {
+        T::gemm_raw(
+            rows,
+            k,
+            cols,
+            a.as_ptr().offset(r0 as isize * rsa),
+            rsa,
+            csa,
+            b.as_ptr().offset(c0 as isize * csb),
+            rsb,
+            csb,
+            out.get().add(r0 * n + c0),
+            n as isize,
+        )
+    };
+    if m * k * n < PARALLEL_MIN_MACS || rayon::current_num_threads() < 2 {
+        block(0, m, 0, n);
+    } else if m >= n {
+        let h = m / 2;
+        rayon::join(|| block(0, h, 0, n), || block(h, m - h, 0, n));
+    } else {
+        let h = (n / 2).next_multiple_of(8).min(n);
+        rayon::join(|| block(0, m, 0, h), || block(0, m, h, n - h));
+    }
+}
+
 /// `c (m, n) = a (m, k) · b (k, n)`. Forward of a dense layer.
 pub fn matmul<T: Real>(a: &[T], b: &[T], c: &mut [T], m: usize, k: usize, n: usize) {
-    T::gemm(
-        m,
-        k,
-        n,
-        a,
-        (k as isize, 1),
-        b,
-        (n as isize, 1),
-        T::default(),
-        c,
-    );
+    product(m, k, n, a, (k as isize, 1), b, (n as isize, 1), c);
 }
 
 /// `c (m, n) = a (k, m)^T · b (k, n)`. The weight gradient `X^T · dZ`.
 pub fn matmul_at_b<T: Real>(a: &[T], b: &[T], c: &mut [T], m: usize, k: usize, n: usize) {
-    T::gemm(
-        m,
-        k,
-        n,
-        a,
-        (1, m as isize),
-        b,
-        (n as isize, 1),
-        T::default(),
-        c,
-    );
+    product(m, k, n, a, (1, m as isize), b, (n as isize, 1), c);
 }
 
 /// `c (m, n) = a (m, k) · b (n, k)^T`. The input gradient `dZ · W^T`.
 pub fn matmul_a_bt<T: Real>(a: &[T], b: &[T], c: &mut [T], m: usize, k: usize, n: usize) {
-    T::gemm(
-        m,
-        k,
-        n,
-        a,
-        (k as isize, 1),
-        b,
-        (1, k as isize),
-        T::default(),
-        c,
-    );
+    product(m, k, n, a, (k as isize, 1), b, (1, k as isize), c);
 }
 
 /// `y (rows, cols) += bias (cols)`, per row.
@@ -283,12 +302,49 @@ pub fn adam<T: Real>(
     beta2: T,
     epsilon: T,
 ) {
+    let n = params.len();
+    assert!(
+        grads.len() == n && m.len() == n && v.len() == n,
+        "adam: params, grads, m and v differ in length"
+    );
+    // Memory-bound: both cores share the vector when it is large (the first layer's 100k weights).
+    if n >= PARALLEL_MIN_MACS / 4 && rayon::current_num_threads() >= 2 {
+        let h = n / 2;
+        let (p0, p1) = params.split_at_mut(h);
+        let (m0, m1) = m.split_at_mut(h);
+        let (v0, v1) = v.split_at_mut(h);
+        rayon::join(
+            || adam_serial(p0, &grads[..h], m0, v0, alpha, beta1, beta2, epsilon),
+            || adam_serial(p1, &grads[h..], m1, v1, alpha, beta1, beta2, epsilon),
+        );
+    } else {
+        adam_serial(params, grads, m, v, alpha, beta1, beta2, epsilon);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn adam_serial<T: Real>(
+    params: &mut [T],
+    grads: &[T],
+    m: &mut [T],
+    v: &mut [T],
+    alpha: T,
+    beta1: T,
+    beta2: T,
+    epsilon: T,
+) {
     let one = T::from_f64(1.0);
-    for i in 0..params.len() {
-        let g = grads[i];
-        m[i] += (g - m[i]) * (one - beta1);
-        v[i] += (g * g - v[i]) * (one - beta2);
-        params[i] = params[i] - alpha * m[i] / (v[i].sqrt() + epsilon);
+    let (c1, c2) = (one - beta1, one - beta2);
+    // Zipped iterators carry no bounds checks, so the loop vectorises (sqrt and divide included).
+    for (((p, &g), m), v) in params
+        .iter_mut()
+        .zip(grads)
+        .zip(m.iter_mut())
+        .zip(v.iter_mut())
+    {
+        *m += (g - *m) * c1;
+        *v += (g * g - *v) * c2;
+        *p = *p - alpha * *m / (v.sqrt() + epsilon);
     }
 }
 
