@@ -174,3 +174,89 @@ fn a_diverging_loss_stops_training_with_a_clear_error() {
     assert!(format!("{err:#}").contains("diverged"), "{err:#}");
     assert!(fmnist::error::hint_of(&err).unwrap().contains("--lr"));
 }
+
+#[test]
+fn train_flags_deeper_model_limits_and_init_from_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first");
+    let o = fmnist(&[
+        "train",
+        "--device",
+        "cpu",
+        "--hidden",
+        "64,32",
+        "--limit-train",
+        "3000",
+        "--batch-size",
+        "100",
+        "--epochs",
+        "2",
+        "--no-shuffle",
+        "--out",
+        first.to_str().unwrap(),
+    ]);
+    let text = stdout(&o);
+    assert!(o.status.success(), "{text}\n{}", stderr(&o));
+    assert!(
+        text.contains("784-64-32-10") && text.contains("no shuffle") && text.contains("30/30 - "),
+        "{text}"
+    );
+    let model = first.join("model.safetensors");
+    let ck = checkpoint::load(&model).unwrap();
+    assert_eq!(
+        (ck.spec.hidden.clone(), ck.meta.epochs, ck.meta.steps),
+        (vec![64, 32], Some(2), Some(60))
+    );
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(first.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        (config["batch_size"].as_u64(), config["shuffle"].as_bool()),
+        (Some(100), Some(false))
+    );
+    assert!(config["device"].as_str().unwrap().starts_with("cpu"));
+
+    // Continuing from the checkpoint starts where it left off: the first epoch's loss is already low.
+    let second = dir.path().join("second");
+    let o = fmnist(&[
+        "train",
+        "--device",
+        "cpu",
+        "--init",
+        model.to_str().unwrap(),
+        "--steps",
+        "5",
+        "--out",
+        second.to_str().unwrap(),
+    ]);
+    let text = stdout(&o);
+    assert!(o.status.success(), "{text}\n{}", stderr(&o));
+    assert!(
+        text.contains("weights from")
+            && text.contains("784-64-32-10")
+            && text.contains("5/1875 - "),
+        "{text}"
+    );
+    let history = fmnist::run::read_history(&second.join("history.csv")).unwrap();
+    assert!(
+        history[0].loss < 1.0,
+        "a trained start has a low first loss: {:?}",
+        history[0]
+    );
+
+    let o = fmnist(&[
+        "train",
+        "--device",
+        "cpu",
+        "--init",
+        model.to_str().unwrap(),
+        "--hidden",
+        "128",
+        "--steps",
+        "1",
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--hidden asks for [128]"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -27,9 +27,9 @@ pub struct TrainArgs {
     /// Adam's learning rate.
     #[arg(long, default_value_t = 0.001)]
     pub lr: f64,
-    /// Hidden layer sizes, comma-separated (e.g. 256,128).
-    #[arg(long, value_delimiter = ',', default_value = "128", value_parser = clap::value_parser!(u32).range(1..=65536))]
-    pub hidden: Vec<u32>,
+    /// Hidden layer sizes, comma-separated (e.g. 256,128) [default: 128, or the --init checkpoint's].
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub hidden: Option<Vec<u32>>,
     /// Seed of the initial weights and of the per-epoch shuffle.
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
@@ -68,7 +68,10 @@ impl TrainArgs {
         Ok(TrainConfig {
             epochs: self.epochs,
             batch_size: self.batch_size as usize,
-            hidden: self.hidden.iter().map(|&h| h as usize).collect(),
+            hidden: self.hidden.as_ref().map_or_else(
+                || TrainConfig::default().hidden,
+                |h| h.iter().map(|&h| h as usize).collect(),
+            ),
             adam: AdamConfig {
                 learning_rate: self.lr,
                 ..AdamConfig::default()
@@ -92,7 +95,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     let (spec, params, start) = match &args.init {
         Some(path) => {
             let ck = checkpoint::load(path)?;
-            if ck.spec.hidden != cfg.hidden && args.hidden != [128] {
+            if args.hidden.is_some() && ck.spec.hidden != cfg.hidden {
                 bail!(
                     "--init {}: the checkpoint has hidden layers {:?} but --hidden asks for {:?}",
                     path.display(),
