@@ -141,6 +141,9 @@ fn product<T: Real>(
     let out = SharedOut(c.as_mut_ptr());
     // SAFETY: each call addresses rows r0..r0+rows and columns c0..c0+cols of operands checked above.
     let block = |r0: usize, rows: usize, c0: usize, cols: usize| unsafe {
+        if rows == 0 || cols == 0 {
+            return;
+        }
         T::gemm_raw(
             rows,
             k,
@@ -475,6 +478,71 @@ pub fn loss_and_grad<T: Real>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The textbook triple loop, `c[i][j] = sum_p a(i, p) b(p, j)` with element accessors.
+    fn naive(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: impl Fn(usize, usize) -> f64,
+        b: impl Fn(usize, usize) -> f64,
+    ) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|p| a(i, p) * b(p, j)).sum();
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn products_split_across_two_threads_match_the_triple_loop_rel_1e_12() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        // Tall (row split), wide (column split) and odd shapes, all above the parallel threshold.
+        for (m, k, n) in [
+            (784, 32, 128),
+            (32, 784, 128),
+            (33, 785, 129),
+            (3, 70_001, 5),
+        ] {
+            let a: Vec<f64> = (0..m * k)
+                .map(|i| ((i * 7919) % 1000) as f64 / 1000.0 - 0.5)
+                .collect();
+            let b: Vec<f64> = (0..k * n)
+                .map(|i| ((i * 104_729) % 1000) as f64 / 1000.0 - 0.5)
+                .collect();
+            let at: Vec<f64> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect(); // (k, m)
+            let bt: Vec<f64> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect(); // (n, k)
+            let reference = naive(m, k, n, |i, p| a[i * k + p], |p, j| b[p * n + j]);
+            let mut c = vec![f64::NAN; m * n];
+            let check = |c: &[f64], what: &str| {
+                let err: f64 = c
+                    .iter()
+                    .zip(&reference)
+                    .map(|(x, y)| (x - y).powi(2))
+                    .sum::<f64>()
+                    .sqrt();
+                let norm: f64 = reference.iter().map(|y| y * y).sum::<f64>().sqrt();
+                assert!(
+                    err / norm < 1e-12,
+                    "{what} {m}x{k}x{n}: relative error {:e} >= 1e-12",
+                    err / norm
+                );
+            };
+            pool.install(|| matmul(&a, &b, &mut c, m, k, n));
+            check(&c, "matmul");
+            c.fill(f64::NAN);
+            pool.install(|| matmul_at_b(&at, &b, &mut c, m, k, n));
+            check(&c, "matmul_at_b");
+            c.fill(f64::NAN);
+            pool.install(|| matmul_a_bt(&a, &bt, &mut c, m, k, n));
+            check(&c, "matmul_a_bt");
+        }
+    }
 
     #[test]
     fn transposed_matmuls_agree_with_the_plain_one() {
