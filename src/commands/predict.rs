@@ -210,7 +210,12 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
                     predictions::single(pixels, p, truth.expect("test label"))?
                 }
                 (Input::File(path, _), false) => {
-                    predictions::photo(pixels, p, &path.display().to_string())?
+                    // The file name, not the whole path: it must fit under a 250-pixel image.
+                    let name = path.file_name().map_or_else(
+                        || path.display().to_string(),
+                        |n| n.to_string_lossy().into_owned(),
+                    );
+                    predictions::photo(pixels, p, &name)?
                 }
             };
             let default = default_figure_name(input, args.bars_only);

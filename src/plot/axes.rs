@@ -23,14 +23,23 @@ pub fn nice_ticks(lo: f64, hi: f64, max: usize) -> Vec<f64> {
     }
     let raw = (hi - lo) / (max - 1) as f64;
     let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0]
-        .iter()
-        .map(|m| m * mag)
-        .find(|&s| s >= raw)
-        .unwrap_or(10.0 * mag);
-    let first = (lo / step).ceil() as i64;
+    let m = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .find(|m| m * mag >= raw)
+        .unwrap_or(10.0);
+    let step = m * mag;
+    let first = (lo / step - 1e-9).ceil() as i64;
     let last = (hi / step + 1e-9).floor() as i64;
-    (first..=last).map(|k| k as f64 * step).collect()
+    // Divide by a whole power of ten rather than multiply by a fraction: 6 / 10 is exactly 0.6, while
+    // 6 * 0.1 is 0.6000000000000001, which would print as such in a test or a label.
+    let scale = |k: i64| {
+        if mag < 1.0 {
+            k as f64 * m / (1.0 / mag).round()
+        } else {
+            k as f64 * m * mag
+        }
+    };
+    (first..=last).map(scale).collect()
 }
 
 /// Labelled ticks for one chart.

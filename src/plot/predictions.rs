@@ -134,7 +134,7 @@ pub fn photo(pixels: &[u8], probs: &[f32], name: &str) -> Result<Figure> {
         let side = 9 * IMAGE_SIDE as i32;
         let image_area = left.clone().shrink(((300 - side) / 2, 16), (side, side));
         panels::image(&image_area, pixels, PixelMap::Grey)?;
-        let name = panels::fit_text(name, 12.0, 290);
+        let name = panels::fit_text(name, 12.0, 280);
         panels::caption(
             &left,
             16 + side + 10,
