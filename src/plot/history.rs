@@ -125,19 +125,24 @@ fn panel(
         BLACK,
         0.0,
     )?;
+    let base = area.get_base_pixel();
     for (k, colour) in [(0, TRAIN_LINE), (1, TEST_LINE)] {
-        let points: Vec<(f64, f64)> = history
+        let points: Vec<(i32, i32)> = history
             .iter()
-            .map(|r| (r.epoch as f64, <[f64; 2]>::from(pick(r))[k]))
+            .map(|r| {
+                let (px, py) = chart.backend_coord(&(r.epoch as f64, <[f64; 2]>::from(pick(r))[k]));
+                (px - base.0, py - base.1)
+            })
             .collect();
-        drawing(chart.draw_series(LineSeries::new(points.clone(), colour.stroke_width(2))))?;
-        drawing(
-            chart.draw_series(
-                points
-                    .into_iter()
-                    .map(|p| Circle::new(p, 3, colour.filled())),
-            ),
-        )?;
+        // A 2-pixel line as three 1-pixel lines: plotters fills wide lines as thin polygons, which leave
+        // gaps along steep segments.
+        for (dx, dy) in [(0, 0), (1, 0), (0, 1)] {
+            let shifted: Vec<(i32, i32)> = points.iter().map(|&(x, y)| (x + dx, y + dy)).collect();
+            drawing(area.draw(&PathElement::new(shifted, colour)))?;
+        }
+        for &p in &points {
+            drawing(area.draw(&Circle::new(p, 3, colour.filled())))?;
+        }
     }
     Ok(())
 }
