@@ -47,5 +47,6 @@ pub fn run(args: EvaluateArgs) -> Result<ExitCode> {
         eval.accuracy
     );
     println!("Test accuracy: {:.4}", eval.accuracy);
+    super::report::print_per_class(&eval.confusion());
     Ok(ExitCode::SUCCESS)
 }

@@ -2,7 +2,10 @@
 
 mod evaluate;
 mod info;
+mod plot;
 mod predict;
+mod report;
+mod show;
 mod train;
 
 use std::path::PathBuf;
@@ -33,6 +36,10 @@ pub enum Command {
     Predict(predict::PredictArgs),
     /// Where the data is, its shapes and class counts, and the devices available.
     Info(info::InfoArgs),
+    /// Draw dataset images: one with a colour bar (--index) or a grid with class names (--grid N).
+    Show(show::ShowArgs),
+    /// Redraw a run's figures (history, confusion matrix, predictions, mistakes) from its folder.
+    Plot(plot::PlotArgs),
 }
 
 /// `--data-dir`, shared by every command that reads the dataset.
@@ -68,5 +75,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Evaluate(a) => evaluate::run(a),
         Command::Predict(a) => predict::run(a),
         Command::Info(a) => info::run(a),
+        Command::Show(a) => show::run(a),
+        Command::Plot(a) => plot::run(a),
     }
 }

@@ -1,6 +1,8 @@
-//! `fmnist predict`: class probabilities of test images.
+//! `fmnist predict`: class probabilities of test images (`--index`, `--grid RxC`) and of a person's own
+//! image files, as text, JSON lines (`--json`) or figures (`--plot`). A file that cannot be read is
+//! reported on its own line and the others are still predicted; the exit code says something failed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -10,7 +12,12 @@ use fmnist::checkpoint;
 use fmnist::config::AdamConfig;
 use fmnist::data::{self, CLASS_NAMES, NUM_CLASSES, PIXELS};
 use fmnist::device::make_backend;
+use fmnist::error::HintExt;
 use fmnist::evaluate::{argmax, predict};
+use fmnist::photo::{self, Photo};
+use fmnist::plot::{Figure, predictions};
+use serde::Serialize;
+use serde::ser::SerializeMap;
 
 use super::{DataArgs, DeviceArgs};
 
@@ -19,62 +26,334 @@ pub struct PredictArgs {
     /// A checkpoint written by `fmnist train` (model.safetensors).
     #[arg(long, value_name = "FILE")]
     pub model: PathBuf,
-    /// Test image to classify; repeat for several (default: 0).
+    /// Image files of garments (PNG, JPEG, GIF, BMP, WebP, TIFF, ...), preprocessed like Fashion-MNIST.
+    #[arg(value_name = "IMAGE")]
+    pub files: Vec<PathBuf>,
+    /// Test image to classify; repeat for several (default: 0 when no file is given).
     #[arg(long = "index", value_name = "I")]
     pub indices: Vec<usize>,
+    /// The first ROWS*COLS test images, e.g. 5x3; with --plot, drawn as one figure.
+    #[arg(long, value_name = "ROWSxCOLS", value_parser = parse_grid, conflicts_with_all = ["indices", "files"])]
+    pub grid: Option<(usize, usize)>,
+    /// Draw each prediction (image beside its probability bars) as a PNG.
+    #[arg(long)]
+    pub plot: bool,
+    /// With --plot: draw only the probability chart, with the class names under the bars.
+    #[arg(long, requires = "plot")]
+    pub bars_only: bool,
+    /// With --plot and a single figure: the PNG file to write (default: a name from the input).
+    #[arg(long, value_name = "FILE", requires = "plot")]
+    pub out: Option<PathBuf>,
+    /// One JSON object per input per line instead of text.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub device: DeviceArgs,
     #[command(flatten)]
     pub data: DataArgs,
 }
 
+fn parse_grid(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("`{s}`: expected ROWSxCOLS, e.g. 5x3");
+    let (r, c) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    let (r, c): (usize, usize) = (
+        r.trim().parse().map_err(|_| bad())?,
+        c.trim().parse().map_err(|_| bad())?,
+    );
+    if r == 0 || c == 0 || r * c > 100 {
+        return Err(format!("`{s}`: between 1 and 100 images (e.g. 5x3)"));
+    }
+    Ok((r, c))
+}
+
+/// What is being classified.
+enum Input {
+    Test(usize),
+    File(PathBuf, Result<Photo>),
+}
+
+impl Input {
+    fn name(&self) -> String {
+        match self {
+            Input::Test(i) => format!("test:{i}"),
+            Input::File(p, _) => p.display().to_string(),
+        }
+    }
+}
+
 pub fn run(args: PredictArgs) -> Result<ExitCode> {
     let ck = checkpoint::load(&args.model)?;
-    let location = data::locate(args.data.data_dir.as_deref())?;
-    let test = data::load_test(&location.dir)
-        .with_context(|| format!("loading the test set from {}", location.dir.display()))?;
-    let indices = if args.indices.is_empty() {
-        vec![0]
-    } else {
-        args.indices.clone()
+    let mut indices = args.indices.clone();
+    if let Some((r, c)) = args.grid {
+        indices = (0..r * c).collect();
+    } else if indices.is_empty() && args.files.is_empty() {
+        indices.push(0);
+    }
+    let figures = match (args.plot, args.grid) {
+        (false, _) => 0,
+        (true, Some(_)) => 1,
+        (true, None) => indices.len() + args.files.len(),
     };
-    if let Some(bad) = indices.iter().find(|&&i| i >= test.len()) {
-        bail!(
-            "--index {bad}: the test set has {} images (0-{})",
-            test.len(),
-            test.len() - 1
-        );
+    if args.out.is_some() && figures > 1 {
+        return Err(anyhow::anyhow!(
+            "--out names one file but {figures} figures would be drawn"
+        ))
+        .hint("drop --out to use names made from the inputs, or predict one input at a time");
     }
-    let mut x = vec![0.0f32; indices.len() * PIXELS];
-    for (r, &i) in indices.iter().enumerate() {
-        normalise_range(&test, i, 1, &mut x[r * PIXELS..]);
-    }
-    let mut backend = make_backend(
-        args.device.device,
-        &args.device.adapter_choice(),
-        ck.spec,
-        ck.params,
-        AdamConfig::default(),
-        1,
-    )?;
-    let probs = predict(backend.as_mut(), &x, indices.len())?;
-    for (r, &i) in indices.iter().enumerate() {
-        let p = &probs[r * NUM_CLASSES..(r + 1) * NUM_CLASSES];
-        let (pred, label) = (argmax(p), test.labels[i] as usize);
-        println!("Test image {i} (true: {})", CLASS_NAMES[label]);
-        for (c, name) in CLASS_NAMES.iter().enumerate() {
-            println!(
-                "  {name:<12} {:>7.2}%{}",
-                100.0 * p[c],
-                if c == pred { "  <-" } else { "" }
+    // The dataset is needed only for test images: photos work without it.
+    let test = if indices.is_empty() {
+        None
+    } else {
+        let location = data::locate(args.data.data_dir.as_deref())?;
+        let test = data::load_test(&location.dir)
+            .with_context(|| format!("loading the test set from {}", location.dir.display()))?;
+        if let Some(bad) = indices.iter().find(|&&i| i >= test.len()) {
+            bail!(
+                "--index {bad}: the test set has {} images (0-{})",
+                test.len(),
+                test.len() - 1
             );
         }
-        println!(
-            "  Predicted: {} {:.0}% ({})",
-            CLASS_NAMES[pred],
-            100.0 * p[pred],
-            if pred == label { "right" } else { "wrong" }
-        );
+        Some(test)
+    };
+    let inputs: Vec<Input> = indices
+        .iter()
+        .map(|&i| Input::Test(i))
+        .chain(
+            args.files
+                .iter()
+                .map(|p| Input::File(p.clone(), photo::load(p))),
+        )
+        .collect();
+
+    // One batch for every readable input, in input order.
+    let mut x = Vec::with_capacity(inputs.len() * PIXELS);
+    for input in &inputs {
+        match input {
+            Input::Test(i) => {
+                let start = x.len();
+                x.resize(start + PIXELS, 0.0);
+                normalise_range(
+                    test.as_ref().expect("loaded for indices"),
+                    *i,
+                    1,
+                    &mut x[start..],
+                );
+            }
+            Input::File(_, Ok(photo)) => x.extend(photo.input()),
+            Input::File(_, Err(_)) => {}
+        }
+    }
+    let rows = x.len() / PIXELS;
+    let probs = if rows == 0 {
+        Vec::new()
+    } else {
+        let mut backend = make_backend(
+            args.device.device,
+            &args.device.adapter_choice(),
+            ck.spec,
+            ck.params,
+            AdamConfig::default(),
+            1,
+        )?;
+        predict(backend.as_mut(), &x, rows)?
+    };
+
+    let mut failed = 0;
+    let mut row = 0;
+    let mut grid_probs = Vec::new();
+    for input in &inputs {
+        let (p, truth, pixels): (&[f32], Option<usize>, &[u8]) = match input {
+            Input::File(_, Err(e)) => {
+                failed += 1;
+                if args.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"input": input.name(), "error": format!("{e:#}")})
+                    );
+                } else {
+                    eprintln!("error: {e:#}");
+                }
+                continue;
+            }
+            Input::Test(i) => {
+                let test = test.as_ref().expect("loaded for indices");
+                (
+                    &probs[row * NUM_CLASSES..(row + 1) * NUM_CLASSES],
+                    Some(test.labels[*i] as usize),
+                    test.image(*i),
+                )
+            }
+            Input::File(_, Ok(photo)) => (
+                &probs[row * NUM_CLASSES..(row + 1) * NUM_CLASSES],
+                None,
+                &photo.pixels[..],
+            ),
+        };
+        row += 1;
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string(&JsonPrediction::new(input, p, truth))?
+            );
+        } else {
+            print_text(input, p, truth);
+        }
+        if args.plot {
+            if args.grid.is_some() {
+                grid_probs.extend_from_slice(p);
+                continue;
+            }
+            let figure = match (input, args.bars_only) {
+                (_, true) => predictions::chart(p, truth)?,
+                (Input::Test(_), false) => {
+                    predictions::single(pixels, p, truth.expect("test label"))?
+                }
+                (Input::File(path, _), false) => {
+                    // The file name, not the whole path: it must fit under a 250-pixel image.
+                    let name = path.file_name().map_or_else(
+                        || path.display().to_string(),
+                        |n| n.to_string_lossy().into_owned(),
+                    );
+                    predictions::photo(pixels, p, &name)?
+                }
+            };
+            let default = default_figure_name(input, args.bars_only);
+            save(&figure, args.out.as_deref().unwrap_or(&default), args.json)?;
+        }
+    }
+    if let (true, Some((r, c)), Some(test)) = (args.plot, args.grid, test.as_ref()) {
+        let images: Vec<&[u8]> = indices.iter().map(|&i| test.image(i)).collect();
+        let figure = predictions::grid(&images, &grid_probs, &test.labels, r, c)?;
+        let default = PathBuf::from(format!("predictions-{r}x{c}.png"));
+        save(&figure, args.out.as_deref().unwrap_or(&default), args.json)?;
+    }
+    if failed > 0 {
+        if !args.json {
+            eprintln!("{failed} of {} inputs could not be predicted", inputs.len());
+        }
+        return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn default_figure_name(input: &Input, bars_only: bool) -> PathBuf {
+    let kind = if bars_only { "chart" } else { "prediction" };
+    match input {
+        Input::Test(i) => PathBuf::from(format!("{kind}-test-{i}.png")),
+        Input::File(p, _) => {
+            let stem = p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            PathBuf::from(format!("{kind}-{stem}.png"))
+        }
+    }
+}
+
+/// Saves a figure and says where; on stderr in JSON mode so stdout stays one object per line.
+fn save(figure: &Figure, path: &Path, json: bool) -> Result<()> {
+    figure.save(path)?;
+    if json {
+        eprintln!("Figure saved to {}", path.display());
+    } else {
+        println!("Figure saved to {}", path.display());
+    }
+    Ok(())
+}
+
+fn print_text(input: &Input, p: &[f32], truth: Option<usize>) {
+    let pred = argmax(p);
+    match (input, truth) {
+        (Input::Test(i), Some(label)) => {
+            println!("Test image {i} (true: {})", CLASS_NAMES[label]);
+            for (c, name) in CLASS_NAMES.iter().enumerate() {
+                println!(
+                    "  {name:<12} {:>7.2}%{}",
+                    100.0 * p[c],
+                    if c == pred { "  <-" } else { "" }
+                );
+            }
+            println!(
+                "  Predicted: {} {:.0}% ({})",
+                CLASS_NAMES[pred],
+                100.0 * p[pred],
+                if pred == label { "right" } else { "wrong" }
+            );
+        }
+        (Input::File(path, Ok(photo)), _) => {
+            let (w, h) = photo.source_size;
+            println!(
+                "{} ({w}x{h}{})",
+                path.display(),
+                if photo.inverted {
+                    ", light background: inverted"
+                } else {
+                    ""
+                }
+            );
+            let mut order: Vec<usize> = (0..NUM_CLASSES).collect();
+            order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+            for (rank, &c) in order.iter().take(3).enumerate() {
+                println!(
+                    "  {}. {:<12} {:>7.2}%",
+                    rank + 1,
+                    CLASS_NAMES[c],
+                    100.0 * p[c]
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
+/// One `--json` line.
+#[derive(Serialize)]
+struct JsonPrediction {
+    input: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<usize>,
+    predicted: &'static str,
+    predicted_index: usize,
+    confidence: f32,
+    probabilities: ClassProbabilities,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label_index: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correct: Option<bool>,
+}
+
+impl JsonPrediction {
+    fn new(input: &Input, p: &[f32], truth: Option<usize>) -> Self {
+        let pred = argmax(p);
+        JsonPrediction {
+            input: input.name(),
+            index: match input {
+                Input::Test(i) => Some(*i),
+                Input::File(..) => None,
+            },
+            predicted: CLASS_NAMES[pred],
+            predicted_index: pred,
+            confidence: p[pred],
+            probabilities: ClassProbabilities(p.to_vec()),
+            label: truth.map(|t| CLASS_NAMES[t]),
+            label_index: truth,
+            correct: truth.map(|t| t == pred),
+        }
+    }
+}
+
+/// `{"T-shirt/top": p0, ...}` in class order (a plain map would sort the names).
+struct ClassProbabilities(Vec<f32>);
+
+impl Serialize for ClassProbabilities {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (name, p) in CLASS_NAMES.iter().zip(&self.0) {
+            map.serialize_entry(name, p)?;
+        }
+        map.end()
+    }
 }

@@ -175,5 +175,9 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     checkpoint::save(&model_path, &spec, &params, &meta)?;
     println!("Test accuracy: {:.4}", result.final_eval.accuracy);
     println!("Model saved to {}", model_path.display());
+    super::report::print_per_class(&result.final_eval.confusion());
+    let figures =
+        fmnist::plot::run_figures::write(&out, &result.history, &result.final_eval, &dataset.test)?;
+    super::report::print_figures(&figures);
     Ok(ExitCode::SUCCESS)
 }

@@ -1,10 +1,16 @@
-//! Shared test helpers: the real dataset (cached per test binary) and running the `fmnist` binary.
-#![allow(dead_code)]
+//! Shared test helpers: the real dataset (loaded once per test binary), a quickly trained CPU model, and
+//! running the `fmnist` binary.
+#![allow(dead_code)] // each test binary uses a different subset
 
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use fmnist::backend::CpuBackend;
+use fmnist::config::TrainConfig;
 use fmnist::data::Dataset;
+use fmnist::model::{MlpSpec, glorot_init};
+use fmnist::progress::Silent;
+use fmnist::train::{FitResult, fit};
 
 /// The real Fashion-MNIST, loaded once per test binary. Tests that need it fail with the fix when absent.
 pub fn dataset() -> &'static Dataset {
@@ -13,6 +19,21 @@ pub fn dataset() -> &'static Dataset {
         fmnist::data::locate_and_load(None)
             .unwrap_or_else(|e| panic!("{e:#}: these tests need the real data (run `make setup`)"))
     })
+}
+
+/// A model trained for 600 steps (about a third of an epoch, ~0.3 s): right often enough to be useful,
+/// wrong often enough that every figure has mistakes to show.
+pub fn quick_model(ds: &Dataset) -> (CpuBackend, FitResult) {
+    let cfg = TrainConfig {
+        epochs: 1,
+        max_steps: Some(600),
+        ..TrainConfig::default()
+    };
+    let spec = MlpSpec::fashion(&cfg.hidden).unwrap();
+    let params = glorot_init(&spec, cfg.seed);
+    let mut backend = CpuBackend::new(spec, params, cfg.adam, cfg.batch_size);
+    let result = fit(&mut backend, &ds.train, &ds.test, &cfg, &mut Silent).unwrap();
+    (backend, result)
 }
 
 /// Runs the release `fmnist` binary with `args`.

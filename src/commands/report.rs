@@ -1,0 +1,37 @@
+//! Printing shared by `evaluate`, `train` and `plot`: the per-class accuracy table and the list of figures
+//! a command wrote. Checked by eye in the README's sample output; the numbers come from `per_class`.
+
+use std::path::PathBuf;
+
+use fmnist::data::{CLASS_NAMES, NUM_CLASSES};
+use fmnist::per_class::per_class;
+
+/// The per-class accuracy table of `counts[true][predicted]`.
+pub fn print_per_class(counts: &[[u32; NUM_CLASSES]; NUM_CLASSES]) {
+    println!("Per-class accuracy (test set):");
+    println!(
+        "  {:<12} {:>6} {:>6} {:>9}   most often taken for",
+        "class", "right", "total", "accuracy"
+    );
+    for row in per_class(counts) {
+        let confused = row
+            .confused_with
+            .map(|(c, n)| format!("{} ({n})", CLASS_NAMES[c]))
+            .unwrap_or_else(|| "-".to_string());
+        println!(
+            "  {:<12} {:>6} {:>6} {:>8.1}%   {confused}",
+            CLASS_NAMES[row.class],
+            row.correct,
+            row.total,
+            100.0 * row.accuracy
+        );
+    }
+}
+
+/// `Figures:` and one path per line.
+pub fn print_figures(paths: &[PathBuf]) {
+    println!("Figures:");
+    for p in paths {
+        println!("  {}", p.display());
+    }
+}
