@@ -172,6 +172,8 @@ pub fn bias_add<T: Real>(y: &mut [T], bias: &[T], rows: usize, cols: usize) {
 }
 
 /// `y = max(y, 0)` in place.
+// `!(v > 0)` rather than `v <= 0` on purpose: NaN maps to 0, as the WGSL twin's `select` does.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
 pub fn relu<T: Real>(y: &mut [T]) {
     let zero = T::default();
     for v in y {
@@ -183,6 +185,7 @@ pub fn relu<T: Real>(y: &mut [T]) {
 
 /// `dy = dy * (y > 0)` in place, where `y` is the ReLU's output. Zero where the unit was off, which is
 /// also the (sub)gradient Keras and PyTorch take at exactly 0.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
 pub fn relu_backward<T: Real>(dy: &mut [T], y: &[T]) {
     let zero = T::default();
     for (d, &a) in dy.iter_mut().zip(y) {
