@@ -129,6 +129,12 @@ impl Backend for Explained {
     fn steps_done(&self) -> u64 {
         self.inner.steps_done()
     }
+    fn start_profile(&mut self) -> Result<bool> {
+        self.inner.start_profile()
+    }
+    fn profile_report(&mut self) -> Result<Option<crate::gpu::profile::ProfileReport>> {
+        self.inner.profile_report()
+    }
 }
 
 /// One line per device this build can use, for `fmnist info`.

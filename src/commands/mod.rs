@@ -3,6 +3,7 @@
 mod evaluate;
 mod info;
 mod predict;
+mod profile;
 mod train;
 
 use std::path::PathBuf;
@@ -33,6 +34,8 @@ pub enum Command {
     Predict(predict::PredictArgs),
     /// Where the data is, its shapes and class counts, and the devices available.
     Info(info::InfoArgs),
+    /// Time every GPU kernel over N training steps (per-kernel table and host-side costs).
+    Profile(profile::ProfileArgs),
 }
 
 /// `--data-dir`, shared by every command that reads the dataset.
@@ -68,5 +71,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Evaluate(a) => evaluate::run(a),
         Command::Predict(a) => predict::run(a),
         Command::Info(a) => info::run(a),
+        Command::Profile(a) => profile::run(a),
     }
 }

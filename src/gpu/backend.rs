@@ -654,7 +654,7 @@ impl GpuBackend {
     }
 
     /// Starts timing every kernel (see `profile::Timing` for how); `profile_report` reads the result.
-    pub fn start_profile(&mut self) -> Result<()> {
+    pub fn begin_profile(&mut self) -> Result<()> {
         self.flush()?;
         let per_submission = (self.slots * self.sites.len()) as u32;
         let (timing, queries) = if self.ctx.timestamps_inside_passes {
@@ -709,8 +709,8 @@ impl GpuBackend {
         Ok(())
     }
 
-    /// The profile since `start_profile` (waits for queued steps).
-    pub fn profile_report(&mut self) -> Result<Option<ProfileReport>> {
+    /// The profile since `begin_profile` (waits for queued steps).
+    pub fn report(&mut self) -> Result<Option<ProfileReport>> {
         self.flush()?;
         self.wait_all()?;
         let Some(p) = &self.profiling else {
@@ -1114,5 +1114,14 @@ impl Backend for GpuBackend {
 
     fn steps_done(&self) -> u64 {
         self.steps
+    }
+
+    fn start_profile(&mut self) -> Result<bool> {
+        self.begin_profile()?;
+        Ok(true)
+    }
+
+    fn profile_report(&mut self) -> Result<Option<ProfileReport>> {
+        self.report()
     }
 }

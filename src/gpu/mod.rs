@@ -4,6 +4,7 @@
 //! against its CPU twin (shared by `fmnist selftest` and tests/kernels.rs).
 
 pub mod backend;
+pub mod bench;
 pub mod buffers;
 pub mod context;
 pub mod kernels;
