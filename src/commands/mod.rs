@@ -1,9 +1,11 @@
 //! Subcommands: flag definitions (clap derive) and the code that prints their results.
 
+mod bench;
 mod evaluate;
 mod info;
 mod predict;
 mod profile;
+mod selftest;
 mod train;
 
 use std::path::PathBuf;
@@ -36,6 +38,10 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Time every GPU kernel over N training steps (per-kernel table and host-side costs).
     Profile(profile::ProfileArgs),
+    /// Check every GPU kernel against its CPU twin, then one training step GPU vs CPU.
+    Selftest(selftest::SelftestArgs),
+    /// The same training on the CPU path and the GPU engine side by side, then the GPU kernel profile.
+    Bench(bench::BenchArgs),
 }
 
 /// `--data-dir`, shared by every command that reads the dataset.
@@ -72,5 +78,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Predict(a) => predict::run(a),
         Command::Info(a) => info::run(a),
         Command::Profile(a) => profile::run(a),
+        Command::Selftest(a) => selftest::run(a),
+        Command::Bench(a) => bench::run(a),
     }
 }

@@ -8,7 +8,7 @@ use clap::Args;
 use fmnist::config::AdamConfig;
 use fmnist::data;
 use fmnist::gpu::GpuBackend;
-use fmnist::gpu::bench::profile_steps;
+use fmnist::gpu::bench::{profile_steps, warm_up};
 use fmnist::model::{MlpSpec, glorot_init};
 
 use super::DataArgs;
@@ -57,7 +57,8 @@ pub fn run(args: ProfileArgs) -> Result<ExitCode> {
         gpu.steps_per_submission()
     );
     let warmup = gpu.steps_per_submission();
-    let (report, secs) = profile_steps(&mut gpu, &ds.train, batch, warmup, args.steps as usize)?;
+    warm_up(&mut gpu, &ds.train, batch, warmup)?;
+    let (report, secs) = profile_steps(&mut gpu, &ds.train, batch, args.steps as usize)?;
     let report = report.expect("the GPU backend always profiles");
     print!("{}", report.table());
     if let Some(h) = report.heaviest() {

@@ -14,33 +14,44 @@ use crate::gpu::profile::ProfileReport;
 use crate::progress::Silent;
 use crate::train::fit;
 
-/// `steps` training steps over `split` in order (cycling), after `warmup` untimed steps that compile the
-/// pipelines; returns the profile (None for a device without one) and seconds per step.
+/// Runs `steps` training steps from sample `from` of a fixed shuffle of `split` (cycling).
+fn run_steps(
+    backend: &mut dyn Backend,
+    split: &Split,
+    batch: usize,
+    from: usize,
+    steps: usize,
+) -> Result<()> {
+    let order = epoch_order(split.len(), 1, 0, true);
+    let mut x = vec![0.0f32; batch * PIXELS];
+    let mut labels = vec![0u32; batch];
+    let per_epoch = (split.len() / batch).max(1);
+    for s in from..from + steps {
+        let at = (s % per_epoch) * batch;
+        gather_normalise(split, &order[at..at + batch], &mut x, &mut labels);
+        backend.train_step(&x, &labels, batch)?;
+    }
+    backend.take_stats()?;
+    Ok(())
+}
+
+/// Untimed steps that compile the pipelines (a new pipeline's first dispatch costs up to ~0.25 s on
+/// lavapipe).
+pub fn warm_up(backend: &mut dyn Backend, split: &Split, batch: usize, steps: usize) -> Result<()> {
+    run_steps(backend, split, batch, 0, steps)
+}
+
+/// `steps` profiled training steps; returns the profile (None for a device without one) and the wall
+/// seconds per step (profiling included).
 pub fn profile_steps(
     backend: &mut dyn Backend,
     split: &Split,
     batch: usize,
-    warmup: usize,
     steps: usize,
 ) -> Result<(Option<ProfileReport>, f64)> {
-    let order = epoch_order(split.len(), 1, 0, true);
-    let mut x = vec![0.0f32; batch * PIXELS];
-    let mut labels = vec![0u32; batch];
-    let per_epoch = split.len() / batch;
-    let mut run = |backend: &mut dyn Backend, from: usize, n: usize| -> Result<()> {
-        for s in from..from + n {
-            let at = (s % per_epoch.max(1)) * batch;
-            gather_normalise(split, &order[at..at + batch], &mut x, &mut labels);
-            backend.train_step(&x, &labels, batch)?;
-        }
-        Ok(())
-    };
-    run(backend, 0, warmup)?;
-    backend.take_stats()?;
     let profiled = backend.start_profile()?;
     let t = Instant::now();
-    run(backend, warmup, steps)?;
-    backend.take_stats()?;
+    run_steps(backend, split, batch, 0, steps)?;
     let secs = t.elapsed().as_secs_f64() / steps.max(1) as f64;
     let report = if profiled {
         backend.profile_report()?
