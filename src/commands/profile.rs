@@ -32,16 +32,9 @@ pub struct ProfileArgs {
 }
 
 pub fn run(args: ProfileArgs) -> Result<ExitCode> {
-    let ds = data::locate_and_load(args.data.data_dir.as_deref())?;
     let hidden: Vec<usize> = args.hidden.iter().map(|&h| h as usize).collect();
     let spec = MlpSpec::fashion(&hidden)?;
     let batch = args.batch_size as usize;
-    if batch > ds.train.len() {
-        bail!(
-            "--batch-size {batch} exceeds the {} training images",
-            ds.train.len()
-        );
-    }
     let params = glorot_init(&spec, 1);
     let mut gpu = GpuBackend::new(
         args.adapter.as_deref(),
@@ -50,6 +43,13 @@ pub fn run(args: ProfileArgs) -> Result<ExitCode> {
         AdamConfig::default(),
         batch,
     )?;
+    let ds = data::locate_and_load(args.data.data_dir.as_deref())?;
+    if batch > ds.train.len() {
+        bail!(
+            "--batch-size {batch} exceeds the {} training images",
+            ds.train.len()
+        );
+    }
     println!("Device: gpu: {}", gpu.context().adapter.describe());
     println!(
         "Model:  {} - batch {batch} - {} steps per submission",
@@ -59,7 +59,9 @@ pub fn run(args: ProfileArgs) -> Result<ExitCode> {
     let warmup = gpu.steps_per_submission();
     warm_up(&mut gpu, &ds.train, batch, warmup)?;
     let (report, secs) = profile_steps(&mut gpu, &ds.train, batch, args.steps as usize)?;
-    let report = report.expect("the GPU backend always profiles");
+    let Some(report) = report else {
+        bail!("the GPU backend returned no profile")
+    };
     print!("{}", report.table());
     if let Some(h) = report.heaviest() {
         println!(
