@@ -13,7 +13,7 @@ struct XentDims {
     _pad: u32,
 }
 
-// Per-step values, one 256-byte record per queued step, bound with a dynamic offset.
+// Per-step values, one 256-byte record per queued step; each ring slot's bind group sees its own record.
 struct Step {
     rows: u32,  // samples in this step
     slot: u32,  // which labels slot of the ring holds this step's labels

@@ -40,8 +40,6 @@ struct Site {
     groups: (u32, u32, u32),
     /// One bind group, or one per ring slot (the sites that read the batch).
     binds: Vec<wgpu::BindGroup>,
-    /// Binds the step record at a dynamic offset.
-    dynamic: bool,
     flops: f64,
     bytes: f64,
 }
@@ -348,7 +346,6 @@ impl GpuBackend {
                 kernel: Kernel::MmNn,
                 groups: kernels::matmul_groups(cap, g.fan_out),
                 binds,
-                dynamic: false,
                 flops: 2.0 * (cap * g.fan_in * g.fan_out) as f64,
                 bytes: 0.0,
             });
@@ -363,26 +360,36 @@ impl GpuBackend {
             _pad: 0,
         };
         let xbuf = buffers::uniform_init(device, "softmax_xent dims", bytemuck::bytes_of(&xdims));
-        let xent_bind = kernels::bind_group(
-            device,
-            "softmax_xent",
-            &kernels.xent_layout,
-            &[
-                &acts[last],
-                &labels_ring,
-                &dz[last % 2],
-                &stats,
-                &xbuf,
-                &records,
-            ],
-            Some((5, std::mem::size_of::<StepRecord>() as u64)),
-        );
+        let rec = |s: usize| {
+            Some((
+                5,
+                (s * record_stride) as u64,
+                std::mem::size_of::<StepRecord>() as u64,
+            ))
+        };
+        let xent_binds = (0..slots)
+            .map(|s| {
+                kernels::bind_group(
+                    device,
+                    "softmax_xent (slot)",
+                    &kernels.xent_layout,
+                    &[
+                        &acts[last],
+                        &labels_ring,
+                        &dz[last % 2],
+                        &stats,
+                        &xbuf,
+                        &records,
+                    ],
+                    rec(s),
+                )
+            })
+            .collect();
         sites.push(Site {
             name: format!("softmax_xent {}x{}", cap, out.fan_out),
             kernel: Kernel::SoftmaxXent,
             groups: (1, 1, 1),
-            binds: vec![xent_bind],
-            dynamic: true,
+            binds: xent_binds,
             flops: 0.0,
             bytes: f32_bytes(2 * cap * out.fan_out + cap) as f64,
         });
@@ -448,7 +455,6 @@ impl GpuBackend {
                 kernel: Kernel::MmTn,
                 groups: kernels::matmul_groups(g.fan_in, g.fan_out),
                 binds,
-                dynamic: false,
                 flops: 2.0 * (cap * g.fan_in * g.fan_out) as f64,
                 bytes: 0.0,
             });
@@ -493,7 +499,6 @@ impl GpuBackend {
                     kernel: Kernel::MmNt,
                     groups: kernels::matmul_groups(cap, g.fan_in),
                     binds: vec![bind],
-                    dynamic: false,
                     flops: 2.0 * (cap * g.fan_in * g.fan_out) as f64,
                     bytes: 0.0,
                 });
@@ -512,19 +517,22 @@ impl GpuBackend {
             _pad: [0; 3],
         };
         let abuf = buffers::uniform_init(device, "adam dims", bytemuck::bytes_of(&adims));
-        let adam_bind = kernels::bind_group(
-            device,
-            "adam",
-            &kernels.adam_layout,
-            &[&params_buf, &grads, &m, &v, &abuf, &records],
-            Some((5, std::mem::size_of::<StepRecord>() as u64)),
-        );
+        let adam_binds = (0..slots)
+            .map(|s| {
+                kernels::bind_group(
+                    device,
+                    "adam (slot)",
+                    &kernels.adam_layout,
+                    &[&params_buf, &grads, &m, &v, &abuf, &records],
+                    rec(s),
+                )
+            })
+            .collect();
         sites.push(Site {
             name: format!("adam {} floats", layout.total),
             kernel: Kernel::Adam,
             groups: adam_groups,
-            binds: vec![adam_bind],
-            dynamic: true,
+            binds: adam_binds,
             flops: 0.0,
             bytes: f32_bytes(7 * layout.total) as f64,
         });
@@ -844,11 +852,7 @@ impl GpuBackend {
     fn dispatch(&self, pass: &mut wgpu::ComputePass<'_>, site: &Site, slot: usize) {
         pass.set_pipeline(self.kernels.pipeline(site.kernel));
         let bind = &site.binds[if site.binds.len() > 1 { slot } else { 0 }];
-        if site.dynamic {
-            pass.set_bind_group(0, bind, &[(slot * self.record_stride) as u32]);
-        } else {
-            pass.set_bind_group(0, bind, &[]);
-        }
+        pass.set_bind_group(0, bind, &[]);
         let (x, y, z) = site.groups;
         pass.dispatch_workgroups(x, y, z);
     }

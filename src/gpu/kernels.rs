@@ -68,8 +68,8 @@ pub struct AdamDims {
     pub _pad: [u32; 3],
 }
 
-/// Mirror of `Step` (softmax_xent.wgsl, adam.wgsl): one record per queued step, read through a dynamic
-/// uniform offset so many steps fit in one submission.
+/// Mirror of `Step` (softmax_xent.wgsl, adam.wgsl): one record per queued step, each bound at its own
+/// offset so many steps fit in one submission.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub struct StepRecord {
@@ -184,7 +184,7 @@ impl Kernels {
                 storage(2, false),
                 storage(3, false),
                 uniform::<XentDims>(4, false),
-                uniform::<StepRecord>(5, true),
+                uniform::<StepRecord>(5, false),
             ],
         });
         let adam_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
@@ -195,7 +195,7 @@ impl Kernels {
                 storage(2, false),
                 storage(3, false),
                 uniform::<AdamDims>(4, false),
-                uniform::<StepRecord>(5, true),
+                uniform::<StepRecord>(5, false),
             ],
         });
         let module = |label: &str, src: &str| {
@@ -254,25 +254,26 @@ impl Kernels {
     }
 }
 
-/// A bind group over whole buffers, in binding order; `dynamic` names the binding (if any) that is bound
-/// as one `size`-byte record at a dynamic offset.
+/// A bind group over whole buffers, in binding order; `record` names the binding (if any) that is bound
+/// as one `size`-byte window at `offset` (one step's record: each slot of the ring gets its own bind group
+/// rather than a dynamic offset, which measured no faster and complicates the layouts).
 pub fn bind_group(
     device: &wgpu::Device,
     label: &str,
     layout: &wgpu::BindGroupLayout,
     buffers: &[&wgpu::Buffer],
-    dynamic: Option<(u32, u64)>,
+    record: Option<(u32, u64, u64)>,
 ) -> wgpu::BindGroup {
     let entries: Vec<wgpu::BindGroupEntry> = buffers
         .iter()
         .enumerate()
         .map(|(i, b)| {
             let binding = i as u32;
-            let resource = match dynamic {
-                Some((d, size)) if d == binding => {
+            let resource = match record {
+                Some((d, offset, size)) if d == binding => {
                     wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                         buffer: b,
-                        offset: 0,
+                        offset,
                         size: wgpu::BufferSize::new(size),
                     })
                 }

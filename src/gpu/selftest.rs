@@ -365,9 +365,9 @@ impl Harness {
             "selftest softmax_xent",
             &self.kernels.xent_layout,
             &[&z_buf, &l_buf, &dz_buf, &s_buf, &u, &r_buf],
-            Some((5, std::mem::size_of::<StepRecord>() as u64)),
+            Some((5, stride as u64, std::mem::size_of::<StepRecord>() as u64)),
         );
-        self.run(Kernel::SoftmaxXent, &bind, &[stride as u32], (1, 1, 1));
+        self.run(Kernel::SoftmaxXent, &bind, &[], (1, 1, 1));
         let dz = unpad_rows(&self.download(&dz_buf, poison.len())?, capacity, cols);
         let stats = self.download(&s_buf, 8)?;
         let stat: StepStat = bytemuck::cast_slice::<f32, StepStat>(&stats)[2];
@@ -411,9 +411,9 @@ impl Harness {
             "selftest adam",
             &self.kernels.adam_layout,
             &[&pb, &gb, &mb, &vb, &u, &r],
-            Some((5, std::mem::size_of::<StepRecord>() as u64)),
+            Some((5, 0, std::mem::size_of::<StepRecord>() as u64)),
         );
-        self.run(Kernel::Adam, &bind, &[0], groups);
+        self.run(Kernel::Adam, &bind, &[], groups);
         Ok((
             self.download(&pb, p.len())?,
             self.download(&mb, p.len())?,
