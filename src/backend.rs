@@ -49,6 +49,14 @@ pub trait Backend {
     fn params(&mut self) -> Result<Vec<f32>>;
     /// Optimizer steps taken so far.
     fn steps_done(&self) -> u64;
+    /// Starts timing every kernel; `false` when this device has no per-kernel profile (the CPU path).
+    fn start_profile(&mut self) -> Result<bool> {
+        Ok(false)
+    }
+    /// The per-kernel profile since `start_profile` (waits for queued work).
+    fn profile_report(&mut self) -> Result<Option<crate::gpu::profile::ProfileReport>> {
+        Ok(None)
+    }
 }
 
 /// Rows per `logits` call on the CPU: large enough to amortise, small enough to stay in cache.

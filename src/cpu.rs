@@ -194,6 +194,7 @@ pub fn bias_add<T: Real>(y: &mut [T], bias: &[T], rows: usize, cols: usize) {
 }
 
 /// `y = max(y, 0)` in place.
+// `!(v > 0)` rather than `v <= 0` on purpose: NaN maps to 0, as the WGSL twin's `select` does.
 pub fn relu<T: Real>(y: &mut [T]) {
     let zero = T::default();
     for v in y {

@@ -3,8 +3,10 @@
 use anyhow::Result;
 use clap::ValueEnum;
 
-use crate::backend::{Backend, CpuBackend};
+use crate::backend::{Backend, CpuBackend, StepStats};
 use crate::config::AdamConfig;
+use crate::gpu::GpuBackend;
+use crate::gpu::context::{AdapterSummary, NO_ADAPTER_HINT, list_adapters};
 use crate::model::MlpSpec;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -25,25 +27,113 @@ pub struct AdapterChoice {
 }
 
 /// Builds the backend that trains/evaluates `params` with batches of up to `batch_capacity` rows.
+/// `auto` takes a hardware GPU when there is one; on a software adapter only (lavapipe) it takes the CPU
+/// path, which measured several times faster here (docs/perf.md), and says so in `device_name()`.
 pub fn make_backend(
     device: DeviceChoice,
-    _adapter: &AdapterChoice,
+    adapter: &AdapterChoice,
     spec: MlpSpec,
     params: Vec<f32>,
     adam: AdamConfig,
     batch_capacity: usize,
 ) -> Result<Box<dyn Backend>> {
     match device {
-        DeviceChoice::Cpu | DeviceChoice::Auto => Ok(Box::new(CpuBackend::new(
+        DeviceChoice::Cpu => Ok(Box::new(CpuBackend::new(
             spec,
             params,
             adam,
             batch_capacity,
         ))),
-        DeviceChoice::Gpu => Err(anyhow::Error::new(crate::error::Hinted::new(
-            anyhow::anyhow!("--device gpu: the GPU engine is not available in this build"),
-            "use --device cpu",
-        ))),
+        DeviceChoice::Gpu => Ok(Box::new(GpuBackend::new(
+            adapter.name.as_deref(),
+            spec,
+            params,
+            adam,
+            batch_capacity,
+        )?)),
+        DeviceChoice::Auto => {
+            let (use_gpu, why) = auto_choice(adapter);
+            if use_gpu {
+                let gpu =
+                    GpuBackend::new(adapter.name.as_deref(), spec, params, adam, batch_capacity)?;
+                Ok(Box::new(Explained::new(Box::new(gpu), why)))
+            } else {
+                let cpu = CpuBackend::new(spec, params, adam, batch_capacity);
+                Ok(Box::new(Explained::new(Box::new(cpu), why)))
+            }
+        }
+    }
+}
+
+/// `--device auto`: whether to use the GPU engine, and why.
+pub fn auto_choice(adapter: &AdapterChoice) -> (bool, String) {
+    let adapters = list_adapters();
+    let wanted: Vec<&AdapterSummary> = adapters
+        .iter()
+        .filter(|a| {
+            adapter
+                .name
+                .as_ref()
+                .is_none_or(|n| a.name.to_lowercase().contains(&n.to_lowercase()))
+        })
+        .collect();
+    if let Some(hw) = wanted.iter().find(|a| a.is_hardware()) {
+        return (true, format!("auto: hardware GPU {}", hw.describe()));
+    }
+    match wanted.first() {
+        Some(sw) => (
+            false,
+            format!(
+                "auto: the only GPU adapter is software ({}); the CPU path is faster there (docs/perf.md), use --device gpu to force it",
+                sw.describe()
+            ),
+        ),
+        None => (false, "auto: no GPU adapter found".to_string()),
+    }
+}
+
+/// A backend whose `device_name` also says why `auto` chose it.
+struct Explained {
+    inner: Box<dyn Backend>,
+    why: String,
+}
+
+impl Explained {
+    fn new(inner: Box<dyn Backend>, why: String) -> Self {
+        Self { inner, why }
+    }
+}
+
+impl Backend for Explained {
+    fn device_name(&self) -> String {
+        format!("{} [{}]", self.inner.device_name(), self.why)
+    }
+    fn spec(&self) -> &MlpSpec {
+        self.inner.spec()
+    }
+    fn train_step(&mut self, x: &[f32], labels: &[u32], rows: usize) -> Result<()> {
+        self.inner.train_step(x, labels, rows)
+    }
+    fn take_stats(&mut self) -> Result<StepStats> {
+        self.inner.take_stats()
+    }
+    fn logits(&mut self, x: &[f32], rows: usize, out: &mut [f32]) -> Result<()> {
+        self.inner.logits(x, rows, out)
+    }
+    fn eval_batch(&self) -> usize {
+        self.inner.eval_batch()
+    }
+    fn params(&mut self) -> Result<Vec<f32>> {
+        self.inner.params()
+    }
+    fn steps_done(&self) -> u64 {
+        self.inner.steps_done()
+    }
+    fn start_profile(&mut self) -> Result<bool> {
+        self.inner.start_profile()
+    }
+    fn profile_report(&mut self) -> Result<Option<crate::gpu::profile::ProfileReport>> {
+        self.inner.profile_report()
     }
 }
 
@@ -52,5 +142,22 @@ pub fn describe_devices() -> Vec<String> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    vec![format!("cpu: the CPU path ({threads} hardware threads)")]
+    let mut lines = vec![format!("cpu: the CPU path ({threads} hardware threads)")];
+    let adapters = list_adapters();
+    if adapters.is_empty() {
+        lines.push(format!("gpu: no adapter found; hint: {NO_ADAPTER_HINT}"));
+    }
+    for a in adapters {
+        lines.push(format!(
+            "gpu: {} - {} - timestamp queries: {}",
+            a.describe(),
+            if a.is_hardware() {
+                "hardware"
+            } else {
+                "software"
+            },
+            if a.timestamps { "yes" } else { "no" }
+        ));
+    }
+    lines
 }

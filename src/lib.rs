@@ -13,6 +13,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod evaluate;
+pub mod gpu;
 pub mod model;
 pub mod per_class;
 pub mod photo;

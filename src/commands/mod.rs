@@ -1,10 +1,13 @@
 //! Subcommands: flag definitions (clap derive) and the code that prints their results.
 
+mod bench;
 mod evaluate;
 mod info;
 mod plot;
 mod predict;
+mod profile;
 mod report;
+mod selftest;
 mod show;
 mod train;
 
@@ -40,6 +43,12 @@ pub enum Command {
     Show(show::ShowArgs),
     /// Redraw a run's figures (history, confusion matrix, predictions, mistakes) from its folder.
     Plot(plot::PlotArgs),
+    /// Time every GPU kernel over N training steps (per-kernel table and host-side costs).
+    Profile(profile::ProfileArgs),
+    /// Check every GPU kernel against its CPU twin, then one training step GPU vs CPU.
+    Selftest(selftest::SelftestArgs),
+    /// The same training on the CPU path and the GPU engine side by side, then the GPU kernel profile.
+    Bench(bench::BenchArgs),
 }
 
 /// `--data-dir`, shared by every command that reads the dataset.
@@ -77,5 +86,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Info(a) => info::run(a),
         Command::Show(a) => show::run(a),
         Command::Plot(a) => plot::run(a),
+        Command::Profile(a) => profile::run(a),
+        Command::Selftest(a) => selftest::run(a),
+        Command::Bench(a) => bench::run(a),
     }
 }

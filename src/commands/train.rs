@@ -52,6 +52,9 @@ pub struct TrainArgs {
     /// Start from this checkpoint's weights instead of a fresh initialisation.
     #[arg(long, value_name = "FILE")]
     pub init: Option<PathBuf>,
+    /// Time every GPU kernel and print the per-kernel profile after training.
+    #[arg(long)]
+    pub profile: bool,
 }
 
 impl TrainArgs {
@@ -156,6 +159,12 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
             .unwrap_or_default()
     );
     println!("Output: {}", out.display());
+    if args.profile && !backend.start_profile()? {
+        println!(
+            "Profile: {} has no per-kernel profile",
+            backend.device_name()
+        );
+    }
     run::write_config(&out, &cfg, &backend.device_name())?;
     let result = fit(
         backend.as_mut(),
@@ -173,6 +182,9 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         steps: Some(result.steps),
     };
     checkpoint::save(&model_path, &spec, &params, &meta)?;
+    if let Some(report) = backend.profile_report()? {
+        print!("{}", report.table());
+    }
     println!("Test accuracy: {:.4}", result.final_eval.accuracy);
     println!("Model saved to {}", model_path.display());
     super::report::print_per_class(&result.final_eval.confusion());

@@ -1,0 +1,247 @@
+// Matrix products in the three layouts training needs, each invocation computing a 4x4 block of C with
+// A and B read as vec4 (the load pattern that is ~15x faster than scalar loads on lavapipe, see
+// ../shared/WGPU-NOTES.md), plus the small ops fused into their epilogues:
+//   mm_nn  C (m, n) = A (m, k) · B (k, n)        forward X·W;  epilogue: + bias (FLAG_BIAS), ReLU (FLAG_RELU)
+//   mm_nt  C (m, n) = A (m, k) · B (n, k)^T      input grad dZ·W^T; epilogue: ReLU mask (FLAG_MASK)
+//   mm_tn  C (m, n) = A (k, m)^T · B (k, n)      weight grad X^T·dZ; also colsum(B) (FLAG_COLSUM)
+// Contract (the host keeps it, tests/kernels.rs checks it): every row stride and offset is a multiple of 4
+// floats and a row stride is at least its row length rounded up to 4. Values in the padding lanes of the
+// inputs are never trusted (tests fill them with NaN); C's padding lanes are written as 0.
+// Any m, n, k is handled: rows past m are clamped on load and not stored, the k tail is masked lane by
+// lane. There is no workgroup memory and no barrier, so the early returns are safe.
+// Twins: cpu::matmul, cpu::matmul_at_b, cpu::matmul_a_bt, cpu::bias_add, cpu::relu, cpu::relu_backward,
+// cpu::bias_grad.
+
+struct MatmulDims {
+    m: u32,
+    n: u32,
+    k: u32,
+    flags: u32,
+    lda: u32,   // row strides in floats (multiples of 4)
+    ldb: u32,
+    ldc: u32,
+    lde: u32,   // row stride of the epilogue operand (the ReLU output for FLAG_MASK)
+    a_off: u32, // offsets in floats (multiples of 4)
+    b_off: u32,
+    c_off: u32,
+    e_off: u32, // bias (in b) for FLAG_BIAS, mask source (in e) for FLAG_MASK, colsum output (in c) for FLAG_COLSUM
+}
+
+const FLAG_BIAS: u32 = 1u;
+const FLAG_RELU: u32 = 2u;
+const FLAG_MASK: u32 = 4u;
+const FLAG_COLSUM: u32 = 8u;
+
+@group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> b: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> c: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> e: array<vec4<f32>>;
+@group(0) @binding(4) var<uniform> dims: MatmulDims;
+
+// Lanes of the k-quad starting at k0 that lie inside k.
+fn k_lanes(k0: u32) -> vec4<bool> {
+    return vec4<u32>(k0, k0 + 1u, k0 + 2u, k0 + 3u) < vec4<u32>(dims.k);
+}
+
+// Lanes of the n-quad n4 that lie inside n; the rest are stored as 0.
+fn n_lanes(n4: u32) -> vec4<bool> {
+    let n0 = n4 * 4u;
+    return vec4<u32>(n0, n0 + 1u, n0 + 2u, n0 + 3u) < vec4<u32>(dims.n);
+}
+
+// ReLU as the CPU twin has it: anything not > 0 (NaN included) becomes 0.
+fn relu4(v: vec4<f32>) -> vec4<f32> {
+    return select(vec4<f32>(0.0), v, v > vec4<f32>(0.0));
+}
+
+// Stores row `row` of the 4x4 block (skipped past m) after the epilogue shared by mm_nn and mm_nt.
+fn store_row(row: u32, n4: u32, acc_in: vec4<f32>, keep: vec4<bool>) {
+    if (row >= dims.m) {
+        return;
+    }
+    var acc = acc_in;
+    if ((dims.flags & FLAG_BIAS) != 0u) {
+        acc += b[dims.e_off / 4u + n4];
+    }
+    if ((dims.flags & FLAG_RELU) != 0u) {
+        acc = relu4(acc);
+    }
+    if ((dims.flags & FLAG_MASK) != 0u) {
+        let y = e[(dims.e_off + row * dims.lde) / 4u + n4];
+        acc = select(vec4<f32>(0.0), acc, y > vec4<f32>(0.0));
+    }
+    c[(dims.c_off + row * dims.ldc) / 4u + n4] = select(vec4<f32>(0.0), acc, keep);
+}
+
+// gid.x: quad of columns of C, gid.y: quad of rows of C.
+@compute @workgroup_size(8, 8)
+fn mm_nn(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n4 = gid.x;
+    let m0 = gid.y * 4u;
+    if (n4 * 4u >= dims.n || m0 >= dims.m) {
+        return;
+    }
+    let last = dims.m - 1u;
+    let lda4 = dims.lda / 4u;
+    let ldb4 = dims.ldb / 4u;
+    let a0i = (dims.a_off + m0 * dims.lda) / 4u;
+    let a1i = (dims.a_off + min(m0 + 1u, last) * dims.lda) / 4u;
+    let a2i = (dims.a_off + min(m0 + 2u, last) * dims.lda) / 4u;
+    let a3i = (dims.a_off + min(m0 + 3u, last) * dims.lda) / 4u;
+    var bi = dims.b_off / 4u + n4;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    let kq = dims.k / 4u;
+    for (var q = 0u; q < kq; q++) {
+        let b0 = b[bi];
+        let b1 = b[bi + ldb4];
+        let b2 = b[bi + 2u * ldb4];
+        let b3 = b[bi + 3u * ldb4];
+        bi += 4u * ldb4;
+        let x0 = a[a0i + q];
+        let x1 = a[a1i + q];
+        let x2 = a[a2i + q];
+        let x3 = a[a3i + q];
+        acc0 += x0.x * b0 + x0.y * b1 + x0.z * b2 + x0.w * b3;
+        acc1 += x1.x * b0 + x1.y * b1 + x1.z * b2 + x1.w * b3;
+        acc2 += x2.x * b0 + x2.y * b1 + x2.z * b2 + x2.w * b3;
+        acc3 += x3.x * b0 + x3.y * b1 + x3.z * b2 + x3.w * b3;
+    }
+    let k0 = kq * 4u;
+    if (k0 < dims.k) {
+        // The k tail: A's lanes past k are zeroed (they may be NaN padding); B's rows past k do not exist,
+        // so they are clamped to row k-1 and meet a zero from A.
+        let lanes = k_lanes(k0);
+        let z = vec4<f32>(0.0);
+        let x0 = select(z, a[a0i + kq], lanes);
+        let x1 = select(z, a[a1i + kq], lanes);
+        let x2 = select(z, a[a2i + kq], lanes);
+        let x3 = select(z, a[a3i + kq], lanes);
+        let kl = dims.k - 1u;
+        let b0 = b[dims.b_off / 4u + k0 * ldb4 + n4];
+        let b1 = b[dims.b_off / 4u + min(k0 + 1u, kl) * ldb4 + n4];
+        let b2 = b[dims.b_off / 4u + min(k0 + 2u, kl) * ldb4 + n4];
+        let b3 = b[dims.b_off / 4u + min(k0 + 3u, kl) * ldb4 + n4];
+        acc0 += x0.x * b0 + x0.y * b1 + x0.z * b2 + x0.w * b3;
+        acc1 += x1.x * b0 + x1.y * b1 + x1.z * b2 + x1.w * b3;
+        acc2 += x2.x * b0 + x2.y * b1 + x2.z * b2 + x2.w * b3;
+        acc3 += x3.x * b0 + x3.y * b1 + x3.z * b2 + x3.w * b3;
+    }
+    let keep = n_lanes(n4);
+    store_row(m0, n4, acc0, keep);
+    store_row(m0 + 1u, n4, acc1, keep);
+    store_row(m0 + 2u, n4, acc2, keep);
+    store_row(m0 + 3u, n4, acc3, keep);
+}
+
+// Sums the four lanes of each of the four products of row-vector x with the rows of the n-quad.
+fn hsum4(p0: vec4<f32>, p1: vec4<f32>, p2: vec4<f32>, p3: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(
+        p0.x + p0.y + p0.z + p0.w,
+        p1.x + p1.y + p1.z + p1.w,
+        p2.x + p2.y + p2.z + p2.w,
+        p3.x + p3.y + p3.z + p3.w,
+    );
+}
+
+// gid.x: quad of columns of C (= rows of B), gid.y: quad of rows of C. Both operands are read along k.
+@compute @workgroup_size(8, 8)
+fn mm_nt(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n4 = gid.x;
+    let m0 = gid.y * 4u;
+    let n0 = n4 * 4u;
+    if (n0 >= dims.n || m0 >= dims.m) {
+        return;
+    }
+    let lastm = dims.m - 1u;
+    let lastn = dims.n - 1u;
+    let a0i = (dims.a_off + m0 * dims.lda) / 4u;
+    let a1i = (dims.a_off + min(m0 + 1u, lastm) * dims.lda) / 4u;
+    let a2i = (dims.a_off + min(m0 + 2u, lastm) * dims.lda) / 4u;
+    let a3i = (dims.a_off + min(m0 + 3u, lastm) * dims.lda) / 4u;
+    let b0i = (dims.b_off + n0 * dims.ldb) / 4u;
+    let b1i = (dims.b_off + min(n0 + 1u, lastn) * dims.ldb) / 4u;
+    let b2i = (dims.b_off + min(n0 + 2u, lastn) * dims.ldb) / 4u;
+    let b3i = (dims.b_off + min(n0 + 3u, lastn) * dims.ldb) / 4u;
+    // acc_ij holds the lane-wise partial products of C[m0+i, n0+j]; lanes are summed once at the end.
+    var acc00 = vec4<f32>(0.0); var acc01 = vec4<f32>(0.0); var acc02 = vec4<f32>(0.0); var acc03 = vec4<f32>(0.0);
+    var acc10 = vec4<f32>(0.0); var acc11 = vec4<f32>(0.0); var acc12 = vec4<f32>(0.0); var acc13 = vec4<f32>(0.0);
+    var acc20 = vec4<f32>(0.0); var acc21 = vec4<f32>(0.0); var acc22 = vec4<f32>(0.0); var acc23 = vec4<f32>(0.0);
+    var acc30 = vec4<f32>(0.0); var acc31 = vec4<f32>(0.0); var acc32 = vec4<f32>(0.0); var acc33 = vec4<f32>(0.0);
+    let kq = (dims.k + 3u) / 4u;
+    for (var q = 0u; q < kq; q++) {
+        // Only the last quad can be partial; both operands' lanes past k may be NaN padding.
+        let lanes = k_lanes(q * 4u);
+        let z = vec4<f32>(0.0);
+        let y0 = select(z, b[b0i + q], lanes);
+        let y1 = select(z, b[b1i + q], lanes);
+        let y2 = select(z, b[b2i + q], lanes);
+        let y3 = select(z, b[b3i + q], lanes);
+        let x0 = select(z, a[a0i + q], lanes);
+        let x1 = select(z, a[a1i + q], lanes);
+        let x2 = select(z, a[a2i + q], lanes);
+        let x3 = select(z, a[a3i + q], lanes);
+        acc00 += x0 * y0; acc01 += x0 * y1; acc02 += x0 * y2; acc03 += x0 * y3;
+        acc10 += x1 * y0; acc11 += x1 * y1; acc12 += x1 * y2; acc13 += x1 * y3;
+        acc20 += x2 * y0; acc21 += x2 * y1; acc22 += x2 * y2; acc23 += x2 * y3;
+        acc30 += x3 * y0; acc31 += x3 * y1; acc32 += x3 * y2; acc33 += x3 * y3;
+    }
+    let keep = n_lanes(n4);
+    store_row(m0, n4, hsum4(acc00, acc01, acc02, acc03), keep);
+    store_row(m0 + 1u, n4, hsum4(acc10, acc11, acc12, acc13), keep);
+    store_row(m0 + 2u, n4, hsum4(acc20, acc21, acc22, acc23), keep);
+    store_row(m0 + 3u, n4, hsum4(acc30, acc31, acc32, acc33), keep);
+}
+
+// gid.x: quad of columns of C, gid.y: quad of rows of C (= columns of A). One outer product per k.
+// With FLAG_COLSUM the invocations of row-quad 0 also write colsum(B) (n) at e_off in c: the bias
+// gradient costs no extra loads because those invocations read every row of their B columns anyway.
+@compute @workgroup_size(8, 8)
+fn mm_tn(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n4 = gid.x;
+    let m4 = gid.y;
+    let m0 = m4 * 4u;
+    if (n4 * 4u >= dims.n || m0 >= dims.m) {
+        return;
+    }
+    let lda4 = dims.lda / 4u;
+    let ldb4 = dims.ldb / 4u;
+    var ai = dims.a_off / 4u + m4;
+    var bi = dims.b_off / 4u + n4;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    var sum = vec4<f32>(0.0);
+    for (var kk = 0u; kk < dims.k; kk++) {
+        // A's lanes past m may be NaN padding: they only reach rows of C that are not stored.
+        let x = a[ai];
+        let y = b[bi];
+        ai += lda4;
+        bi += ldb4;
+        acc0 += x.x * y;
+        acc1 += x.y * y;
+        acc2 += x.z * y;
+        acc3 += x.w * y;
+        sum += y;
+    }
+    let keep = n_lanes(n4);
+    let z = vec4<f32>(0.0);
+    let ci = (dims.c_off + m0 * dims.ldc) / 4u + n4;
+    let ldc4 = dims.ldc / 4u;
+    c[ci] = select(z, acc0, keep);
+    if (m0 + 1u < dims.m) {
+        c[ci + ldc4] = select(z, acc1, keep);
+    }
+    if (m0 + 2u < dims.m) {
+        c[ci + 2u * ldc4] = select(z, acc2, keep);
+    }
+    if (m0 + 3u < dims.m) {
+        c[ci + 3u * ldc4] = select(z, acc3, keep);
+    }
+    if ((dims.flags & FLAG_COLSUM) != 0u && m4 == 0u) {
+        c[dims.e_off / 4u + n4] = select(z, sum, keep);
+    }
+}

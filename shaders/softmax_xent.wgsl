@@ -1,0 +1,95 @@
+// Sparse softmax cross-entropy of one training step, in one workgroup: for each of the step's `rows`
+// samples, dlogits = (softmax(z) - onehot(label)) * scale (the host passes scale = 1 / rows), and the
+// step's summed loss (log-sum-exp form, max-subtracted so logits of +-1000 stay finite) and correct count
+// (first maximum == label) are written to stats[stat], where they stay until the host reads a whole run of
+// steps at once. Rows from `rows` to `capacity` (a partial last batch) get dlogits = 0, so the matmuls can
+// always run over the full capacity and those rows add nothing to any gradient.
+// Twin: cpu::softmax_xent. Tested by tests/kernels.rs.
+
+struct XentDims {
+    cols: u32,     // classes
+    ld: u32,       // row stride of logits and dlogits, in floats
+    capacity: u32, // rows held by the logits / dlogits buffers and by one labels slot
+    _pad: u32,
+}
+
+// Per-step values, one 256-byte record per queued step; each ring slot's bind group sees its own record.
+struct Step {
+    rows: u32,  // samples in this step
+    slot: u32,  // which labels slot of the ring holds this step's labels
+    stat: u32,  // index into stats
+    alpha: f32, // Adam's bias-corrected step size (read by adam.wgsl)
+    scale: f32, // gradient scale, 1 / rows
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+struct StepStat {
+    loss: f32,
+    correct: u32,
+}
+
+const WG: u32 = 64u;
+
+@group(0) @binding(0) var<storage, read> logits: array<f32>;          // (capacity, ld)
+@group(0) @binding(1) var<storage, read> labels: array<u32>;          // (slots, capacity)
+@group(0) @binding(2) var<storage, read_write> dlogits: array<f32>;   // (capacity, ld)
+@group(0) @binding(3) var<storage, read_write> stats: array<StepStat>; // (stat slots)
+@group(0) @binding(4) var<uniform> dims: XentDims;
+@group(0) @binding(5) var<uniform> step: Step;
+
+var<workgroup> part_loss: array<f32, WG>;
+var<workgroup> part_correct: array<u32, WG>;
+
+@compute @workgroup_size(64)
+fn softmax_xent(@builtin(local_invocation_index) lid: u32) {
+    var loss = 0.0;
+    var correct = 0u;
+    // Every invocation runs the same number of loop trips over the (uniform) capacity, and the barriers
+    // below sit outside any non-uniform branch.
+    for (var r = lid; r < dims.capacity; r += WG) {
+        let row = r * dims.ld;
+        if (r >= step.rows) {
+            for (var j = 0u; j < dims.cols; j++) {
+                dlogits[row + j] = 0.0;
+            }
+            continue;
+        }
+        let label = labels[step.slot * dims.capacity + r];
+        var arg = 0u;
+        var mx = logits[row];
+        for (var j = 1u; j < dims.cols; j++) {
+            let v = logits[row + j];
+            if (v > mx) {
+                arg = j;
+                mx = v;
+            }
+        }
+        var sum = 0.0;
+        for (var j = 0u; j < dims.cols; j++) {
+            sum += exp(logits[row + j] - mx);
+        }
+        let lse = mx + log(sum);
+        loss += lse - logits[row + label];
+        correct += select(0u, 1u, arg == label);
+        for (var j = 0u; j < dims.cols; j++) {
+            let p = exp(logits[row + j] - lse);
+            let onehot = select(0.0, 1.0, j == label);
+            dlogits[row + j] = (p - onehot) * step.scale;
+        }
+    }
+    part_loss[lid] = loss;
+    part_correct[lid] = correct;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s / 2u) {
+        if (lid < s) {
+            part_loss[lid] += part_loss[lid + s];
+            part_correct[lid] += part_correct[lid + s];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        stats[step.stat] = StepStat(part_loss[0], part_correct[0]);
+    }
+}

@@ -1,0 +1,97 @@
+//! `fmnist bench`: the same training (same data, seed, batches) on the CPU path and the GPU engine side by
+//! side: seconds per epoch, samples per second and their ratio, then the GPU's per-kernel profile.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+use fmnist::backend::CpuBackend;
+use fmnist::config::TrainConfig;
+use fmnist::data;
+use fmnist::gpu::GpuBackend;
+use fmnist::gpu::bench::{EpochTiming, profile_steps, time_epochs, warm_up};
+use fmnist::model::{MlpSpec, glorot_init};
+
+use super::DataArgs;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Epochs timed on each device.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub epochs: u64,
+    /// Stop each run after N steps (quick comparisons); seconds per epoch are then extrapolated.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub steps: Option<u64>,
+    /// Samples per step.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub batch_size: u32,
+    /// Steps in the GPU's per-kernel profile.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub profile_steps: u64,
+    /// Pick the GPU adapter whose name contains this text (case-insensitive).
+    #[arg(long, value_name = "NAME")]
+    pub adapter: Option<String>,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+pub fn run(args: BenchArgs) -> Result<ExitCode> {
+    let ds = data::locate_and_load(args.data.data_dir.as_deref())?;
+    let cfg = TrainConfig {
+        epochs: args.epochs as usize,
+        batch_size: args.batch_size as usize,
+        max_steps: args.steps.map(|s| s as usize),
+        ..TrainConfig::default()
+    };
+    let spec = MlpSpec::fashion(&cfg.hidden)?;
+    let params = glorot_init(&spec, cfg.seed);
+    let steps_per_epoch = ds.train.len().div_ceil(cfg.batch_size);
+    let mut rows: Vec<EpochTiming> = Vec::new();
+    let mut cpu = CpuBackend::new(spec.clone(), params.clone(), cfg.adam, cfg.batch_size);
+    rows.push(time_epochs(&mut cpu, &ds.train, &ds.test, &cfg)?);
+    let mut gpu = GpuBackend::new(
+        args.adapter.as_deref(),
+        spec,
+        params,
+        cfg.adam,
+        cfg.batch_size,
+    )?;
+    // One untimed submission first: a new pipeline's first dispatch compiles it.
+    let warm = gpu.steps_per_submission();
+    warm_up(&mut gpu, &ds.train, cfg.batch_size, warm)?;
+    rows.push(time_epochs(&mut gpu, &ds.train, &ds.test, &cfg)?);
+    let scale = |t: &EpochTiming| match cfg.max_steps {
+        // Partial runs: seconds per epoch extrapolated from seconds per step.
+        Some(s) => t.seconds_per_epoch * steps_per_epoch as f64 / s.min(steps_per_epoch) as f64,
+        None => t.seconds_per_epoch,
+    };
+    println!(
+        "{:<64} {:>10} {:>12} {:>10} {:>9}",
+        "device", "s/epoch", "samples/s", "vs CPU", "test acc"
+    );
+    let cpu_s = scale(&rows[0]);
+    for t in &rows {
+        println!(
+            "{:<64} {:>10.2} {:>12.0} {:>9.2}x {:>9.4}",
+            t.device,
+            scale(t),
+            t.samples_per_second,
+            cpu_s / scale(t),
+            t.test_accuracy
+        );
+    }
+    println!("(vs CPU > 1 means faster than the CPU path in this same run)");
+    let (report, _) = profile_steps(
+        &mut gpu,
+        &ds.train,
+        cfg.batch_size,
+        args.profile_steps as usize,
+    )?;
+    if let Some(r) = report {
+        print!("{}", r.table());
+        if let Some(h) = r.heaviest() {
+            println!("Bound by: {}", h.name);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,47 @@
+//! `fmnist selftest`: every GPU kernel against its CPU twin over the shape ladder, as a table, then one
+//! training step GPU vs CPU. Exits non-zero on any failure, so users can trust (or report) their GPU.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+use fmnist::gpu::GpuContext;
+use fmnist::gpu::context::Needs;
+use fmnist::gpu::selftest::{self, CaseResult, Harness};
+use fmnist::model::MlpSpec;
+
+#[derive(Args, Debug)]
+pub struct SelftestArgs {
+    /// Pick the GPU adapter whose name contains this text (case-insensitive).
+    #[arg(long, value_name = "NAME")]
+    pub adapter: Option<String>,
+    /// Seed of the random inputs.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+pub fn run(args: SelftestArgs) -> Result<ExitCode> {
+    let ctx = GpuContext::open(args.adapter.as_deref(), Needs::default())?;
+    println!("Adapter: {}", ctx.adapter.describe());
+    println!("{}", CaseResult::header());
+    let h = Harness::new(ctx);
+    let mut cases = selftest::kernel_ladder(&h, args.seed)?;
+    for c in &cases {
+        println!("{}", c.line());
+    }
+    let spec = MlpSpec::fashion(&[128])?;
+    let ctx = GpuContext::open(args.adapter.as_deref(), Needs::default())?;
+    let step = selftest::one_step_cases(ctx, &spec, 32, args.seed)?;
+    for c in &step {
+        println!("{}", c.line());
+    }
+    cases.extend(step);
+    let failed = cases.iter().filter(|c| !c.closeness.pass()).count();
+    if failed == 0 {
+        println!("selftest: all {} checks passed", cases.len());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("selftest: {failed} of {} checks FAILED", cases.len());
+        Ok(ExitCode::FAILURE)
+    }
+}

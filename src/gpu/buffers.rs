@@ -1,0 +1,214 @@
+//! Labelled buffers and the GPU-side parameter layout. Inside the GPU every matrix has rows padded to a
+//! multiple of 4 floats (so every kernel reads whole vec4s whatever the layer widths); `GpuLayout` maps
+//! the CPU's flat `[in, out]` vector (`model::ParamLayout`) to that padded layout and back, which is the
+//! only place the two meet. Tested by the unit tests below and, through the backend, tests/gpu_train.rs.
+
+use anyhow::{Result, anyhow};
+use wgpu::util::DeviceExt;
+
+use crate::model::ParamLayout;
+
+/// `n` rounded up to a multiple of 4: the row stride of a matrix with `n` columns on the GPU.
+pub fn pad4(n: usize) -> usize {
+    n.div_ceil(4) * 4
+}
+
+/// Where one dense layer's tensors sit in the GPU's flat parameter buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GpuLayer {
+    /// Weight `(fan_in, ld)`, row-major, columns past `fan_out` zero.
+    pub weight: usize,
+    /// Bias `(ld)`, entries past `fan_out` zero.
+    pub bias: usize,
+    pub fan_in: usize,
+    pub fan_out: usize,
+    /// Row stride of the weight: `pad4(fan_out)`.
+    pub ld: usize,
+}
+
+/// The GPU's flat parameter (and gradient, m, v) layout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GpuLayout {
+    pub layers: Vec<GpuLayer>,
+    /// Floats in the flat buffer, a multiple of 4.
+    pub total: usize,
+}
+
+impl GpuLayout {
+    pub fn of(cpu: &ParamLayout) -> Self {
+        let mut at = 0;
+        let mut layers = Vec::new();
+        for l in &cpu.layers {
+            let ld = pad4(l.fan_out);
+            let weight = at;
+            at += l.fan_in * ld;
+            let bias = at;
+            at += ld;
+            layers.push(GpuLayer {
+                weight,
+                bias,
+                fan_in: l.fan_in,
+                fan_out: l.fan_out,
+                ld,
+            });
+        }
+        Self { layers, total: at }
+    }
+
+    /// CPU flat vector -> GPU flat vector (padding zero).
+    pub fn pack(&self, cpu: &ParamLayout, flat: &[f32]) -> Vec<f32> {
+        let mut out = vec![0.0f32; self.total];
+        for (g, c) in self.layers.iter().zip(&cpu.layers) {
+            for r in 0..c.fan_in {
+                let src = &flat[c.weight + r * c.fan_out..c.weight + (r + 1) * c.fan_out];
+                out[g.weight + r * g.ld..g.weight + r * g.ld + c.fan_out].copy_from_slice(src);
+            }
+            out[g.bias..g.bias + c.fan_out].copy_from_slice(&flat[c.bias_range()]);
+        }
+        out
+    }
+
+    /// GPU flat vector -> CPU flat vector (the CPU layout's alignment padding zero).
+    pub fn unpack(&self, cpu: &ParamLayout, gpu: &[f32]) -> Vec<f32> {
+        let mut out = vec![0.0f32; cpu.total];
+        for (g, c) in self.layers.iter().zip(&cpu.layers) {
+            for r in 0..c.fan_in {
+                out[c.weight + r * c.fan_out..c.weight + (r + 1) * c.fan_out]
+                    .copy_from_slice(&gpu[g.weight + r * g.ld..g.weight + r * g.ld + c.fan_out]);
+            }
+            out[c.bias_range()].copy_from_slice(&gpu[g.bias..g.bias + c.fan_out]);
+        }
+        out
+    }
+}
+
+/// A storage buffer of `bytes` (at least 16), zero-initialised by wgpu.
+pub fn storage(device: &wgpu::Device, label: &str, bytes: u64) -> wgpu::Buffer {
+    device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: bytes.max(16).next_multiple_of(4),
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_DST
+            | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    })
+}
+
+/// A storage buffer holding `data`.
+pub fn storage_init(device: &wgpu::Device, label: &str, data: &[u8]) -> wgpu::Buffer {
+    let mut padded;
+    let contents = if data.len() < 16 || !data.len().is_multiple_of(4) {
+        padded = data.to_vec();
+        padded.resize(data.len().max(16).next_multiple_of(4), 0);
+        &padded[..]
+    } else {
+        data
+    };
+    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents,
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_DST
+            | wgpu::BufferUsages::COPY_SRC,
+    })
+}
+
+/// A uniform buffer holding `data` (written again with `queue.write_buffer` when it changes).
+pub fn uniform_init(device: &wgpu::Device, label: &str, data: &[u8]) -> wgpu::Buffer {
+    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents: data,
+        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+    })
+}
+
+/// A host-readable staging buffer of `bytes`.
+pub fn readback(device: &wgpu::Device, label: &str, bytes: u64) -> wgpu::Buffer {
+    device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: bytes.max(16).next_multiple_of(4),
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
+}
+
+/// Maps the first `bytes` of a readback buffer after the work that filled it, and copies them out.
+/// Waits for the GPU.
+pub fn read_mapped(
+    device: &wgpu::Device,
+    buffer: &wgpu::Buffer,
+    bytes: u64,
+    out: &mut [u8],
+) -> Result<()> {
+    let slice = buffer.slice(..bytes);
+    let (tx, rx) = std::sync::mpsc::channel();
+    slice.map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
+    device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| anyhow!("waiting for the GPU: {e}"))?;
+    rx.recv()
+        .map_err(|_| anyhow!("the GPU never answered the readback"))?
+        .map_err(|e| anyhow!("mapping a readback buffer: {e}"))?;
+    {
+        let view = slice
+            .get_mapped_range()
+            .map_err(|e| anyhow!("reading a mapped buffer: {e}"))?;
+        out[..bytes as usize].copy_from_slice(&view);
+    }
+    buffer.unmap();
+    Ok(())
+}
+
+/// Copies `bytes` from `src` (at `offset`) into `staging`, submits, and reads them back as f32.
+pub fn download_f32(
+    device: &wgpu::Device,
+    queue: &wgpu::Queue,
+    src: &wgpu::Buffer,
+    offset: u64,
+    staging: &wgpu::Buffer,
+    out: &mut [f32],
+) -> Result<()> {
+    let bytes = (out.len() * 4) as u64;
+    if bytes == 0 {
+        return Ok(());
+    }
+    let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+        label: Some("download"),
+    });
+    enc.copy_buffer_to_buffer(src, offset, staging, 0, bytes);
+    queue.submit([enc.finish()]);
+    read_mapped(device, staging, bytes, bytemuck::cast_slice_mut(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::MlpSpec;
+
+    #[test]
+    fn pack_unpack_round_trips_and_pads_rows() {
+        let spec = MlpSpec::new(7, &[5, 3], 10).unwrap();
+        let cpu = spec.layout();
+        let gpu = GpuLayout::of(&cpu);
+        assert_eq!(gpu.layers[0].ld, 8);
+        assert_eq!(gpu.layers[2].ld, 12);
+        assert!(
+            gpu.layers
+                .iter()
+                .all(|l| l.weight % 4 == 0 && l.bias % 4 == 0)
+        );
+        let mut flat = vec![0.0f32; cpu.total];
+        for l in &cpu.layers {
+            for i in l.weight_range().chain(l.bias_range()) {
+                flat[i] = i as f32 + 1.0;
+            }
+        }
+        let packed = gpu.pack(&cpu, &flat);
+        // Row 1 of layer 0's weight starts at ld = 8, and its padding is zero.
+        assert_eq!(packed[8], flat[5]);
+        assert_eq!(packed[5..8], [0.0; 3]);
+        assert_eq!(gpu.unpack(&cpu, &packed), flat);
+    }
+}

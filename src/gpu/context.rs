@@ -1,0 +1,277 @@
+//! Instance -> adapter -> device. Adapter choice (`--device gpu`: best hardware adapter, else a software
+//! one; `--adapter NAME`: case-insensitive substring), `WGPU_BACKEND` honoured through
+//! `InstanceDescriptor::new_without_display_handle_from_env`, the optional features fmnist uses
+//! (timestamp queries, for the profile) and the limits it needs, requested explicitly.
+//! Tested through every GPU test (tests/common/mod.rs opens the context) and tests/cli_gpu.rs.
+
+use std::sync::Once;
+
+use anyhow::{Result, anyhow};
+
+use crate::error::Hinted;
+
+/// What a user needs to act when no adapter can be opened.
+pub const NO_ADAPTER_HINT: &str = "`make setup` installs lavapipe (Mesa's software Vulkan driver, package \
+mesa-vulkan-drivers); or train on the CPU with --device cpu";
+
+/// One adapter as `fmnist info` and error messages describe it.
+#[derive(Clone, Debug)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: wgpu::DeviceType,
+    pub timestamps: bool,
+}
+
+impl AdapterSummary {
+    fn of(adapter: &wgpu::Adapter) -> Self {
+        let info = adapter.get_info();
+        Self {
+            name: info.name,
+            backend: info.backend.to_str().to_string(),
+            device_type: info.device_type,
+            timestamps: adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY),
+        }
+    }
+
+    /// Hardware GPUs, as opposed to software rasterisers (lavapipe, WARP, SwiftShader).
+    pub fn is_hardware(&self) -> bool {
+        is_hardware(self.device_type)
+    }
+
+    /// `llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)`.
+    pub fn describe(&self) -> String {
+        format!("{} ({}, {:?})", self.name, self.backend, self.device_type)
+    }
+}
+
+pub fn is_hardware(t: wgpu::DeviceType) -> bool {
+    matches!(
+        t,
+        wgpu::DeviceType::DiscreteGpu
+            | wgpu::DeviceType::IntegratedGpu
+            | wgpu::DeviceType::VirtualGpu
+    )
+}
+
+/// Mesa prints "XDG_RUNTIME_DIR is invalid or not set" when an instance is created without one; give it
+/// a private directory so the warning does not clutter every run.
+fn quiet_mesa() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("XDG_RUNTIME_DIR").is_some() {
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("fmnist-xdg-{}", std::process::id()));
+        if std::fs::create_dir_all(&dir).is_ok() {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+            }
+            // SAFETY: called once, before wgpu (the only reader here) creates its instance; fmnist starts
+            // no thread that reads the environment concurrently with this.
+            unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+        }
+    });
+}
+
+fn instance() -> (wgpu::Instance, wgpu::Backends) {
+    quiet_mesa();
+    let desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    let backends = desc.backends;
+    (wgpu::Instance::new(desc), backends)
+}
+
+fn enumerate(instance: &wgpu::Instance, backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
+    pollster::block_on(instance.enumerate_adapters(backends))
+}
+
+/// Every adapter wgpu can see, in preference order (hardware first, conformant backends before GL).
+pub fn list_adapters() -> Vec<AdapterSummary> {
+    let (instance, backends) = instance();
+    let mut adapters = enumerate(&instance, backends);
+    adapters.sort_by_key(rank);
+    adapters.iter().map(AdapterSummary::of).collect()
+}
+
+/// Lower is better: discrete, integrated, virtual, software, other; within each, Vulkan/Metal/DX12
+/// before GL (the GL llvmpipe is not WebGPU-compliant).
+fn rank(adapter: &wgpu::Adapter) -> (u8, u8) {
+    let info = adapter.get_info();
+    let kind = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    };
+    let api = match info.backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        _ => 1,
+    };
+    (kind, api)
+}
+
+/// An open device and what fmnist learned about it.
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub adapter: AdapterSummary,
+    /// TIMESTAMP_QUERY was available and enabled.
+    pub timestamps: bool,
+    /// TIMESTAMP_QUERY_INSIDE_PASSES too: per-dispatch timestamps inside one pass.
+    pub timestamps_inside_passes: bool,
+}
+
+/// Sizes the engine needs from the device, in bytes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Needs {
+    pub largest_buffer: u64,
+}
+
+impl GpuContext {
+    /// Opens the adapter `name` picks (or the best one) with the limits `needs` asks for.
+    pub fn open(name: Option<&str>, needs: Needs) -> Result<Self> {
+        let (instance, backends) = instance();
+        let mut adapters = enumerate(&instance, backends);
+        adapters.sort_by_key(rank);
+        if adapters.is_empty() {
+            return Err(anyhow::Error::new(Hinted::new(
+                anyhow!(
+                    "no GPU adapter found (backends tried: {})",
+                    describe_backends(backends)
+                ),
+                NO_ADAPTER_HINT,
+            )));
+        }
+        let adapter = match name {
+            None => adapters.swap_remove(0),
+            Some(want) => {
+                let lower = want.to_lowercase();
+                let Some(i) = adapters
+                    .iter()
+                    .position(|a| a.get_info().name.to_lowercase().contains(&lower))
+                else {
+                    let names: Vec<String> = adapters
+                        .iter()
+                        .map(|a| AdapterSummary::of(a).describe())
+                        .collect();
+                    return Err(anyhow::Error::new(Hinted::new(
+                        anyhow!(
+                            "--adapter {want:?} matches no adapter; available: {}",
+                            names.join("; ")
+                        ),
+                        "pass part of one of those names, or leave --adapter out to take the best one",
+                    )));
+                };
+                adapters.swap_remove(i)
+            }
+        };
+        Self::from_adapter(adapter, needs)
+    }
+
+    fn from_adapter(adapter: wgpu::Adapter, needs: Needs) -> Result<Self> {
+        let summary = AdapterSummary::of(&adapter);
+        let have = adapter.limits();
+        let mut limits = wgpu::Limits::downlevel_defaults();
+        // Raise only the two limits the engine's buffers need, and say plainly when the adapter falls short.
+        let need = needs
+            .largest_buffer
+            .max(limits.max_storage_buffer_binding_size);
+        for (what, available) in [
+            (
+                "max_storage_buffer_binding_size",
+                have.max_storage_buffer_binding_size,
+            ),
+            ("max_buffer_size", have.max_buffer_size),
+        ] {
+            if needs.largest_buffer > available {
+                return Err(anyhow::Error::new(Hinted::new(
+                    anyhow!(
+                        "adapter {} offers {what} = {available} bytes but fmnist needs {}",
+                        summary.describe(),
+                        needs.largest_buffer
+                    ),
+                    "use a smaller --batch-size, or --device cpu",
+                )));
+            }
+        }
+        limits.max_storage_buffer_binding_size = need.min(have.max_storage_buffer_binding_size);
+        limits.max_buffer_size = need.max(limits.max_buffer_size).min(have.max_buffer_size);
+        let offered = adapter.features();
+        let mut features = wgpu::Features::empty();
+        for f in [
+            wgpu::Features::TIMESTAMP_QUERY,
+            wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES,
+        ] {
+            if offered.contains(f) {
+                features |= f;
+            }
+        }
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("fmnist device"),
+            required_features: features,
+            required_limits: limits,
+            ..Default::default()
+        }))
+        .map_err(|e| {
+            anyhow::Error::new(Hinted::new(
+                anyhow!("could not open {}: {e}", summary.describe()),
+                NO_ADAPTER_HINT,
+            ))
+        })?;
+        Ok(Self {
+            device,
+            queue,
+            timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+            timestamps_inside_passes: features.contains(
+                wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES,
+            ),
+            adapter: summary,
+        })
+    }
+
+    /// Blocks until all submitted work is done.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| anyhow!("waiting for the GPU: {e}"))?;
+        Ok(())
+    }
+
+    /// Blocks until submission `index` is done.
+    pub fn wait_for(&self, index: wgpu::SubmissionIndex) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(index),
+                timeout: None,
+            })
+            .map_err(|e| anyhow!("waiting for the GPU: {e}"))?;
+        Ok(())
+    }
+}
+
+fn describe_backends(backends: wgpu::Backends) -> String {
+    let mut names = Vec::new();
+    for (flag, name) in [
+        (wgpu::Backends::VULKAN, "Vulkan"),
+        (wgpu::Backends::METAL, "Metal"),
+        (wgpu::Backends::DX12, "DX12"),
+        (wgpu::Backends::GL, "GL"),
+        (wgpu::Backends::BROWSER_WEBGPU, "WebGPU"),
+    ] {
+        if backends.contains(flag) {
+            names.push(name);
+        }
+    }
+    if names.is_empty() {
+        "none (WGPU_BACKEND selects nothing?)".to_string()
+    } else {
+        let mut s = names.join(", ");
+        if std::env::var_os("WGPU_BACKEND").is_some() {
+            s.push_str(" (from WGPU_BACKEND)");
+        }
+        s
+    }
+}

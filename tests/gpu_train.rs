@@ -1,0 +1,164 @@
+//! The GPU engine against the CPU path: one optimizer step on every parameter, a deeper model with a
+//! partial last batch, logits, 200 steps on real data (test loss within 1e-3), and one full real epoch
+//! (test accuracy >= 0.83). Skips without an adapter unless FMNIST_REQUIRE_GPU=1.
+
+mod common;
+
+use fmnist::backend::{Backend, CpuBackend};
+use fmnist::batches::gather_normalise;
+use fmnist::config::{AdamConfig, TrainConfig};
+use fmnist::data::PIXELS;
+use fmnist::evaluate::evaluate;
+use fmnist::gpu::GpuBackend;
+use fmnist::gpu::selftest::{self, TOL_REDUCTION, compare};
+use fmnist::model::{MlpSpec, glorot_init};
+use fmnist::progress::Silent;
+use fmnist::train::fit;
+
+#[test]
+fn one_step_matches_cpu_on_every_parameter_atol1e5_rtol1e4() {
+    let Some(ctx) = common::gpu_or_skip("one step") else {
+        return;
+    };
+    let spec = MlpSpec::fashion(&[128]).unwrap();
+    let cases = selftest::one_step_cases(ctx, &spec, 32, 7).unwrap();
+    common::assert_all_pass("one training step", &cases);
+}
+
+#[test]
+fn deeper_model_with_partial_batches_matches_cpu_atol1e5_rtol1e4() {
+    // Odd widths (padding in every layer), two hidden layers, and batches smaller than the capacity.
+    let Some(ctx) = common::gpu_or_skip("deeper model") else {
+        return;
+    };
+    let spec = MlpSpec::new(13, &[9, 6], 5).unwrap();
+    let params = glorot_init(&spec, 3);
+    let adam = AdamConfig::default();
+    let cap = 8;
+    let mut gpu = GpuBackend::with_context(ctx, spec.clone(), params.clone(), adam, cap).unwrap();
+    let mut cpu = CpuBackend::new(spec.clone(), params, adam, cap);
+    for (i, rows) in [8, 3, 8, 1, 5].into_iter().enumerate() {
+        let (x, labels) = selftest::random_batch(rows, spec.inputs, spec.outputs, i as u64);
+        gpu.train_step(&x, &labels, rows).unwrap();
+        cpu.train_step(&x, &labels, rows).unwrap();
+    }
+    let (gs, cs) = (gpu.take_stats().unwrap(), cpu.take_stats().unwrap());
+    assert_eq!(
+        (gs.samples, gs.steps, gs.correct),
+        (cs.samples, cs.steps, cs.correct)
+    );
+    assert!((gs.loss_sum - cs.loss_sum).abs() < 1e-4, "{gs:?} vs {cs:?}");
+    let c = compare(
+        &gpu.params().unwrap(),
+        &cpu.params().unwrap(),
+        TOL_REDUCTION,
+    );
+    assert!(c.pass(), "params after 5 steps: {}", c.describe());
+    let (x, _) = selftest::random_batch(11, spec.inputs, spec.outputs, 99);
+    let (mut gl, mut cl) = (vec![f32::NAN; 11 * 5], vec![0.0; 11 * 5]);
+    gpu.logits(&x, 11, &mut gl).unwrap();
+    cpu.logits(&x, 11, &mut cl).unwrap();
+    let c = compare(&gl, &cl, TOL_REDUCTION);
+    assert!(c.pass(), "logits: {}", c.describe());
+}
+
+#[test]
+fn params_cross_the_boundary_unchanged_and_bad_batches_are_errors() {
+    let Some(ctx) = common::gpu_or_skip("params round trip") else {
+        return;
+    };
+    let spec = MlpSpec::fashion(&[128]).unwrap();
+    let params = glorot_init(&spec, 1);
+    let mut gpu =
+        GpuBackend::with_context(ctx, spec.clone(), params.clone(), AdamConfig::default(), 32)
+            .unwrap();
+    assert_eq!(gpu.params().unwrap(), params);
+    let x = vec![0.0f32; 33 * PIXELS];
+    let err = gpu.train_step(&x, &[0; 33], 33).unwrap_err();
+    assert!(err.to_string().contains("does not fit"), "{err}");
+    let err = gpu.train_step(&x, &[10; 32], 32).unwrap_err();
+    assert!(err.to_string().contains("out of range"), "{err}");
+    assert_eq!(gpu.steps_done(), 0);
+}
+
+#[test]
+fn two_hundred_steps_on_real_data_match_cpu_test_loss_within_1e3() {
+    let data = match fmnist::data::locate_and_load(None) {
+        Ok(d) => d,
+        Err(e) => {
+            assert!(
+                !common::require_gpu(),
+                "FMNIST_REQUIRE_GPU=1 but no data: {e:#}"
+            );
+            println!("skipped: no data ({e:#})");
+            return;
+        }
+    };
+    let Some(ctx) = common::gpu_or_skip("200 steps") else {
+        return;
+    };
+    let spec = MlpSpec::fashion(&[128]).unwrap();
+    let params = glorot_init(&spec, 5);
+    let adam = AdamConfig::default();
+    let mut gpu = GpuBackend::with_context(ctx, spec.clone(), params.clone(), adam, 32).unwrap();
+    let mut cpu = CpuBackend::new(spec, params, adam, 32);
+    let mut x = vec![0.0f32; 32 * PIXELS];
+    let mut labels = vec![0u32; 32];
+    for s in 0..200u32 {
+        let idx: Vec<u32> = (s * 32..(s + 1) * 32).collect();
+        gather_normalise(&data.train, &idx, &mut x, &mut labels);
+        gpu.train_step(&x, &labels, 32).unwrap();
+        cpu.train_step(&x, &labels, 32).unwrap();
+    }
+    let (gs, cs) = (gpu.take_stats().unwrap(), cpu.take_stats().unwrap());
+    assert!(
+        (gs.mean_loss() - cs.mean_loss()).abs() < 1e-3,
+        "train loss {gs:?} vs {cs:?}"
+    );
+    let ge = evaluate(&mut gpu, &data.test).unwrap();
+    let ce = evaluate(&mut cpu, &data.test).unwrap();
+    eprintln!(
+        "test loss gpu {} cpu {}, accuracy gpu {} cpu {}",
+        ge.loss, ce.loss, ge.accuracy, ce.accuracy
+    );
+    assert!(
+        (ge.loss - ce.loss).abs() <= 1e-3,
+        "test loss gpu {} vs cpu {}",
+        ge.loss,
+        ce.loss
+    );
+}
+
+#[test]
+fn one_real_epoch_on_the_gpu_reaches_test_accuracy_083() {
+    let data = match fmnist::data::locate_and_load(None) {
+        Ok(d) => d,
+        Err(e) => {
+            assert!(
+                !common::require_gpu(),
+                "FMNIST_REQUIRE_GPU=1 but no data: {e:#}"
+            );
+            println!("skipped: no data ({e:#})");
+            return;
+        }
+    };
+    let Some(ctx) = common::gpu_or_skip("one epoch") else {
+        return;
+    };
+    let cfg = TrainConfig {
+        epochs: 1,
+        ..TrainConfig::default()
+    };
+    let spec = MlpSpec::fashion(&cfg.hidden).unwrap();
+    let params = glorot_init(&spec, cfg.seed);
+    let mut gpu = GpuBackend::with_context(ctx, spec, params, cfg.adam, cfg.batch_size).unwrap();
+    let result = fit(&mut gpu, &data.train, &data.test, &cfg, &mut Silent).unwrap();
+    let r = &result.history[0];
+    eprintln!("one epoch on the GPU: {r:?}");
+    assert_eq!(result.steps, 1875);
+    assert!(
+        r.test_accuracy >= 0.83,
+        "test accuracy {} < 0.83",
+        r.test_accuracy
+    );
+}
