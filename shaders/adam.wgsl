@@ -40,10 +40,15 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= dims.len4) {
         return;
     }
+    // Each operand is loaded once into a local: storage loads are the expensive part on software
+    // Vulkan, stores are cheap (docs/perf.md).
     let gi = g[i];
-    let mi = m[i] + (gi - m[i]) * (1.0 - dims.beta1);
-    let vi = v[i] + (gi * gi - v[i]) * (1.0 - dims.beta2);
+    let m0 = m[i];
+    let v0 = v[i];
+    let p0 = p[i];
+    let mi = m0 + (gi - m0) * (1.0 - dims.beta1);
+    let vi = v0 + (gi * gi - v0) * (1.0 - dims.beta2);
     m[i] = mi;
     v[i] = vi;
-    p[i] = p[i] - step.alpha * mi / (sqrt(vi) + vec4<f32>(dims.eps));
+    p[i] = p0 - step.alpha * mi / (sqrt(vi) + vec4<f32>(dims.eps));
 }

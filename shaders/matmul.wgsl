@@ -245,3 +245,109 @@ fn mm_tn(@builtin(global_invocation_id) gid: vec3<u32>) {
         c[dims.e_off / 4u + n4] = select(z, sum, keep);
     }
 }
+
+// ---- Texture-operand variants for the first layer's two big products (784-wide) ----
+// On software Vulkan (lavapipe, Mesa 22) every storage-buffer load runs lane by lane and costs ~5x a
+// texel fetch, which is vectorised; these variants read A and B as rgba32float textures, one texel = 4
+// consecutive floats of a row (texel (q, r) = row r, floats 4q..4q+3), and write C like the others.
+// The host keeps the textures as mirrors of the buffers (the batch is uploaded straight into one; params
+// and dZ are copied after they change). `a_off` and `b_off` are row offsets here, in texels' rows.
+// Bias (FLAG_BIAS) is still read from `b` (the params buffer) at `e_off`.
+@group(1) @binding(0) var a_tex: texture_2d<f32>;
+@group(1) @binding(1) var b_tex: texture_2d<f32>;
+
+fn ta(q: u32, row: u32) -> vec4<f32> {
+    return textureLoad(a_tex, vec2<u32>(q, row), 0);
+}
+
+fn tb(q: u32, row: u32) -> vec4<f32> {
+    return textureLoad(b_tex, vec2<u32>(q, row), 0);
+}
+
+// C (m, n) = A (m, k) · B (k, n), A and B from textures. As mm_nn, same epilogue.
+@compute @workgroup_size(8, 8)
+fn mm_nn_tex(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n4 = gid.x;
+    let m0 = gid.y * 4u;
+    if (n4 * 4u >= dims.n || m0 >= dims.m) {
+        return;
+    }
+    let last = dims.m - 1u;
+    let r0 = dims.a_off + m0;
+    let r1 = dims.a_off + min(m0 + 1u, last);
+    let r2 = dims.a_off + min(m0 + 2u, last);
+    let r3 = dims.a_off + min(m0 + 3u, last);
+    let kl = dims.k - 1u;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    let kq = (dims.k + 3u) / 4u;
+    for (var q = 0u; q < kq; q++) {
+        // Only the last quad can be partial: A's lanes past k are zeroed (padding is never trusted) and
+        // B's rows past k are clamped to row k-1, meeting those zeros.
+        let k0 = q * 4u;
+        let lanes = k_lanes(k0);
+        let z = vec4<f32>(0.0);
+        let b0 = tb(n4, dims.b_off + k0);
+        let b1 = tb(n4, dims.b_off + min(k0 + 1u, kl));
+        let b2 = tb(n4, dims.b_off + min(k0 + 2u, kl));
+        let b3 = tb(n4, dims.b_off + min(k0 + 3u, kl));
+        let x0 = select(z, ta(q, r0), lanes);
+        let x1 = select(z, ta(q, r1), lanes);
+        let x2 = select(z, ta(q, r2), lanes);
+        let x3 = select(z, ta(q, r3), lanes);
+        acc0 += x0.x * b0 + x0.y * b1 + x0.z * b2 + x0.w * b3;
+        acc1 += x1.x * b0 + x1.y * b1 + x1.z * b2 + x1.w * b3;
+        acc2 += x2.x * b0 + x2.y * b1 + x2.z * b2 + x2.w * b3;
+        acc3 += x3.x * b0 + x3.y * b1 + x3.z * b2 + x3.w * b3;
+    }
+    let keep = n_lanes(n4);
+    store_row(m0, n4, acc0, keep);
+    store_row(m0 + 1u, n4, acc1, keep);
+    store_row(m0 + 2u, n4, acc2, keep);
+    store_row(m0 + 3u, n4, acc3, keep);
+}
+
+// C (m, n) = A (k, m)^T · B (k, n), A and B from textures; FLAG_COLSUM as in mm_tn.
+@compute @workgroup_size(8, 8)
+fn mm_tn_tex(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n4 = gid.x;
+    let m4 = gid.y;
+    let m0 = m4 * 4u;
+    if (n4 * 4u >= dims.n || m0 >= dims.m) {
+        return;
+    }
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    var sum = vec4<f32>(0.0);
+    for (var kk = 0u; kk < dims.k; kk++) {
+        // A's lanes past m may be NaN padding: they only reach rows of C that are not stored.
+        let x = ta(m4, dims.a_off + kk);
+        let y = tb(n4, dims.b_off + kk);
+        acc0 += x.x * y;
+        acc1 += x.y * y;
+        acc2 += x.z * y;
+        acc3 += x.w * y;
+        sum += y;
+    }
+    let keep = n_lanes(n4);
+    let z = vec4<f32>(0.0);
+    let ci = (dims.c_off + m0 * dims.ldc) / 4u + n4;
+    let ldc4 = dims.ldc / 4u;
+    c[ci] = select(z, acc0, keep);
+    if (m0 + 1u < dims.m) {
+        c[ci + ldc4] = select(z, acc1, keep);
+    }
+    if (m0 + 2u < dims.m) {
+        c[ci + 2u * ldc4] = select(z, acc2, keep);
+    }
+    if (m0 + 3u < dims.m) {
+        c[ci + 3u * ldc4] = select(z, acc3, keep);
+    }
+    if ((dims.flags & FLAG_COLSUM) != 0u && m4 == 0u) {
+        c[dims.e_off / 4u + n4] = select(z, sum, keep);
+    }
+}

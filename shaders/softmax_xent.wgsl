@@ -1,8 +1,10 @@
 // Sparse softmax cross-entropy of one training step, in one workgroup: for each of the step's `rows`
 // samples, dlogits = (softmax(z) - onehot(label)) * scale (the host passes scale = 1 / rows), and the
-// step's summed loss (log-sum-exp form, max-subtracted so logits of +-1000 stay finite) and correct count
-// (first maximum == label) are written to stats[stat], where they stay until the host reads a whole run of
-// steps at once. Rows from `rows` to `capacity` (a partial last batch) get dlogits = 0, so the matmuls can
+// summed loss (log-sum-exp form, max-subtracted so logits of +-1000 stay finite) and correct count (first
+// maximum == label) of the rows each invocation handled, written to stats[stat * WG + lid], where they
+// stay until the host reads a whole run of steps at once and adds each step's WG partial sums. There is
+// no workgroup reduction on purpose: one workgroupBarrier cost ~2 ms per dispatch on lavapipe
+// (docs/perf.md), far more than the host's additions. Rows from `rows` to `capacity` (a partial last batch) get dlogits = 0, so the matmuls can
 // always run over the full capacity and those rows add nothing to any gradient.
 // Twin: cpu::softmax_xent. Tested by tests/kernels.rs.
 
@@ -35,19 +37,14 @@ const WG: u32 = 64u;
 @group(0) @binding(0) var<storage, read> logits: array<f32>;          // (capacity, ld)
 @group(0) @binding(1) var<storage, read> labels: array<u32>;          // (slots, capacity)
 @group(0) @binding(2) var<storage, read_write> dlogits: array<f32>;   // (capacity, ld)
-@group(0) @binding(3) var<storage, read_write> stats: array<StepStat>; // (stat slots)
+@group(0) @binding(3) var<storage, read_write> stats: array<StepStat>; // (stat slots, WG)
 @group(0) @binding(4) var<uniform> dims: XentDims;
 @group(0) @binding(5) var<uniform> step: Step;
-
-var<workgroup> part_loss: array<f32, WG>;
-var<workgroup> part_correct: array<u32, WG>;
 
 @compute @workgroup_size(64)
 fn softmax_xent(@builtin(local_invocation_index) lid: u32) {
     var loss = 0.0;
     var correct = 0u;
-    // Every invocation runs the same number of loop trips over the (uniform) capacity, and the barriers
-    // below sit outside any non-uniform branch.
     for (var r = lid; r < dims.capacity; r += WG) {
         let row = r * dims.ld;
         if (r >= step.rows) {
@@ -79,17 +76,5 @@ fn softmax_xent(@builtin(local_invocation_index) lid: u32) {
             dlogits[row + j] = (p - onehot) * step.scale;
         }
     }
-    part_loss[lid] = loss;
-    part_correct[lid] = correct;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s / 2u) {
-        if (lid < s) {
-            part_loss[lid] += part_loss[lid + s];
-            part_correct[lid] += part_correct[lid + s];
-        }
-        workgroupBarrier();
-    }
-    if (lid == 0u) {
-        stats[step.stat] = StepStat(part_loss[0], part_correct[0]);
-    }
+    stats[step.stat * WG + lid] = StepStat(loss, correct);
 }

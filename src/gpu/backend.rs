@@ -15,7 +15,7 @@ use anyhow::{Result, bail, ensure};
 use crate::backend::{Backend, StepStats};
 use crate::config::AdamConfig;
 use crate::cpu;
-use crate::gpu::buffers::{self, GpuLayout, pad4};
+use crate::gpu::buffers::{self, GpuLayout, TextureMirror, pad4};
 use crate::gpu::context::{GpuContext, Needs};
 use crate::gpu::kernels::{
     self, AdamDims, FLAG_BIAS, FLAG_COLSUM, FLAG_MASK, FLAG_RELU, Kernel, Kernels, MatmulDims,
@@ -40,6 +40,12 @@ struct Site {
     groups: (u32, u32, u32),
     /// One bind group, or one per ring slot (the sites that read the batch).
     binds: Vec<wgpu::BindGroup>,
+    /// Group 1 (the texture operands) of a texture variant: one, or one per ring slot.
+    tex_binds: Vec<wgpu::BindGroup>,
+    /// A texture mirror to refresh before this dispatch (outside any compute pass).
+    copy_before: Option<TextureMirror>,
+    /// A texture mirror to refresh after this dispatch.
+    copy_after: Option<TextureMirror>,
     flops: f64,
     bytes: f64,
 }
@@ -47,7 +53,10 @@ struct Site {
 /// The forward pass used by `logits`, sized for `EVAL_BATCH` rows.
 struct Eval {
     cap: usize,
-    x: wgpu::Buffer,
+    /// The input, `(cap, in_ld)` as a texture read by the first layer's `mm_nn_tex`.
+    x_tex: wgpu::Texture,
+    /// Group 1 of the first layer: the input texture and the parameter atlas.
+    tex_bind: wgpu::BindGroup,
     /// `(layer, dims uniform, last output buffer)`.
     dims: Vec<(MatmulDims, wgpu::Buffer)>,
     binds: Vec<wgpu::BindGroup>,
@@ -82,12 +91,13 @@ pub struct GpuBackend {
     in_ld: usize,
     /// Ring slots = most steps per submission.
     slots: usize,
-    /// Floats between ring slots of `x_ring` (a multiple of 64 so each slot binds at a 256-byte offset).
+    /// Floats of one batch in the ring, `cap * in_ld`.
     slot_floats: usize,
     /// Bytes between step records (the uniform offset alignment).
     record_stride: usize,
     params: wgpu::Buffer,
-    x_ring: wgpu::Buffer,
+    /// The batch ring: an rgba32float texture array, one `(cap, in_ld)` layer per slot.
+    x_tex: wgpu::Texture,
     labels_ring: wgpu::Buffer,
     records: wgpu::Buffer,
     stats: wgpu::Buffer,
@@ -136,7 +146,7 @@ impl GpuBackend {
     }
 
     fn ring_slots(spec: &MlpSpec, cap: usize) -> (usize, usize) {
-        let slot_floats = (cap * pad4(spec.inputs)).next_multiple_of(64);
+        let slot_floats = cap * pad4(spec.inputs);
         let slots = (RING_BYTES / (slot_floats * 4)).clamp(1, MAX_SLOTS);
         (slots, slot_floats)
     }
@@ -185,12 +195,6 @@ impl GpuBackend {
         let limits = device.limits();
         let record_stride = (limits.min_uniform_buffer_offset_alignment as usize)
             .max(std::mem::size_of::<StepRecord>());
-        ensure!(
-            (slot_floats * 4) % limits.min_storage_buffer_offset_alignment as usize == 0,
-            "ring slots of {} bytes are not aligned to the adapter's {}-byte storage offsets",
-            slot_floats * 4,
-            limits.min_storage_buffer_offset_alignment
-        );
         let mut keep = Vec::new();
 
         // Resident state, all in the padded GpuLayout: (layout.total) floats each.
@@ -200,12 +204,28 @@ impl GpuBackend {
         let grads = buffers::storage(device, "grads (GpuLayout)", f32_bytes(layout.total));
         let m = buffers::storage(device, "adam m (GpuLayout)", f32_bytes(layout.total));
         let v = buffers::storage(device, "adam v (GpuLayout)", f32_bytes(layout.total));
-        // The batch ring: (slots, slot_floats) inputs and (slots, cap) labels.
-        let x_ring = buffers::storage(
+        // The batch ring: (slots, cap, in_ld) inputs as a texture array and (slots, cap) labels.
+        let x_tex =
+            buffers::float_texture(device, "x ring (slots, cap, in_ld)", in_ld, cap, slots)?;
+        let x_views: Vec<wgpu::TextureView> =
+            (0..slots).map(|s| buffers::layer_view(&x_tex, s)).collect();
+        // Texture mirrors of the first layer's operands that kernels write: the parameter atlas (after
+        // Adam) and the first layer's dZ (before its weight gradient).
+        let l0 = layout.layers[0];
+        let params_tex = buffers::float_texture(
             device,
-            "x ring (slots, cap, in_ld)",
-            f32_bytes(slots * slot_floats),
-        );
+            "params atlas (rows, atlas_width)",
+            layout.atlas_width(),
+            layout.atlas_rows(),
+            1,
+        )?;
+        let params_view = params_tex.create_view(&Default::default());
+        let params_mirror = TextureMirror {
+            buffer: params_buf.clone(),
+            texture: params_tex,
+            width: layout.atlas_width(),
+            rows: layout.atlas_rows(),
+        };
         let labels_ring =
             buffers::storage(device, "labels ring (slots, cap)", (slots * cap * 4) as u64);
         let records = device.create_buffer(&wgpu::BufferDescriptor {
@@ -214,8 +234,12 @@ impl GpuBackend {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let stats_bytes = (STAT_SLOTS * std::mem::size_of::<StepStat>()) as u64;
-        let stats = buffers::storage(device, "step stats (STAT_SLOTS)", stats_bytes);
+        let stats_bytes = (STAT_SLOTS * kernels::XENT_WG * std::mem::size_of::<StepStat>()) as u64;
+        let stats = buffers::storage(
+            device,
+            "step stats (STAT_SLOTS, XENT_WG partials)",
+            stats_bytes,
+        );
         let stats_read = buffers::readback(device, "step stats readback", stats_bytes);
         let params_read = buffers::readback(device, "params readback", f32_bytes(layout.total));
         // Activations (cap, ld) per layer, and two gradient buffers (cap, widest ld) used in turn.
@@ -236,6 +260,15 @@ impl GpuBackend {
             buffers::storage(device, "dz 0 (cap, widest)", f32_bytes(cap * widest)),
             buffers::storage(device, "dz 1 (cap, widest)", f32_bytes(cap * widest)),
         ];
+        let dz0_tex =
+            buffers::float_texture(device, "dz 0 mirror (cap, ld of layer 1)", l0.ld, cap, 1)?;
+        let dz0_view = dz0_tex.create_view(&Default::default());
+        let dz0_mirror = TextureMirror {
+            buffer: dz[0].clone(),
+            texture: dz0_tex,
+            width: l0.ld,
+            rows: cap,
+        };
 
         let mm_bind = |label: &str,
                        a: &wgpu::BufferBinding,
@@ -270,11 +303,6 @@ impl GpuBackend {
                 ],
             })
         };
-        let slot_binding = |s: usize| wgpu::BufferBinding {
-            buffer: &x_ring,
-            offset: f32_bytes(s * slot_floats),
-            size: wgpu::BufferSize::new(f32_bytes(slot_floats)),
-        };
         fn whole(b: &wgpu::Buffer) -> wgpu::BufferBinding<'_> {
             wgpu::BufferBinding {
                 buffer: b,
@@ -302,7 +330,8 @@ impl GpuBackend {
                 ldc: g.ld as u32,
                 lde: 0,
                 a_off: 0,
-                b_off: g.weight as u32,
+                // The texture variant (layer 1) takes row offsets: its weight starts the atlas.
+                b_off: if l == 0 { 0 } else { g.weight as u32 },
                 c_off: 0,
                 e_off: g.bias as u32,
             };
@@ -312,18 +341,15 @@ impl GpuBackend {
                 bytemuck::bytes_of(&dims),
             );
             let binds = if l == 0 {
-                (0..slots)
-                    .map(|s| {
-                        mm_bind(
-                            "L1 forward (slot)",
-                            &slot_binding(s),
-                            &params_buf,
-                            &acts[0],
-                            &slot_binding(s),
-                            &ubuf,
-                        )
-                    })
-                    .collect()
+                // A and B come from textures; group 0 still supplies the bias (in b) and the output.
+                vec![mm_bind(
+                    "L1 forward",
+                    &whole(&params_buf),
+                    &params_buf,
+                    &acts[0],
+                    &whole(&params_buf),
+                    &ubuf,
+                )]
             } else {
                 vec![mm_bind(
                     "forward",
@@ -334,16 +360,40 @@ impl GpuBackend {
                     &ubuf,
                 )]
             };
+            let tex_binds = if l == 0 {
+                x_views
+                    .iter()
+                    .map(|x| {
+                        kernels::tex_bind_group(
+                            device,
+                            "L1 forward textures (slot)",
+                            &kernels,
+                            x,
+                            &params_view,
+                        )
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
             sites.push(Site {
                 name: format!(
-                    "L{} fwd mm_nn+bias{} {}x{}x{}",
+                    "L{} fwd mm_nn{}+bias{} {}x{}x{}",
                     l + 1,
+                    if l == 0 { "_tex" } else { "" },
                     if l == last { "" } else { "+relu" },
                     cap,
                     g.fan_in,
                     g.fan_out
                 ),
-                kernel: Kernel::MmNn,
+                kernel: if l == 0 {
+                    Kernel::MmNnTex
+                } else {
+                    Kernel::MmNn
+                },
+                tex_binds,
+                copy_before: None,
+                copy_after: None,
                 groups: kernels::matmul_groups(cap, g.fan_out),
                 binds,
                 flops: 2.0 * (cap * g.fan_in * g.fan_out) as f64,
@@ -390,6 +440,9 @@ impl GpuBackend {
             kernel: Kernel::SoftmaxXent,
             groups: (1, 1, 1),
             binds: xent_binds,
+            tex_binds: Vec::new(),
+            copy_before: None,
+            copy_after: None,
             flops: 0.0,
             bytes: f32_bytes(2 * cap * out.fan_out + cap) as f64,
         });
@@ -422,18 +475,15 @@ impl GpuBackend {
                 bytemuck::bytes_of(&dims),
             );
             let binds = if l == 0 {
-                (0..slots)
-                    .map(|s| {
-                        mm_bind(
-                            "L1 weight grad (slot)",
-                            &slot_binding(s),
-                            &dz[l % 2],
-                            &grads,
-                            &slot_binding(s),
-                            &ubuf,
-                        )
-                    })
-                    .collect()
+                // A (the batch) and B (dZ) come from textures; group 0 supplies the output.
+                vec![mm_bind(
+                    "L1 weight grad",
+                    &whole(&dz[0]),
+                    &dz[0],
+                    &grads,
+                    &whole(&dz[0]),
+                    &ubuf,
+                )]
             } else {
                 vec![mm_bind(
                     "weight grad",
@@ -444,15 +494,40 @@ impl GpuBackend {
                     &ubuf,
                 )]
             };
+            let (tex_binds, copy_before) = if l == 0 {
+                let binds = x_views
+                    .iter()
+                    .map(|x| {
+                        kernels::tex_bind_group(
+                            device,
+                            "L1 weight grad textures (slot)",
+                            &kernels,
+                            x,
+                            &dz0_view,
+                        )
+                    })
+                    .collect();
+                (binds, Some(dz0_mirror.clone()))
+            } else {
+                (Vec::new(), None)
+            };
             sites.push(Site {
                 name: format!(
-                    "L{} dW mm_tn+colsum {}x{}x{}",
+                    "L{} dW mm_tn{}+colsum {}x{}x{}",
                     l + 1,
+                    if l == 0 { "_tex (+dZ copy)" } else { "" },
                     g.fan_in,
                     cap,
                     g.fan_out
                 ),
-                kernel: Kernel::MmTn,
+                kernel: if l == 0 {
+                    Kernel::MmTnTex
+                } else {
+                    Kernel::MmTn
+                },
+                tex_binds,
+                copy_before,
+                copy_after: None,
                 groups: kernels::matmul_groups(g.fan_in, g.fan_out),
                 binds,
                 flops: 2.0 * (cap * g.fan_in * g.fan_out) as f64,
@@ -497,6 +572,9 @@ impl GpuBackend {
                         g.fan_in
                     ),
                     kernel: Kernel::MmNt,
+                    tex_binds: Vec::new(),
+                    copy_before: None,
+                    copy_after: None,
                     groups: kernels::matmul_groups(cap, g.fan_in),
                     binds: vec![bind],
                     flops: 2.0 * (cap * g.fan_in * g.fan_out) as f64,
@@ -529,10 +607,13 @@ impl GpuBackend {
             })
             .collect();
         sites.push(Site {
-            name: format!("adam {} floats", layout.total),
+            name: format!("adam {} floats (+atlas copy)", layout.total),
             kernel: Kernel::Adam,
             groups: adam_groups,
             binds: adam_binds,
+            tex_binds: Vec::new(),
+            copy_before: None,
+            copy_after: Some(params_mirror.clone()),
             flops: 0.0,
             bytes: f32_bytes(7 * layout.total) as f64,
         });
@@ -540,10 +621,13 @@ impl GpuBackend {
 
         // The evaluation forward pass: its own input and activations, dims rewritten per call.
         let ecap = EVAL_BATCH;
-        let ex = buffers::storage(
+        let ex_tex = buffers::float_texture(device, "eval x (EVAL_BATCH, in_ld)", in_ld, ecap, 1)?;
+        let etex_bind = kernels::tex_bind_group(
             device,
-            "eval x (EVAL_BATCH, in_ld)",
-            f32_bytes(ecap * in_ld),
+            "eval L1 textures",
+            &kernels,
+            &ex_tex.create_view(&Default::default()),
+            &params_view,
         );
         let eacts: Vec<wgpu::Buffer> = layout
             .layers
@@ -575,7 +659,8 @@ impl GpuBackend {
                 ldc: g.ld as u32,
                 lde: 0,
                 a_off: 0,
-                b_off: g.weight as u32,
+                // Layer 1 is the texture variant: a row offset into the atlas, where it starts.
+                b_off: if l == 0 { 0 } else { g.weight as u32 },
                 c_off: 0,
                 e_off: g.bias as u32,
             };
@@ -584,7 +669,7 @@ impl GpuBackend {
                 &format!("eval L{} dims", l + 1),
                 bytemuck::bytes_of(&dims),
             );
-            let input = if l == 0 { &ex } else { &eacts[l - 1] };
+            let input = if l == 0 { &params_buf } else { &eacts[l - 1] };
             ebinds.push(mm_bind(
                 "eval forward",
                 &whole(input),
@@ -598,7 +683,8 @@ impl GpuBackend {
         let eread = buffers::readback(device, "eval logits readback", f32_bytes(ecap * out.ld));
         let eval = Eval {
             cap: ecap,
-            x: ex,
+            x_tex: ex_tex,
+            tex_bind: etex_bind,
             dims: edims,
             binds: ebinds,
             out: eacts[last].clone(),
@@ -615,6 +701,12 @@ impl GpuBackend {
         keep.extend([grads, m, v]);
         keep.extend(acts);
         keep.extend(dz);
+        // The atlas starts as a copy of the initial parameters; Adam's site refreshes it every step.
+        let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("initial atlas"),
+        });
+        params_mirror.encode(&mut enc);
+        ctx.queue.submit([enc.finish()]);
         Ok(Self {
             kernels,
             cap,
@@ -623,7 +715,7 @@ impl GpuBackend {
             slot_floats,
             record_stride,
             params: params_buf,
-            x_ring,
+            x_tex,
             labels_ring,
             records,
             stats,
@@ -634,7 +726,7 @@ impl GpuBackend {
             x_host: vec![0.0; slots * slot_floats],
             labels_host: vec![0; slots * cap],
             records_host: vec![0; slots * record_stride],
-            stats_host: vec![StepStat::default(); STAT_SLOTS],
+            stats_host: vec![StepStat::default(); STAT_SLOTS * kernels::XENT_WG],
             pending: 0,
             stat_count: 0,
             unread: StepStats::default(),
@@ -756,10 +848,14 @@ impl GpuBackend {
         }
         let t0 = Instant::now();
         let q = &self.ctx.queue;
-        q.write_buffer(
-            &self.x_ring,
+        buffers::write_texture(
+            q,
+            &self.x_tex,
             0,
-            bytemuck::cast_slice(&self.x_host[..n * self.slot_floats]),
+            self.in_ld,
+            self.cap,
+            n,
+            &self.x_host[..n * self.slot_floats],
         );
         q.write_buffer(
             &self.labels_ring,
@@ -796,36 +892,70 @@ impl GpuBackend {
                 let qs = &queries.expect("per-pass timing has queries").set;
                 for s in 0..n {
                     for site in &self.sites {
-                        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                            label: Some(&site.name),
-                            timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
-                                query_set: qs,
-                                beginning_of_pass_write_index: Some(used),
-                                end_of_pass_write_index: Some(used + 1),
-                            }),
-                        });
-                        used += 2;
-                        self.dispatch(&mut pass, site, s);
+                        if let Some(c) = &site.copy_before {
+                            c.encode(&mut enc);
+                        }
+                        {
+                            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                                label: Some(&site.name),
+                                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                                    query_set: qs,
+                                    beginning_of_pass_write_index: Some(used),
+                                    end_of_pass_write_index: Some(used + 1),
+                                }),
+                            });
+                            used += 2;
+                            self.dispatch(&mut pass, site, s);
+                        }
+                        if let Some(c) = &site.copy_after {
+                            c.encode(&mut enc);
+                        }
                     }
                 }
             }
             _ => {
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("train steps"),
-                    timestamp_writes: None,
-                });
+                // The sites run in passes split where a texture mirror must be refreshed (copies cannot
+                // sit inside a compute pass). With timestamps, one is written before every dispatch and
+                // one after the last, so a copy's time counts towards the dispatch after it.
+                let k = self.sites.len();
                 for s in 0..n {
-                    for site in &self.sites {
-                        if let Some(qr) = queries {
-                            pass.write_timestamp(&qr.set, used);
-                            used += 1;
+                    let mut start = 0;
+                    while start < k {
+                        let mut end = start + 1;
+                        while end < k
+                            && self.sites[end].copy_before.is_none()
+                            && self.sites[end - 1].copy_after.is_none()
+                        {
+                            end += 1;
                         }
-                        self.dispatch(&mut pass, site, s);
+                        if let Some(c) = &self.sites[start].copy_before {
+                            c.encode(&mut enc);
+                        }
+                        {
+                            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                                label: Some("train steps"),
+                                timestamp_writes: None,
+                            });
+                            for site in &self.sites[start..end] {
+                                if let Some(qr) = queries {
+                                    pass.write_timestamp(&qr.set, used);
+                                    used += 1;
+                                }
+                                self.dispatch(&mut pass, site, s);
+                            }
+                            if let Some(qr) = queries
+                                && s + 1 == n
+                                && end == k
+                            {
+                                pass.write_timestamp(&qr.set, used);
+                                used += 1;
+                            }
+                        }
+                        if let Some(c) = &self.sites[end - 1].copy_after {
+                            c.encode(&mut enc);
+                        }
+                        start = end;
                     }
-                }
-                if let Some(qr) = queries {
-                    pass.write_timestamp(&qr.set, used);
-                    used += 1;
                 }
             }
         }
@@ -853,6 +983,10 @@ impl GpuBackend {
         pass.set_pipeline(self.kernels.pipeline(site.kernel));
         let bind = &site.binds[if site.binds.len() > 1 { slot } else { 0 }];
         pass.set_bind_group(0, bind, &[]);
+        if !site.tex_binds.is_empty() {
+            let tex = &site.tex_binds[if site.tex_binds.len() > 1 { slot } else { 0 }];
+            pass.set_bind_group(1, tex, &[]);
+        }
         let (x, y, z) = site.groups;
         pass.dispatch_workgroups(x, y, z);
     }
@@ -890,12 +1024,18 @@ impl GpuBackend {
                         .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                             label: Some(&site.name),
                         });
+                if let Some(c) = &site.copy_before {
+                    c.encode(&mut enc);
+                }
                 {
                     let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                         label: Some(&site.name),
                         timestamp_writes: None,
                     });
                     self.dispatch(&mut pass, site, s);
+                }
+                if let Some(c) = &site.copy_after {
+                    c.encode(&mut enc);
                 }
                 self.ctx.queue.submit([enc.finish()]);
                 self.ctx.wait()?;
@@ -918,7 +1058,8 @@ impl GpuBackend {
             return Ok(());
         }
         let t = Instant::now();
-        let bytes = (n * std::mem::size_of::<StepStat>()) as u64;
+        let records = n * kernels::XENT_WG;
+        let bytes = (records * std::mem::size_of::<StepStat>()) as u64;
         let mut enc = self
             .ctx
             .device
@@ -931,12 +1072,12 @@ impl GpuBackend {
             &self.ctx.device,
             &self.stats_read,
             bytes,
-            bytemuck::cast_slice_mut(&mut self.stats_host[..n]),
+            bytemuck::cast_slice_mut(&mut self.stats_host[..records]),
         )?;
         self.in_flight = None;
         self.host.wait += t.elapsed();
         let mut got = std::mem::take(&mut self.unread);
-        for s in &self.stats_host[..n] {
+        for s in &self.stats_host[..records] {
             got.loss_sum += s.loss as f64;
             got.correct += s.correct as u64;
         }
@@ -1040,16 +1181,28 @@ impl Backend for GpuBackend {
         self.flush()?;
         let q = &self.ctx.queue;
         if self.in_ld == inputs {
-            q.write_buffer(&self.eval.x, 0, bytemuck::cast_slice(&x[..rows * inputs]));
+            buffers::write_texture(
+                q,
+                &self.eval.x_tex,
+                0,
+                self.in_ld,
+                rows,
+                1,
+                &x[..rows * inputs],
+            );
         } else {
             for r in 0..rows {
                 self.eval.x_host[r * self.in_ld..r * self.in_ld + inputs]
                     .copy_from_slice(&x[r * inputs..(r + 1) * inputs]);
             }
-            q.write_buffer(
-                &self.eval.x,
+            buffers::write_texture(
+                q,
+                &self.eval.x_tex,
                 0,
-                bytemuck::cast_slice(&self.eval.x_host[..rows * self.in_ld]),
+                self.in_ld,
+                rows,
+                1,
+                &self.eval.x_host[..rows * self.in_ld],
             );
         }
         for (dims, buf) in &self.eval.dims {
@@ -1071,8 +1224,16 @@ impl Backend for GpuBackend {
                 timestamp_writes: None,
             });
             for (l, g) in self.layout.layers.iter().enumerate() {
-                pass.set_pipeline(self.kernels.pipeline(Kernel::MmNn));
+                let kernel = if l == 0 {
+                    Kernel::MmNnTex
+                } else {
+                    Kernel::MmNn
+                };
+                pass.set_pipeline(self.kernels.pipeline(kernel));
                 pass.set_bind_group(0, &self.eval.binds[l], &[]);
+                if l == 0 {
+                    pass.set_bind_group(1, &self.eval.tex_bind, &[]);
+                }
                 let (gx, gy, gz) = kernels::matmul_groups(rows, g.fan_out);
                 pass.dispatch_workgroups(gx, gy, gz);
             }

@@ -13,6 +13,15 @@ pub fn pad4(n: usize) -> usize {
     n.div_ceil(4) * 4
 }
 
+/// Floats per texture row that a buffer-to-texture copy accepts: rows must be a multiple of 256 bytes.
+pub const TEXTURE_ROW_FLOATS: usize = 64;
+
+/// `n` rounded up to a multiple of `TEXTURE_ROW_FLOATS`: the row stride of a matrix that is mirrored
+/// into a texture by copies (the first layer's weight, and so the whole parameter atlas, and its dZ).
+pub fn pad_texture_row(n: usize) -> usize {
+    n.div_ceil(TEXTURE_ROW_FLOATS) * TEXTURE_ROW_FLOATS
+}
+
 /// Where one dense layer's tensors sit in the GPU's flat parameter buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GpuLayer {
@@ -22,15 +31,18 @@ pub struct GpuLayer {
     pub bias: usize,
     pub fan_in: usize,
     pub fan_out: usize,
-    /// Row stride of the weight: `pad4(fan_out)`.
+    /// Row stride of the weight: `pad4(fan_out)`, or `pad_texture_row(fan_out)` for the first layer.
     pub ld: usize,
 }
 
-/// The GPU's flat parameter (and gradient, m, v) layout.
+/// The GPU's flat parameter (and gradient, m, v) layout. The first layer's weight starts at 0 with a
+/// row stride that a texture row can mirror, and the total is a whole number of such rows, so the flat
+/// buffer copies into a texture (the "atlas", `atlas_width` floats wide) whose first `fan_in` rows are
+/// exactly that weight: what the texture variant of the first layer's matmul reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GpuLayout {
     pub layers: Vec<GpuLayer>,
-    /// Floats in the flat buffer, a multiple of 4.
+    /// Floats in the flat buffer, a multiple of `atlas_width`.
     pub total: usize,
 }
 
@@ -38,8 +50,12 @@ impl GpuLayout {
     pub fn of(cpu: &ParamLayout) -> Self {
         let mut at = 0;
         let mut layers = Vec::new();
-        for l in &cpu.layers {
-            let ld = pad4(l.fan_out);
+        for (i, l) in cpu.layers.iter().enumerate() {
+            let ld = if i == 0 {
+                pad_texture_row(l.fan_out)
+            } else {
+                pad4(l.fan_out)
+            };
             let weight = at;
             at += l.fan_in * ld;
             let bias = at;
@@ -52,7 +68,21 @@ impl GpuLayout {
                 ld,
             });
         }
-        Self { layers, total: at }
+        let width = layers.first().map_or(4, |l| l.ld);
+        Self {
+            layers,
+            total: at.next_multiple_of(width),
+        }
+    }
+
+    /// Floats per row of the parameter atlas: the first layer's row stride.
+    pub fn atlas_width(&self) -> usize {
+        self.layers[0].ld
+    }
+
+    /// Rows of the parameter atlas.
+    pub fn atlas_rows(&self) -> usize {
+        self.total / self.atlas_width()
     }
 
     /// CPU flat vector -> GPU flat vector (padding zero).
@@ -111,6 +141,116 @@ pub fn storage_init(device: &wgpu::Device, label: &str, data: &[u8]) -> wgpu::Bu
             | wgpu::BufferUsages::COPY_DST
             | wgpu::BufferUsages::COPY_SRC,
     })
+}
+
+/// An rgba32float texture of `width` floats (a multiple of 4) by `rows`, with `layers` array layers: one
+/// texel holds 4 consecutive floats of a row. Read by the matmuls' texture variants.
+pub fn float_texture(
+    device: &wgpu::Device,
+    label: &str,
+    width: usize,
+    rows: usize,
+    layers: usize,
+) -> Result<wgpu::Texture> {
+    let max = device.limits().max_texture_dimension_2d as usize;
+    if width / 4 > max || rows > max {
+        return Err(anyhow!(
+            "{label}: a {}x{rows} texture exceeds the adapter's {max}-texel limit (use a smaller batch or model, or --device cpu)",
+            width / 4
+        ));
+    }
+    Ok(device.create_texture(&wgpu::TextureDescriptor {
+        label: Some(label),
+        size: wgpu::Extent3d {
+            width: (width / 4) as u32,
+            height: rows as u32,
+            depth_or_array_layers: layers as u32,
+        },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format: wgpu::TextureFormat::Rgba32Float,
+        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+        view_formats: &[],
+    }))
+}
+
+/// A 2-D view of one layer of `texture`.
+pub fn layer_view(texture: &wgpu::Texture, layer: usize) -> wgpu::TextureView {
+    texture.create_view(&wgpu::TextureViewDescriptor {
+        label: Some("texture layer"),
+        dimension: Some(wgpu::TextureViewDimension::D2),
+        base_array_layer: layer as u32,
+        array_layer_count: Some(1),
+        ..Default::default()
+    })
+}
+
+/// Writes `rows` rows of `width` floats from `data` into layer `layer` of `texture` (and the layers after
+/// it when `data` holds more than one layer's rows, `rows_per_layer` apart).
+pub fn write_texture(
+    queue: &wgpu::Queue,
+    texture: &wgpu::Texture,
+    layer: usize,
+    width: usize,
+    rows_per_layer: usize,
+    layers: usize,
+    data: &[f32],
+) {
+    queue.write_texture(
+        wgpu::TexelCopyTextureInfo {
+            texture,
+            mip_level: 0,
+            origin: wgpu::Origin3d {
+                x: 0,
+                y: 0,
+                z: layer as u32,
+            },
+            aspect: wgpu::TextureAspect::All,
+        },
+        bytemuck::cast_slice(data),
+        wgpu::TexelCopyBufferLayout {
+            offset: 0,
+            bytes_per_row: Some((width * 4) as u32),
+            rows_per_image: Some(rows_per_layer as u32),
+        },
+        wgpu::Extent3d {
+            width: (width / 4) as u32,
+            height: rows_per_layer as u32,
+            depth_or_array_layers: layers as u32,
+        },
+    );
+}
+
+/// A copy of a buffer's first `rows` rows of `width` floats into a texture of that shape: how a texture
+/// mirror follows the buffer a kernel wrote. `width * 4` must be a multiple of 256 bytes.
+#[derive(Clone, Debug)]
+pub struct TextureMirror {
+    pub buffer: wgpu::Buffer,
+    pub texture: wgpu::Texture,
+    pub width: usize,
+    pub rows: usize,
+}
+
+impl TextureMirror {
+    pub fn encode(&self, enc: &mut wgpu::CommandEncoder) {
+        enc.copy_buffer_to_texture(
+            wgpu::TexelCopyBufferInfo {
+                buffer: &self.buffer,
+                layout: wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some((self.width * 4) as u32),
+                    rows_per_image: Some(self.rows as u32),
+                },
+            },
+            self.texture.as_image_copy(),
+            wgpu::Extent3d {
+                width: (self.width / 4) as u32,
+                height: self.rows as u32,
+                depth_or_array_layers: 1,
+            },
+        );
+    }
 }
 
 /// A uniform buffer holding `data` (written again with `queue.write_buffer` when it changes).
@@ -192,8 +332,9 @@ mod tests {
         let spec = MlpSpec::new(7, &[5, 3], 10).unwrap();
         let cpu = spec.layout();
         let gpu = GpuLayout::of(&cpu);
-        assert_eq!(gpu.layers[0].ld, 8);
+        assert_eq!(gpu.layers[0].ld, TEXTURE_ROW_FLOATS);
         assert_eq!(gpu.layers[2].ld, 12);
+        assert_eq!(gpu.total % gpu.atlas_width(), 0);
         assert!(
             gpu.layers
                 .iter()
@@ -206,9 +347,9 @@ mod tests {
             }
         }
         let packed = gpu.pack(&cpu, &flat);
-        // Row 1 of layer 0's weight starts at ld = 8, and its padding is zero.
-        assert_eq!(packed[8], flat[5]);
-        assert_eq!(packed[5..8], [0.0; 3]);
+        // Row 1 of layer 0's weight starts at its ld, and its padding is zero.
+        assert_eq!(packed[TEXTURE_ROW_FLOATS], flat[5]);
+        assert_eq!(packed[5..TEXTURE_ROW_FLOATS], [0.0; TEXTURE_ROW_FLOATS - 5]);
         assert_eq!(gpu.unpack(&cpu, &packed), flat);
     }
 }

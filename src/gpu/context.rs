@@ -199,6 +199,9 @@ impl GpuContext {
         }
         limits.max_storage_buffer_binding_size = need.min(have.max_storage_buffer_binding_size);
         limits.max_buffer_size = need.max(limits.max_buffer_size).min(have.max_buffer_size);
+        // The first layer's operands are textures (the evaluation batch is 4096 rows tall); the
+        // backend checks its sizes against this and says which texture does not fit.
+        limits.max_texture_dimension_2d = have.max_texture_dimension_2d;
         let offered = adapter.features();
         let mut features = wgpu::Features::empty();
         for f in [

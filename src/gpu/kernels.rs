@@ -22,6 +22,9 @@ pub const MM_WG: u32 = 8;
 pub const MM_TILE: usize = (MM_WG * 4) as usize;
 /// Invocations per workgroup of the 1-D kernels.
 pub const WG_1D: u32 = 64;
+/// Invocations of softmax_xent's one workgroup (`WG` in the shader): each writes its own partial
+/// `StepStat`, so a step's stats are this many records that the host adds up.
+pub const XENT_WG: usize = 64;
 
 pub const FLAG_BIAS: u32 = 1;
 pub const FLAG_RELU: u32 = 2;
@@ -95,6 +98,10 @@ pub enum Kernel {
     MmNn,
     MmNt,
     MmTn,
+    /// `mm_nn` with A and B read from textures (group 1).
+    MmNnTex,
+    /// `mm_tn` with A and B read from textures (group 1).
+    MmTnTex,
     SoftmaxXent,
     Adam,
 }
@@ -105,6 +112,8 @@ impl Kernel {
             Kernel::MmNn => "mm_nn",
             Kernel::MmNt => "mm_nt",
             Kernel::MmTn => "mm_tn",
+            Kernel::MmNnTex => "mm_nn_tex",
+            Kernel::MmTnTex => "mm_tn_tex",
             Kernel::SoftmaxXent => "softmax_xent",
             Kernel::Adam => "adam",
         }
@@ -129,11 +138,15 @@ pub fn adam_groups(len4: usize) -> ((u32, u32, u32), u32) {
 /// Pipelines and their bind-group layouts, built once per device.
 pub struct Kernels {
     pub matmul_layout: wgpu::BindGroupLayout,
+    /// Group 1 of the texture variants: A and B as rgba32float textures.
+    pub tex_layout: wgpu::BindGroupLayout,
     pub xent_layout: wgpu::BindGroupLayout,
     pub adam_layout: wgpu::BindGroupLayout,
     mm_nn: wgpu::ComputePipeline,
     mm_nt: wgpu::ComputePipeline,
     mm_tn: wgpu::ComputePipeline,
+    mm_nn_tex: wgpu::ComputePipeline,
+    mm_tn_tex: wgpu::ComputePipeline,
     softmax_xent: wgpu::ComputePipeline,
     adam: wgpu::ComputePipeline,
 }
@@ -146,6 +159,19 @@ fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
             ty: wgpu::BufferBindingType::Storage { read_only },
             has_dynamic_offset: false,
             min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+fn texture(binding: u32) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Texture {
+            sample_type: wgpu::TextureSampleType::Float { filterable: false },
+            view_dimension: wgpu::TextureViewDimension::D2,
+            multisampled: false,
         },
         count: None,
     }
@@ -176,6 +202,10 @@ impl Kernels {
                 uniform::<MatmulDims>(4, false),
             ],
         });
+        let tex_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("matmul texture layout: a_tex, b_tex"),
+            entries: &[texture(0), texture(1)],
+        });
         let xent_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("softmax_xent layout: logits, labels, dlogits, stats, dims, step"),
             entries: &[
@@ -198,38 +228,59 @@ impl Kernels {
                 uniform::<StepRecord>(5, false),
             ],
         });
+        // Bounds checks stay on (an index bug reads zeros instead of memory it does not own), but
+        // naga's forced loop bounding is off: it adds a 64-bit trip counter to every loop, which made
+        // softmax_xent 3x slower on lavapipe (examples measured in docs/perf.md). Every loop in
+        // shaders/ is bounded by a uniform dimension, so the guard protects against nothing here.
         let module = |label: &str, src: &str| {
-            device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            let desc = wgpu::ShaderModuleDescriptor {
                 label: Some(label),
                 source: wgpu::ShaderSource::Wgsl(src.into()),
-            })
+            };
+            let checks = wgpu::ShaderRuntimeChecks {
+                bounds_checks: true,
+                force_loop_bounding: false,
+                ..wgpu::ShaderRuntimeChecks::checked()
+            };
+            // SAFETY: the shaders are our own, validated by naga at creation, and keep bounds checks;
+            // only the infinite-loop guard is dropped, and every loop's trip count is a uniform dimension.
+            unsafe { device.create_shader_module_trusted(desc, checks) }
         };
         let matmul = module("matmul.wgsl", MATMUL_WGSL);
         let xent = module("softmax_xent.wgsl", SOFTMAX_XENT_WGSL);
         let adam = module("adam.wgsl", ADAM_WGSL);
+        let pipeline_with = |layouts: &[Option<&wgpu::BindGroupLayout>],
+                             module: &wgpu::ShaderModule,
+                             kernel: Kernel| {
+            let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(kernel.entry_point()),
+                bind_group_layouts: layouts,
+                immediate_size: 0,
+            });
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(kernel.entry_point()),
+                layout: Some(&pl),
+                module,
+                entry_point: Some(kernel.entry_point()),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        };
         let pipeline =
             |layout: &wgpu::BindGroupLayout, module: &wgpu::ShaderModule, kernel: Kernel| {
-                let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                    label: Some(kernel.entry_point()),
-                    bind_group_layouts: &[Some(layout)],
-                    immediate_size: 0,
-                });
-                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(kernel.entry_point()),
-                    layout: Some(&pl),
-                    module,
-                    entry_point: Some(kernel.entry_point()),
-                    compilation_options: Default::default(),
-                    cache: None,
-                })
+                pipeline_with(&[Some(layout)], module, kernel)
             };
+        let tex_layouts = [Some(&matmul_layout), Some(&tex_layout)];
         Self {
+            mm_nn_tex: pipeline_with(&tex_layouts, &matmul, Kernel::MmNnTex),
+            mm_tn_tex: pipeline_with(&tex_layouts, &matmul, Kernel::MmTnTex),
             mm_nn: pipeline(&matmul_layout, &matmul, Kernel::MmNn),
             mm_nt: pipeline(&matmul_layout, &matmul, Kernel::MmNt),
             mm_tn: pipeline(&matmul_layout, &matmul, Kernel::MmTn),
             softmax_xent: pipeline(&xent_layout, &xent, Kernel::SoftmaxXent),
             adam: pipeline(&adam_layout, &adam, Kernel::Adam),
             matmul_layout,
+            tex_layout,
             xent_layout,
             adam_layout,
         }
@@ -240,6 +291,8 @@ impl Kernels {
             Kernel::MmNn => &self.mm_nn,
             Kernel::MmNt => &self.mm_nt,
             Kernel::MmTn => &self.mm_tn,
+            Kernel::MmNnTex => &self.mm_nn_tex,
+            Kernel::MmTnTex => &self.mm_tn_tex,
             Kernel::SoftmaxXent => &self.softmax_xent,
             Kernel::Adam => &self.adam,
         }
@@ -247,11 +300,37 @@ impl Kernels {
 
     pub fn layout(&self, kernel: Kernel) -> &wgpu::BindGroupLayout {
         match kernel {
-            Kernel::MmNn | Kernel::MmNt | Kernel::MmTn => &self.matmul_layout,
+            Kernel::MmNn | Kernel::MmNt | Kernel::MmTn | Kernel::MmNnTex | Kernel::MmTnTex => {
+                &self.matmul_layout
+            }
             Kernel::SoftmaxXent => &self.xent_layout,
             Kernel::Adam => &self.adam_layout,
         }
     }
+}
+
+/// The group-1 bind group of a texture variant: A and B as views of rgba32float textures.
+pub fn tex_bind_group(
+    device: &wgpu::Device,
+    label: &str,
+    kernels: &Kernels,
+    a: &wgpu::TextureView,
+    b: &wgpu::TextureView,
+) -> wgpu::BindGroup {
+    device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout: &kernels.tex_layout,
+        entries: &[
+            wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::TextureView(a),
+            },
+            wgpu::BindGroupEntry {
+                binding: 1,
+                resource: wgpu::BindingResource::TextureView(b),
+            },
+        ],
+    })
 }
 
 /// A bind group over whole buffers, in binding order; `record` names the binding (if any) that is bound

@@ -328,10 +328,14 @@ impl Harness {
         // Labels in slot 1 of a two-slot ring, so the slot arithmetic is exercised.
         let mut lab = vec![u32::MAX; 2 * capacity];
         lab[capacity..capacity + rows].copy_from_slice(&labels[..rows]);
-        let stats_init = [StepStat {
-            loss: f32::NAN,
-            correct: u32::MAX,
-        }; 4];
+        // Four steps' worth of partials, poisoned; the step under test is stat slot 2.
+        let stats_init = vec![
+            StepStat {
+                loss: f32::NAN,
+                correct: u32::MAX,
+            };
+            4 * kernels::XENT_WG
+        ];
         let z_buf = buffers::storage_init(d, "selftest logits", bytemuck::cast_slice(&z));
         let l_buf = buffers::storage_init(d, "selftest labels", bytemuck::cast_slice(&lab));
         let dz_buf = buffers::storage_init(
@@ -369,9 +373,12 @@ impl Harness {
         );
         self.run(Kernel::SoftmaxXent, &bind, &[], (1, 1, 1));
         let dz = unpad_rows(&self.download(&dz_buf, poison.len())?, capacity, cols);
-        let stats = self.download(&s_buf, 8)?;
-        let stat: StepStat = bytemuck::cast_slice::<f32, StepStat>(&stats)[2];
-        Ok((dz, stat.loss, stat.correct))
+        let stats = self.download(&s_buf, 2 * stats_init.len())?;
+        let partials = &bytemuck::cast_slice::<f32, StepStat>(&stats)
+            [2 * kernels::XENT_WG..3 * kernels::XENT_WG];
+        let loss = partials.iter().map(|p| p.loss).sum();
+        let correct = partials.iter().map(|p| p.correct).sum();
+        Ok((dz, loss, correct))
     }
 
     /// One Adam step over flat vectors (length a multiple of 4): returns (params, m, v).
