@@ -1,8 +1,11 @@
 // Keras' Adam over the flat parameter buffer, one vec4 per invocation:
 //   m += (g - m)(1 - beta1);  v += (g^2 - v)(1 - beta2);  p -= alpha m / (sqrt(v) + eps)
 // alpha, the bias-corrected step size of this step, is computed on the host in f64 (cpu::adam_alpha) and
-// read from the step's record, so many steps can be queued in one submission. Memory-bound: 7 vec4
-// accesses per 4 parameters. Twin: cpu::adam. Tested by tests/kernels.rs.
+// read from the step's record, so many steps can be queued in one submission. Memory-bound: 4 vec4 reads
+// and 3 writes per 4 parameters. The reads come from texture mirrors of the four buffers (rgba32float,
+// `row4` texels a row, vec4 i at texel (i % row4, i / row4)): on software Vulkan a storage-buffer load
+// runs lane by lane and costs ~5x a texel fetch, while stores are cheap. The host refreshes the mirrors
+// by copies (g before this kernel, p, m and v after it). Twin: cpu::adam. Tested by tests/kernels.rs.
 
 struct AdamDims {
     len4: u32,  // vec4s in each flat buffer
@@ -10,7 +13,7 @@ struct AdamDims {
     beta1: f32,
     beta2: f32,
     eps: f32,
-    _pad0: u32,
+    row4: u32, // texels per row of the texture mirrors
     _pad1: u32,
     _pad2: u32,
 }
@@ -27,12 +30,16 @@ struct Step {
     _pad2: u32,
 }
 
+// Binding 1 of the layout is the gradient buffer, read here only through its mirror g_tex.
 @group(0) @binding(0) var<storage, read_write> p: array<vec4<f32>>; // (len4)
-@group(0) @binding(1) var<storage, read> g: array<vec4<f32>>;       // (len4)
 @group(0) @binding(2) var<storage, read_write> m: array<vec4<f32>>; // (len4)
 @group(0) @binding(3) var<storage, read_write> v: array<vec4<f32>>; // (len4)
 @group(0) @binding(4) var<uniform> dims: AdamDims;
 @group(0) @binding(5) var<uniform> step: Step;
+@group(1) @binding(0) var p_tex: texture_2d<f32>; // (len4 / row4 rows, row4 texels)
+@group(1) @binding(1) var g_tex: texture_2d<f32>;
+@group(1) @binding(2) var m_tex: texture_2d<f32>;
+@group(1) @binding(3) var v_tex: texture_2d<f32>;
 
 @compute @workgroup_size(64)
 fn adam(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -40,12 +47,11 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= dims.len4) {
         return;
     }
-    // Each operand is loaded once into a local: storage loads are the expensive part on software
-    // Vulkan, stores are cheap (docs/perf.md).
-    let gi = g[i];
-    let m0 = m[i];
-    let v0 = v[i];
-    let p0 = p[i];
+    let t = vec2<u32>(i % dims.row4, i / dims.row4);
+    let gi = textureLoad(g_tex, t, 0);
+    let m0 = textureLoad(m_tex, t, 0);
+    let v0 = textureLoad(v_tex, t, 0);
+    let p0 = textureLoad(p_tex, t, 0);
     let mi = m0 + (gi - m0) * (1.0 - dims.beta1);
     let vi = v0 + (gi * gi - v0) * (1.0 - dims.beta2);
     m[i] = mi;

@@ -42,10 +42,10 @@ struct Site {
     binds: Vec<wgpu::BindGroup>,
     /// Group 1 (the texture operands) of a texture variant: one, or one per ring slot.
     tex_binds: Vec<wgpu::BindGroup>,
-    /// A texture mirror to refresh before this dispatch (outside any compute pass).
-    copy_before: Option<TextureMirror>,
-    /// A texture mirror to refresh after this dispatch.
-    copy_after: Option<TextureMirror>,
+    /// Texture mirrors to refresh before this dispatch (outside any compute pass).
+    copy_before: Vec<TextureMirror>,
+    /// Texture mirrors to refresh after this dispatch.
+    copy_after: Vec<TextureMirror>,
     flops: f64,
     bytes: f64,
 }
@@ -392,8 +392,8 @@ impl GpuBackend {
                     Kernel::MmNn
                 },
                 tex_binds,
-                copy_before: None,
-                copy_after: None,
+                copy_before: Vec::new(),
+                copy_after: Vec::new(),
                 groups: kernels::matmul_groups(cap, g.fan_out),
                 binds,
                 flops: 2.0 * (cap * g.fan_in * g.fan_out) as f64,
@@ -441,8 +441,8 @@ impl GpuBackend {
             groups: (1, 1, 1),
             binds: xent_binds,
             tex_binds: Vec::new(),
-            copy_before: None,
-            copy_after: None,
+            copy_before: Vec::new(),
+            copy_after: Vec::new(),
             flops: 0.0,
             bytes: f32_bytes(2 * cap * out.fan_out + cap) as f64,
         });
@@ -507,9 +507,9 @@ impl GpuBackend {
                         )
                     })
                     .collect();
-                (binds, Some(dz0_mirror.clone()))
+                (binds, vec![dz0_mirror.clone()])
             } else {
-                (Vec::new(), None)
+                (Vec::new(), Vec::new())
             };
             sites.push(Site {
                 name: format!(
@@ -527,7 +527,7 @@ impl GpuBackend {
                 },
                 tex_binds,
                 copy_before,
-                copy_after: None,
+                copy_after: Vec::new(),
                 groups: kernels::matmul_groups(g.fan_in, g.fan_out),
                 binds,
                 flops: 2.0 * (cap * g.fan_in * g.fan_out) as f64,
@@ -573,8 +573,8 @@ impl GpuBackend {
                     ),
                     kernel: Kernel::MmNt,
                     tex_binds: Vec::new(),
-                    copy_before: None,
-                    copy_after: None,
+                    copy_before: Vec::new(),
+                    copy_after: Vec::new(),
                     groups: kernels::matmul_groups(cap, g.fan_in),
                     binds: vec![bind],
                     flops: 2.0 * (cap * g.fan_in * g.fan_out) as f64,
@@ -592,9 +592,41 @@ impl GpuBackend {
             beta1: adam.beta1 as f32,
             beta2: adam.beta2 as f32,
             eps: adam.epsilon as f32,
-            _pad: [0; 3],
+            row4: (layout.atlas_width() / 4) as u32,
+            _pad: [0; 2],
         };
         let abuf = buffers::uniform_init(device, "adam dims", bytemuck::bytes_of(&adims));
+        // Adam reads p, g, m and v through atlas-shaped texture mirrors (see adam.wgsl).
+        let mirror = |label: &str, buffer: &wgpu::Buffer| -> Result<TextureMirror> {
+            let texture = buffers::float_texture(
+                device,
+                label,
+                layout.atlas_width(),
+                layout.atlas_rows(),
+                1,
+            )?;
+            Ok(TextureMirror {
+                buffer: buffer.clone(),
+                texture,
+                width: layout.atlas_width(),
+                rows: layout.atlas_rows(),
+            })
+        };
+        let g_mirror = mirror("grads mirror (atlas)", &grads)?;
+        let m_mirror = mirror("adam m mirror (atlas)", &m)?;
+        let v_mirror = mirror("adam v mirror (atlas)", &v)?;
+        let view = |t: &TextureMirror| t.texture.create_view(&Default::default());
+        let adam_tex_bind = kernels::views_bind_group(
+            device,
+            "adam textures: p, g, m, v",
+            &kernels.adam_tex_layout,
+            &[
+                &params_view,
+                &view(&g_mirror),
+                &view(&m_mirror),
+                &view(&v_mirror),
+            ],
+        );
         let adam_binds = (0..slots)
             .map(|s| {
                 kernels::bind_group(
@@ -607,13 +639,13 @@ impl GpuBackend {
             })
             .collect();
         sites.push(Site {
-            name: format!("adam {} floats (+atlas copy)", layout.total),
+            name: format!("adam {} floats (+g copy)", layout.total),
             kernel: Kernel::Adam,
             groups: adam_groups,
             binds: adam_binds,
-            tex_binds: Vec::new(),
-            copy_before: None,
-            copy_after: Some(params_mirror.clone()),
+            tex_binds: vec![adam_tex_bind],
+            copy_before: vec![g_mirror],
+            copy_after: vec![params_mirror.clone(), m_mirror, v_mirror],
             flops: 0.0,
             bytes: f32_bytes(7 * layout.total) as f64,
         });
@@ -892,7 +924,7 @@ impl GpuBackend {
                 let qs = &queries.expect("per-pass timing has queries").set;
                 for s in 0..n {
                     for site in &self.sites {
-                        if let Some(c) = &site.copy_before {
+                        for c in &site.copy_before {
                             c.encode(&mut enc);
                         }
                         {
@@ -907,7 +939,7 @@ impl GpuBackend {
                             used += 2;
                             self.dispatch(&mut pass, site, s);
                         }
-                        if let Some(c) = &site.copy_after {
+                        for c in &site.copy_after {
                             c.encode(&mut enc);
                         }
                     }
@@ -923,12 +955,12 @@ impl GpuBackend {
                     while start < k {
                         let mut end = start + 1;
                         while end < k
-                            && self.sites[end].copy_before.is_none()
-                            && self.sites[end - 1].copy_after.is_none()
+                            && self.sites[end].copy_before.is_empty()
+                            && self.sites[end - 1].copy_after.is_empty()
                         {
                             end += 1;
                         }
-                        if let Some(c) = &self.sites[start].copy_before {
+                        for c in &self.sites[start].copy_before {
                             c.encode(&mut enc);
                         }
                         {
@@ -951,7 +983,7 @@ impl GpuBackend {
                                 used += 1;
                             }
                         }
-                        if let Some(c) = &self.sites[end - 1].copy_after {
+                        for c in &self.sites[end - 1].copy_after {
                             c.encode(&mut enc);
                         }
                         start = end;
@@ -1024,7 +1056,7 @@ impl GpuBackend {
                         .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                             label: Some(&site.name),
                         });
-                if let Some(c) = &site.copy_before {
+                for c in &site.copy_before {
                     c.encode(&mut enc);
                 }
                 {
@@ -1034,7 +1066,7 @@ impl GpuBackend {
                     });
                     self.dispatch(&mut pass, site, s);
                 }
-                if let Some(c) = &site.copy_after {
+                for c in &site.copy_after {
                     c.encode(&mut enc);
                 }
                 self.ctx.queue.submit([enc.finish()]);

@@ -68,7 +68,9 @@ pub struct AdamDims {
     pub beta1: f32,
     pub beta2: f32,
     pub eps: f32,
-    pub _pad: [u32; 3],
+    /// Texels per row of the texture mirrors of p, g, m and v (the atlas width / 4).
+    pub row4: u32,
+    pub _pad: [u32; 2],
 }
 
 /// Mirror of `Step` (softmax_xent.wgsl, adam.wgsl): one record per queued step, each bound at its own
@@ -142,6 +144,8 @@ pub struct Kernels {
     pub tex_layout: wgpu::BindGroupLayout,
     pub xent_layout: wgpu::BindGroupLayout,
     pub adam_layout: wgpu::BindGroupLayout,
+    /// Group 1 of adam: the texture mirrors of p, g, m and v.
+    pub adam_tex_layout: wgpu::BindGroupLayout,
     mm_nn: wgpu::ComputePipeline,
     mm_nt: wgpu::ComputePipeline,
     mm_tn: wgpu::ComputePipeline,
@@ -205,6 +209,10 @@ impl Kernels {
         let tex_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("matmul texture layout: a_tex, b_tex"),
             entries: &[texture(0), texture(1)],
+        });
+        let adam_tex_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("adam texture layout: p_tex, g_tex, m_tex, v_tex"),
+            entries: &[texture(0), texture(1), texture(2), texture(3)],
         });
         let xent_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("softmax_xent layout: logits, labels, dlogits, stats, dims, step"),
@@ -278,11 +286,16 @@ impl Kernels {
             mm_nt: pipeline(&matmul_layout, &matmul, Kernel::MmNt),
             mm_tn: pipeline(&matmul_layout, &matmul, Kernel::MmTn),
             softmax_xent: pipeline(&xent_layout, &xent, Kernel::SoftmaxXent),
-            adam: pipeline(&adam_layout, &adam, Kernel::Adam),
+            adam: pipeline_with(
+                &[Some(&adam_layout), Some(&adam_tex_layout)],
+                &adam,
+                Kernel::Adam,
+            ),
             matmul_layout,
             tex_layout,
             xent_layout,
             adam_layout,
+            adam_tex_layout,
         }
     }
 
@@ -317,19 +330,28 @@ pub fn tex_bind_group(
     a: &wgpu::TextureView,
     b: &wgpu::TextureView,
 ) -> wgpu::BindGroup {
+    views_bind_group(device, label, &kernels.tex_layout, &[a, b])
+}
+
+/// A bind group of texture views, in binding order.
+pub fn views_bind_group(
+    device: &wgpu::Device,
+    label: &str,
+    layout: &wgpu::BindGroupLayout,
+    views: &[&wgpu::TextureView],
+) -> wgpu::BindGroup {
+    let entries: Vec<wgpu::BindGroupEntry> = views
+        .iter()
+        .enumerate()
+        .map(|(i, v)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource: wgpu::BindingResource::TextureView(v),
+        })
+        .collect();
     device.create_bind_group(&wgpu::BindGroupDescriptor {
         label: Some(label),
-        layout: &kernels.tex_layout,
-        entries: &[
-            wgpu::BindGroupEntry {
-                binding: 0,
-                resource: wgpu::BindingResource::TextureView(a),
-            },
-            wgpu::BindGroupEntry {
-                binding: 1,
-                resource: wgpu::BindingResource::TextureView(b),
-            },
-        ],
+        layout,
+        entries: &entries,
     })
 }
 

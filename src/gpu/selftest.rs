@@ -183,6 +183,10 @@ pub struct MatmulOut {
     pub colsum: Vec<f32>,
 }
 
+/// Floats per row of the texture mirrors in the Adam check (any multiple of 4 works; not the atlas
+/// width, so the index arithmetic is checked on a second shape).
+const ADAM_MIRROR_WIDTH: usize = 64;
+
 /// Runs single kernels on host data: the harness behind the tests and `fmnist selftest`.
 pub struct Harness {
     pub ctx: GpuContext,
@@ -199,7 +203,7 @@ impl Harness {
         &self,
         kernel: Kernel,
         bind: &wgpu::BindGroup,
-        offsets: &[u32],
+        textures: Option<&wgpu::BindGroup>,
         groups: (u32, u32, u32),
     ) {
         let mut enc = self
@@ -214,7 +218,10 @@ impl Harness {
                 timestamp_writes: None,
             });
             pass.set_pipeline(self.kernels.pipeline(kernel));
-            pass.set_bind_group(0, bind, offsets);
+            pass.set_bind_group(0, bind, &[]);
+            if let Some(t) = textures {
+                pass.set_bind_group(1, t, &[]);
+            }
             pass.dispatch_workgroups(groups.0, groups.1, groups.2);
         }
         self.ctx.queue.submit([enc.finish()]);
@@ -239,6 +246,25 @@ impl Harness {
     #[allow(clippy::too_many_arguments)]
     pub fn matmul(
         &self,
+        layout: Layout,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        b: &[f32],
+        flags: u32,
+        bias: Option<&[f32]>,
+        mask: Option<&[f32]>,
+    ) -> Result<MatmulOut> {
+        self.matmul_with(false, layout, m, n, k, a, b, flags, bias, mask)
+    }
+
+    /// As `matmul`; with `textures`, the texture variant (`mm_nn_tex`, `mm_tn_tex`) reads A and B from
+    /// rgba32float textures holding the same padded rows (NaN in the padding lanes).
+    #[allow(clippy::too_many_arguments)]
+    pub fn matmul_with(
+        &self,
+        textures: bool,
         layout: Layout,
         m: usize,
         n: usize,
@@ -298,12 +324,46 @@ impl Harness {
             &[&a_buf, &b_buf, &c_buf, &e_buf, &u],
             None,
         );
-        let kernel = match layout {
-            Layout::Nn => Kernel::MmNn,
-            Layout::Nt => Kernel::MmNt,
-            Layout::Tn => Kernel::MmTn,
+        let kernel = match (layout, textures) {
+            (Layout::Nn, false) => Kernel::MmNn,
+            (Layout::Nt, false) => Kernel::MmNt,
+            (Layout::Tn, false) => Kernel::MmTn,
+            (Layout::Nn, true) => Kernel::MmNnTex,
+            (Layout::Tn, true) => Kernel::MmTnTex,
+            (Layout::Nt, true) => anyhow::bail!("mm_nt has no texture variant"),
         };
-        self.run(kernel, &bind, &[], kernels::matmul_groups(m, n));
+        let tex = if textures {
+            let texture = |label: &str,
+                           data: &[f32],
+                           rows: usize,
+                           cols: usize|
+             -> Result<wgpu::TextureView> {
+                let width = pad4(cols);
+                let t = buffers::float_texture(d, label, width, rows.max(1), 1)?;
+                buffers::write_texture(
+                    &self.ctx.queue,
+                    &t,
+                    0,
+                    width,
+                    rows.max(1),
+                    1,
+                    &data[..rows.max(1) * width],
+                );
+                Ok(t.create_view(&Default::default()))
+            };
+            let at = texture("selftest a_tex", &a_pad, a_rows, a_cols)?;
+            let bt = texture("selftest b_tex", &b_pad, b_rows, b_cols)?;
+            Some(kernels::tex_bind_group(
+                d,
+                "selftest matmul textures",
+                &self.kernels,
+                &at,
+                &bt,
+            ))
+        } else {
+            None
+        };
+        self.run(kernel, &bind, tex.as_ref(), kernels::matmul_groups(m, n));
         let out = self.download(&c_buf, c_poison.len())?;
         Ok(MatmulOut {
             c: unpad_rows(&out, m, n),
@@ -371,7 +431,7 @@ impl Harness {
             &[&z_buf, &l_buf, &dz_buf, &s_buf, &u, &r_buf],
             Some((5, stride as u64, std::mem::size_of::<StepRecord>() as u64)),
         );
-        self.run(Kernel::SoftmaxXent, &bind, &[], (1, 1, 1));
+        self.run(Kernel::SoftmaxXent, &bind, None, (1, 1, 1));
         let dz = unpad_rows(&self.download(&dz_buf, poison.len())?, capacity, cols);
         let stats = self.download(&s_buf, 2 * stats_init.len())?;
         let partials = &bytemuck::cast_slice::<f32, StepStat>(&stats)
@@ -405,7 +465,8 @@ impl Harness {
             beta1: cfg.beta1 as f32,
             beta2: cfg.beta2 as f32,
             eps: cfg.epsilon as f32,
-            _pad: [0; 3],
+            row4: (ADAM_MIRROR_WIDTH / 4) as u32,
+            _pad: [0; 2],
         };
         let u = buffers::uniform_init(d, "selftest adam dims", bytemuck::bytes_of(&dims));
         let rec = StepRecord {
@@ -420,7 +481,28 @@ impl Harness {
             &[&pb, &gb, &mb, &vb, &u, &r],
             Some((5, 0, std::mem::size_of::<StepRecord>() as u64)),
         );
-        self.run(Kernel::Adam, &bind, &[], groups);
+        // The texture mirrors Adam reads, as the backend keeps them: rows of ADAM_MIRROR_WIDTH floats.
+        let rows = p.len().div_ceil(ADAM_MIRROR_WIDTH).max(1);
+        let mirror = |label: &str, data: &[f32]| -> Result<wgpu::TextureView> {
+            let t = buffers::float_texture(d, label, ADAM_MIRROR_WIDTH, rows, 1)?;
+            let mut padded = data.to_vec();
+            padded.resize(rows * ADAM_MIRROR_WIDTH, 0.0);
+            buffers::write_texture(&self.ctx.queue, &t, 0, ADAM_MIRROR_WIDTH, rows, 1, &padded);
+            Ok(t.create_view(&Default::default()))
+        };
+        let views = [
+            mirror("selftest p_tex", p)?,
+            mirror("selftest g_tex", g)?,
+            mirror("selftest m_tex", m)?,
+            mirror("selftest v_tex", v)?,
+        ];
+        let tex = kernels::views_bind_group(
+            d,
+            "selftest adam textures",
+            &self.kernels.adam_tex_layout,
+            &[&views[0], &views[1], &views[2], &views[3]],
+        );
+        self.run(Kernel::Adam, &bind, Some(&tex), groups);
         Ok((
             self.download(&pb, p.len())?,
             self.download(&mb, p.len())?,
@@ -475,6 +557,19 @@ pub fn matmul_cases(
         None,
     )?;
     push("relu (mm_nn+bias+relu)", compare(&got.c, &want, red));
+    let got = h.matmul_with(
+        true,
+        Layout::Nn,
+        bt,
+        fo,
+        fi,
+        &x,
+        &w,
+        FLAG_BIAS | FLAG_RELU,
+        Some(&bias),
+        None,
+    )?;
+    push("matmul+bias+relu (mm_nn_tex)", compare(&got.c, &want, red));
     // Weight gradient X^T (fi, bt) · dY (bt, fo) and the bias gradient colsum(dY).
     let dy = random(bt * fo, -1.0, 1.0, &mut rng);
     let mut want = vec![0.0f32; fi * fo];
@@ -484,6 +579,23 @@ pub fn matmul_cases(
     let mut db = vec![0.0f32; fo];
     cpu::bias_grad(&dy, &mut db, bt, fo);
     push("bias_grad (mm_tn colsum)", compare(&got.colsum, &db, red));
+    let got = h.matmul_with(
+        true,
+        Layout::Tn,
+        fi,
+        fo,
+        bt,
+        &x,
+        &dy,
+        FLAG_COLSUM,
+        None,
+        None,
+    )?;
+    push("matmul_at_b (mm_tn_tex)", compare(&got.c, &want, red));
+    push(
+        "bias_grad (mm_tn_tex colsum)",
+        compare(&got.colsum, &db, red),
+    );
     // Input gradient dY (bt, fo) · W^T (fo, fi), then the ReLU mask of a (bt, fi) ReLU output.
     let mut want = vec![0.0f32; bt * fi];
     cpu::matmul_a_bt(&dy, &w, &mut want, bt, fo, fi);
