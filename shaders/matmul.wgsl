@@ -264,90 +264,161 @@ fn tb(q: u32, row: u32) -> vec4<f32> {
     return textureLoad(b_tex, vec2<u32>(q, row), 0);
 }
 
+// The texture variants compute an 8x8 block per invocation (two column quads a and b, eight rows):
+// 16 texel fetches feed 256 multiply-adds, twice the reuse of the 4x4 block, because fetches are what
+// bounds a software GPU. A workgroup of 4x4 such blocks covers the same 32x32 tile as the others.
+fn fma4(acc: vec4<f32>, x: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>) -> vec4<f32> {
+    return acc + x.x * b0 + x.y * b1 + x.z * b2 + x.w * b3;
+}
+
 // C (m, n) = A (m, k) · B (k, n), A and B from textures. As mm_nn, same epilogue.
-@compute @workgroup_size(8, 8)
+@compute @workgroup_size(4, 4)
 fn mm_nn_tex(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let n4 = gid.x;
-    let m0 = gid.y * 4u;
-    if (n4 * 4u >= dims.n || m0 >= dims.m) {
+    let qa = 2u * gid.x;
+    let m0 = gid.y * 8u;
+    if (qa * 4u >= dims.n || m0 >= dims.m) {
         return;
     }
+    // Column quad b may lie past n (then it is read clamped and never stored); rows past m likewise.
+    let qb = 2u * gid.x + 1u;
+    let qbc = min(qb, (dims.n - 1u) / 4u);
     let last = dims.m - 1u;
     let r0 = dims.a_off + m0;
     let r1 = dims.a_off + min(m0 + 1u, last);
     let r2 = dims.a_off + min(m0 + 2u, last);
     let r3 = dims.a_off + min(m0 + 3u, last);
+    let r4 = dims.a_off + min(m0 + 4u, last);
+    let r5 = dims.a_off + min(m0 + 5u, last);
+    let r6 = dims.a_off + min(m0 + 6u, last);
+    let r7 = dims.a_off + min(m0 + 7u, last);
     let kl = dims.k - 1u;
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
+    let z = vec4<f32>(0.0);
+    var a0 = z; var a1 = z; var a2 = z; var a3 = z; var a4 = z; var a5 = z; var a6 = z; var a7 = z;
+    var b0 = z; var b1 = z; var b2 = z; var b3 = z; var b4 = z; var b5 = z; var b6 = z; var b7 = z;
     let kq = (dims.k + 3u) / 4u;
     for (var q = 0u; q < kq; q++) {
         // Only the last quad can be partial: A's lanes past k are zeroed (padding is never trusted) and
         // B's rows past k are clamped to row k-1, meeting those zeros.
         let k0 = q * 4u;
         let lanes = k_lanes(k0);
-        let z = vec4<f32>(0.0);
-        let b0 = tb(n4, dims.b_off + k0);
-        let b1 = tb(n4, dims.b_off + min(k0 + 1u, kl));
-        let b2 = tb(n4, dims.b_off + min(k0 + 2u, kl));
-        let b3 = tb(n4, dims.b_off + min(k0 + 3u, kl));
+        let k1 = dims.b_off + min(k0 + 1u, kl);
+        let k2 = dims.b_off + min(k0 + 2u, kl);
+        let k3 = dims.b_off + min(k0 + 3u, kl);
+        let wa0 = tb(qa, dims.b_off + k0);
+        let wa1 = tb(qa, k1);
+        let wa2 = tb(qa, k2);
+        let wa3 = tb(qa, k3);
+        let wb0 = tb(qbc, dims.b_off + k0);
+        let wb1 = tb(qbc, k1);
+        let wb2 = tb(qbc, k2);
+        let wb3 = tb(qbc, k3);
         let x0 = select(z, ta(q, r0), lanes);
         let x1 = select(z, ta(q, r1), lanes);
         let x2 = select(z, ta(q, r2), lanes);
         let x3 = select(z, ta(q, r3), lanes);
-        acc0 += x0.x * b0 + x0.y * b1 + x0.z * b2 + x0.w * b3;
-        acc1 += x1.x * b0 + x1.y * b1 + x1.z * b2 + x1.w * b3;
-        acc2 += x2.x * b0 + x2.y * b1 + x2.z * b2 + x2.w * b3;
-        acc3 += x3.x * b0 + x3.y * b1 + x3.z * b2 + x3.w * b3;
+        let x4 = select(z, ta(q, r4), lanes);
+        let x5 = select(z, ta(q, r5), lanes);
+        let x6 = select(z, ta(q, r6), lanes);
+        let x7 = select(z, ta(q, r7), lanes);
+        a0 = fma4(a0, x0, wa0, wa1, wa2, wa3); b0 = fma4(b0, x0, wb0, wb1, wb2, wb3);
+        a1 = fma4(a1, x1, wa0, wa1, wa2, wa3); b1 = fma4(b1, x1, wb0, wb1, wb2, wb3);
+        a2 = fma4(a2, x2, wa0, wa1, wa2, wa3); b2 = fma4(b2, x2, wb0, wb1, wb2, wb3);
+        a3 = fma4(a3, x3, wa0, wa1, wa2, wa3); b3 = fma4(b3, x3, wb0, wb1, wb2, wb3);
+        a4 = fma4(a4, x4, wa0, wa1, wa2, wa3); b4 = fma4(b4, x4, wb0, wb1, wb2, wb3);
+        a5 = fma4(a5, x5, wa0, wa1, wa2, wa3); b5 = fma4(b5, x5, wb0, wb1, wb2, wb3);
+        a6 = fma4(a6, x6, wa0, wa1, wa2, wa3); b6 = fma4(b6, x6, wb0, wb1, wb2, wb3);
+        a7 = fma4(a7, x7, wa0, wa1, wa2, wa3); b7 = fma4(b7, x7, wb0, wb1, wb2, wb3);
     }
-    let keep = n_lanes(n4);
-    store_row(m0, n4, acc0, keep);
-    store_row(m0 + 1u, n4, acc1, keep);
-    store_row(m0 + 2u, n4, acc2, keep);
-    store_row(m0 + 3u, n4, acc3, keep);
+    let ka = n_lanes(qa);
+    store_row(m0, qa, a0, ka);
+    store_row(m0 + 1u, qa, a1, ka);
+    store_row(m0 + 2u, qa, a2, ka);
+    store_row(m0 + 3u, qa, a3, ka);
+    store_row(m0 + 4u, qa, a4, ka);
+    store_row(m0 + 5u, qa, a5, ka);
+    store_row(m0 + 6u, qa, a6, ka);
+    store_row(m0 + 7u, qa, a7, ka);
+    if (qb * 4u < dims.n) {
+        let kb = n_lanes(qb);
+        store_row(m0, qb, b0, kb);
+        store_row(m0 + 1u, qb, b1, kb);
+        store_row(m0 + 2u, qb, b2, kb);
+        store_row(m0 + 3u, qb, b3, kb);
+        store_row(m0 + 4u, qb, b4, kb);
+        store_row(m0 + 5u, qb, b5, kb);
+        store_row(m0 + 6u, qb, b6, kb);
+        store_row(m0 + 7u, qb, b7, kb);
+    }
 }
 
-// C (m, n) = A (k, m)^T · B (k, n), A and B from textures; FLAG_COLSUM as in mm_tn.
-@compute @workgroup_size(8, 8)
+// Stores one row of an mm_tn block (no epilogue), skipped past m.
+fn store_plain(row: u32, q: u32, acc: vec4<f32>, keep: vec4<bool>) {
+    if (row < dims.m) {
+        c[(dims.c_off + row * dims.ldc) / 4u + q] = select(vec4<f32>(0.0), acc, keep);
+    }
+}
+
+// C (m, n) = A (k, m)^T · B (k, n), A and B from textures; FLAG_COLSUM as in mm_tn. Rows of C come in
+// two quads (A texels ma, mb), columns in two quads (B texels qa, qb).
+@compute @workgroup_size(4, 4)
 fn mm_tn_tex(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let n4 = gid.x;
-    let m4 = gid.y;
-    let m0 = m4 * 4u;
-    if (n4 * 4u >= dims.n || m0 >= dims.m) {
+    let qa = 2u * gid.x;
+    let ma = 2u * gid.y;
+    let m0 = ma * 4u;
+    if (qa * 4u >= dims.n || m0 >= dims.m) {
         return;
     }
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
-    var sum = vec4<f32>(0.0);
-    for (var kk = 0u; kk < dims.k; kk++) {
-        // A's lanes past m may be NaN padding: they only reach rows of C that are not stored.
-        let x = ta(m4, dims.a_off + kk);
-        let y = tb(n4, dims.b_off + kk);
-        acc0 += x.x * y;
-        acc1 += x.y * y;
-        acc2 += x.z * y;
-        acc3 += x.w * y;
-        sum += y;
-    }
-    let keep = n_lanes(n4);
+    // Quads past m or n are read clamped and never stored; A's lanes past m may be NaN padding and
+    // only reach rows that are not stored.
+    let qb = qa + 1u;
+    let qbc = min(qb, (dims.n - 1u) / 4u);
+    let mbc = min(ma + 1u, (dims.m - 1u) / 4u);
     let z = vec4<f32>(0.0);
-    let ci = (dims.c_off + m0 * dims.ldc) / 4u + n4;
-    let ldc4 = dims.ldc / 4u;
-    c[ci] = select(z, acc0, keep);
-    if (m0 + 1u < dims.m) {
-        c[ci + ldc4] = select(z, acc1, keep);
+    var a0 = z; var a1 = z; var a2 = z; var a3 = z; var a4 = z; var a5 = z; var a6 = z; var a7 = z;
+    var b0 = z; var b1 = z; var b2 = z; var b3 = z; var b4 = z; var b5 = z; var b6 = z; var b7 = z;
+    var suma = z;
+    var sumb = z;
+    for (var kk = 0u; kk < dims.k; kk++) {
+        let xa = ta(ma, dims.a_off + kk);
+        let xb = ta(mbc, dims.a_off + kk);
+        let ya = tb(qa, dims.b_off + kk);
+        let yb = tb(qbc, dims.b_off + kk);
+        a0 += xa.x * ya; b0 += xa.x * yb;
+        a1 += xa.y * ya; b1 += xa.y * yb;
+        a2 += xa.z * ya; b2 += xa.z * yb;
+        a3 += xa.w * ya; b3 += xa.w * yb;
+        a4 += xb.x * ya; b4 += xb.x * yb;
+        a5 += xb.y * ya; b5 += xb.y * yb;
+        a6 += xb.z * ya; b6 += xb.z * yb;
+        a7 += xb.w * ya; b7 += xb.w * yb;
+        suma += ya;
+        sumb += yb;
     }
-    if (m0 + 2u < dims.m) {
-        c[ci + 2u * ldc4] = select(z, acc2, keep);
+    let ka = n_lanes(qa);
+    store_plain(m0, qa, a0, ka);
+    store_plain(m0 + 1u, qa, a1, ka);
+    store_plain(m0 + 2u, qa, a2, ka);
+    store_plain(m0 + 3u, qa, a3, ka);
+    store_plain(m0 + 4u, qa, a4, ka);
+    store_plain(m0 + 5u, qa, a5, ka);
+    store_plain(m0 + 6u, qa, a6, ka);
+    store_plain(m0 + 7u, qa, a7, ka);
+    let has_b = qb * 4u < dims.n;
+    if (has_b) {
+        let kb = n_lanes(qb);
+        store_plain(m0, qb, b0, kb);
+        store_plain(m0 + 1u, qb, b1, kb);
+        store_plain(m0 + 2u, qb, b2, kb);
+        store_plain(m0 + 3u, qb, b3, kb);
+        store_plain(m0 + 4u, qb, b4, kb);
+        store_plain(m0 + 5u, qb, b5, kb);
+        store_plain(m0 + 6u, qb, b6, kb);
+        store_plain(m0 + 7u, qb, b7, kb);
     }
-    if (m0 + 3u < dims.m) {
-        c[ci + 3u * ldc4] = select(z, acc3, keep);
-    }
-    if ((dims.flags & FLAG_COLSUM) != 0u && m4 == 0u) {
-        c[dims.e_off / 4u + n4] = select(z, sum, keep);
+    if ((dims.flags & FLAG_COLSUM) != 0u && gid.y == 0u) {
+        c[dims.e_off / 4u + qa] = select(z, suma, ka);
+        if (has_b) {
+            c[dims.e_off / 4u + qb] = select(z, sumb, n_lanes(qb));
+        }
     }
 }

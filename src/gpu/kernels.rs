@@ -122,10 +122,12 @@ impl Kernel {
     }
 }
 
-/// Workgroups of a matmul producing C (m, n).
+/// Workgroups of a matmul producing C (m, n): every workgroup covers an `MM_TILE`-square tile, as 8x8
+/// invocations of 4x4 blocks or, for the texture variants, 4x4 invocations of 8x8 blocks, so one grid
+/// serves both.
 pub fn matmul_groups(m: usize, n: usize) -> (u32, u32, u32) {
-    let gx = n.div_ceil(4).div_ceil(MM_WG as usize) as u32;
-    let gy = m.div_ceil(4).div_ceil(MM_WG as usize) as u32;
+    let gx = n.div_ceil(MM_TILE) as u32;
+    let gy = m.div_ceil(MM_TILE) as u32;
     (gx, gy, 1)
 }
 
