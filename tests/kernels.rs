@@ -6,7 +6,7 @@
 
 mod common;
 
-use fmnist::gpu::kernels::MM_TILE;
+use fmnist::gpu::kernels::{MM_TILE, TEX_TILE};
 use fmnist::gpu::selftest::{self, Harness, Layout, compare};
 
 fn harness(test: &str) -> Option<Harness> {
@@ -16,7 +16,16 @@ fn harness(test: &str) -> Option<Harness> {
 #[test]
 fn ladder_covers_the_tile_edges() {
     let ladder = selftest::shape_ladder();
-    for n in [1, 7, MM_TILE - 1, MM_TILE, MM_TILE + 1] {
+    for n in [
+        1,
+        7,
+        MM_TILE - 1,
+        MM_TILE,
+        MM_TILE + 1,
+        TEX_TILE - 1,
+        TEX_TILE,
+        TEX_TILE + 1,
+    ] {
         assert!(ladder.contains(&(n, n, n)), "missing {n}x{n}x{n}");
     }
     assert!(ladder.contains(&(33, 785, 129)));

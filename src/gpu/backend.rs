@@ -360,6 +360,11 @@ impl GpuBackend {
                     &ubuf,
                 )]
             };
+            let kernel = if l == 0 {
+                Kernel::MmNnTex
+            } else {
+                Kernel::MmNn
+            };
             let tex_binds = if l == 0 {
                 x_views
                     .iter()
@@ -394,7 +399,7 @@ impl GpuBackend {
                 tex_binds,
                 copy_before: Vec::new(),
                 copy_after: Vec::new(),
-                groups: kernels::matmul_groups(cap, g.fan_out),
+                groups: kernels::matmul_groups(kernel, cap, g.fan_out),
                 binds,
                 flops: 2.0 * (cap * g.fan_in * g.fan_out) as f64,
                 bytes: 0.0,
@@ -494,6 +499,11 @@ impl GpuBackend {
                     &ubuf,
                 )]
             };
+            let kernel = if l == 0 {
+                Kernel::MmTnTex
+            } else {
+                Kernel::MmTn
+            };
             let (tex_binds, copy_before) = if l == 0 {
                 let binds = x_views
                     .iter()
@@ -528,7 +538,7 @@ impl GpuBackend {
                 tex_binds,
                 copy_before,
                 copy_after: Vec::new(),
-                groups: kernels::matmul_groups(g.fan_in, g.fan_out),
+                groups: kernels::matmul_groups(kernel, g.fan_in, g.fan_out),
                 binds,
                 flops: 2.0 * (cap * g.fan_in * g.fan_out) as f64,
                 bytes: 0.0,
@@ -575,7 +585,7 @@ impl GpuBackend {
                     tex_binds: Vec::new(),
                     copy_before: Vec::new(),
                     copy_after: Vec::new(),
-                    groups: kernels::matmul_groups(cap, g.fan_in),
+                    groups: kernels::matmul_groups(Kernel::MmNt, cap, g.fan_in),
                     binds: vec![bind],
                     flops: 2.0 * (cap * g.fan_in * g.fan_out) as f64,
                     bytes: 0.0,
@@ -1266,7 +1276,7 @@ impl Backend for GpuBackend {
                 if l == 0 {
                     pass.set_bind_group(1, &self.eval.tex_bind, &[]);
                 }
-                let (gx, gy, gz) = kernels::matmul_groups(rows, g.fan_out);
+                let (gx, gy, gz) = kernels::matmul_groups(kernel, rows, g.fan_out);
                 pass.dispatch_workgroups(gx, gy, gz);
             }
         }

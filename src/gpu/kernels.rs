@@ -18,8 +18,10 @@ pub const SHADERS: [(&str, &str); 3] = [
 
 /// Invocations per matmul workgroup along x (column quads) and y (row quads); each does a 4x4 block.
 pub const MM_WG: u32 = 8;
-/// Rows and columns of C one matmul workgroup covers: the tile size T of the test ladder.
+/// Rows and columns of C one workgroup of the buffer matmuls covers (8x8 invocations of 4x4 blocks).
 pub const MM_TILE: usize = (MM_WG * 4) as usize;
+/// The same for the texture variants (8x8 invocations of 8x8 blocks).
+pub const TEX_TILE: usize = (MM_WG * 8) as usize;
 /// Invocations per workgroup of the 1-D kernels.
 pub const WG_1D: u32 = 64;
 /// Invocations of softmax_xent's one workgroup (`WG` in the shader): each writes its own partial
@@ -122,13 +124,13 @@ impl Kernel {
     }
 }
 
-/// Workgroups of a matmul producing C (m, n): every workgroup covers an `MM_TILE`-square tile, as 8x8
-/// invocations of 4x4 blocks or, for the texture variants, 4x4 invocations of 8x8 blocks, so one grid
-/// serves both.
-pub fn matmul_groups(m: usize, n: usize) -> (u32, u32, u32) {
-    let gx = n.div_ceil(MM_TILE) as u32;
-    let gy = m.div_ceil(MM_TILE) as u32;
-    (gx, gy, 1)
+/// Workgroups of the matmul `kernel` producing C (m, n): one per tile of C.
+pub fn matmul_groups(kernel: Kernel, m: usize, n: usize) -> (u32, u32, u32) {
+    let tile = match kernel {
+        Kernel::MmNnTex | Kernel::MmTnTex => TEX_TILE,
+        _ => MM_TILE,
+    };
+    (n.div_ceil(tile) as u32, m.div_ceil(tile) as u32, 1)
 }
 
 /// Workgroups and the row span of a 1-D kernel over `len4` vec4s, folded into 2-D past 65535 groups.

@@ -25,16 +25,19 @@ pub const TOL_ELEMENTWISE: (f32, f32) = (1e-6, 1e-5);
 /// Reductions (matmuls over k, column sums, loss sums).
 pub const TOL_REDUCTION: (f32, f32) = (1e-5, 1e-4);
 
-/// The ladder, as training shapes `(batch, fan_in, fan_out)`: 1, 7, T-1, T, T+1 around the matmul tile
-/// T = `kernels::MM_TILE`, an odd shape, and the tutorial's two layers.
+/// The ladder, as training shapes `(batch, fan_in, fan_out)`: 1, 7, T-1, T, T+1 around both matmul
+/// tiles T (`kernels::MM_TILE` and `kernels::TEX_TILE`), an odd shape, and the tutorial's two layers.
 pub fn shape_ladder() -> Vec<(usize, usize, usize)> {
-    let t = kernels::MM_TILE;
+    let (t, u) = (kernels::MM_TILE, kernels::TEX_TILE);
     vec![
         (1, 1, 1),
         (7, 7, 7),
         (t - 1, t - 1, t - 1),
         (t, t, t),
         (t + 1, t + 1, t + 1),
+        (u - 1, u - 1, u - 1),
+        (u, u, u),
+        (u + 1, u + 1, u + 1),
         (33, 785, 129),
         (32, 784, 128),
         (32, 128, 10),
@@ -363,7 +366,12 @@ impl Harness {
         } else {
             None
         };
-        self.run(kernel, &bind, tex.as_ref(), kernels::matmul_groups(m, n));
+        self.run(
+            kernel,
+            &bind,
+            tex.as_ref(),
+            kernels::matmul_groups(kernel, m, n),
+        );
         let out = self.download(&c_buf, c_poison.len())?;
         Ok(MatmulOut {
             c: unpad_rows(&out, m, n),
