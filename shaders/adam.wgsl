@@ -8,12 +8,12 @@
 // by copies (g before this kernel, p, m and v after it). Twin: cpu::adam. Tested by tests/kernels.rs.
 
 struct AdamDims {
-    len4: u32,  // vec4s in each flat buffer
-    span: u32,  // invocations per row of the 2-D dispatch (groups_x * 64), for buffers past 65535 groups
+    len4: u32, // vec4s in each flat buffer
+    row4: u32, // texels per row of the texture mirrors
     beta1: f32,
     beta2: f32,
     eps: f32,
-    row4: u32, // texels per row of the texture mirrors
+    _pad0: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -41,13 +41,15 @@ struct Step {
 @group(1) @binding(2) var m_tex: texture_2d<f32>;
 @group(1) @binding(3) var v_tex: texture_2d<f32>;
 
-@compute @workgroup_size(64)
+// The grid is the mirrors' texel grid (x: texel in the row, y: row), so the texel of vec4 i needs no
+// integer division, which a CPU driver runs lane by lane.
+@compute @workgroup_size(16, 4)
 fn adam(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = gid.y * dims.span + gid.x;
-    if (i >= dims.len4) {
+    let i = gid.y * dims.row4 + gid.x;
+    if (gid.x >= dims.row4 || i >= dims.len4) {
         return;
     }
-    let t = vec2<u32>(i % dims.row4, i / dims.row4);
+    let t = gid.xy;
     let gi = textureLoad(g_tex, t, 0);
     let m0 = textureLoad(m_tex, t, 0);
     let v0 = textureLoad(v_tex, t, 0);

@@ -595,15 +595,15 @@ impl GpuBackend {
         }
         // Adam over the whole flat buffer.
         let len4 = layout.total / 4;
-        let (adam_groups, span) = kernels::adam_groups(len4);
+        let row4 = layout.atlas_width() / 4;
+        let adam_groups = kernels::adam_groups(len4, row4);
         let adims = AdamDims {
             len4: len4 as u32,
-            span,
             beta1: adam.beta1 as f32,
             beta2: adam.beta2 as f32,
             eps: adam.epsilon as f32,
-            row4: (layout.atlas_width() / 4) as u32,
-            _pad: [0; 2],
+            row4: row4 as u32,
+            _pad: [0; 3],
         };
         let abuf = buffers::uniform_init(device, "adam dims", bytemuck::bytes_of(&adims));
         // Adam reads p, g, m and v through atlas-shaped texture mirrors (see adam.wgsl).

@@ -66,13 +66,12 @@ pub struct XentDims {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub struct AdamDims {
     pub len4: u32,
-    pub span: u32,
+    /// Texels per row of the texture mirrors of p, g, m and v.
+    pub row4: u32,
     pub beta1: f32,
     pub beta2: f32,
     pub eps: f32,
-    /// Texels per row of the texture mirrors of p, g, m and v (the atlas width / 4).
-    pub row4: u32,
-    pub _pad: [u32; 2],
+    pub _pad: [u32; 3],
 }
 
 /// Mirror of `Step` (softmax_xent.wgsl, adam.wgsl): one record per queued step, each bound at its own
@@ -133,12 +132,11 @@ pub fn matmul_groups(kernel: Kernel, m: usize, n: usize) -> (u32, u32, u32) {
     (n.div_ceil(tile) as u32, m.div_ceil(tile) as u32, 1)
 }
 
-/// Workgroups and the row span of a 1-D kernel over `len4` vec4s, folded into 2-D past 65535 groups.
-pub fn adam_groups(len4: usize) -> ((u32, u32, u32), u32) {
-    let groups = len4.div_ceil(WG_1D as usize).max(1);
-    let gx = groups.min(65535);
-    let gy = groups.div_ceil(gx);
-    ((gx as u32, gy as u32, 1), gx as u32 * WG_1D)
+/// Workgroups of adam over `len4` vec4s held in texture mirrors `row4` texels wide: the texel grid in
+/// 16x4 workgroups.
+pub fn adam_groups(len4: usize, row4: usize) -> (u32, u32, u32) {
+    let rows = len4.div_ceil(row4);
+    (row4.div_ceil(16) as u32, rows.div_ceil(4) as u32, 1)
 }
 
 /// Pipelines and their bind-group layouts, built once per device.
