@@ -125,28 +125,27 @@ impl Backend for CpuBackend {
     }
 
     fn train_step(&mut self, x: &[f32], labels: &[u32], rows: usize) -> Result<()> {
-        let (loss, correct) = cpu::loss_and_grad(
-            &self.layout,
-            &self.params,
-            x,
-            labels,
-            rows,
-            &mut self.train_ws,
-            &mut self.grads,
-        );
         self.steps += 1;
-        let a = &self.adam;
-        let alpha = cpu::adam_alpha(a.learning_rate, a.beta1, a.beta2, self.steps) as f32;
-        cpu::adam(
-            &mut self.params,
-            &self.grads,
-            &mut self.m,
-            &mut self.v,
-            alpha,
-            a.beta1 as f32,
-            a.beta2 as f32,
-            a.epsilon as f32,
-        );
+        let a = self.adam;
+        let step = cpu::AdamStep {
+            alpha: cpu::adam_alpha(a.learning_rate, a.beta1, a.beta2, self.steps) as f32,
+            beta1: a.beta1 as f32,
+            beta2: a.beta2 as f32,
+            epsilon: a.epsilon as f32,
+        };
+        let Self {
+            layout,
+            params,
+            grads,
+            m,
+            v,
+            train_ws,
+            pool,
+            ..
+        } = self;
+        let (loss, correct) = pool.install(|| {
+            cpu::train_step(layout, params, grads, m, v, x, labels, rows, train_ws, step)
+        });
         self.stats.add(StepStats {
             loss_sum: loss as f64,
             correct: correct as u64,

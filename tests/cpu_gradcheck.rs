@@ -191,3 +191,75 @@ fn softmax_xent_gradient_rows_sum_to_zero_and_scale_by_batch() {
     }
     assert!(d[2] < 0.0 && d[3] < 0.0, "the label's gradient is negative");
 }
+
+#[test]
+fn fused_train_step_matches_loss_and_grad_then_adam_bit_for_bit() {
+    // The CPU backend's step splits the first weight gradient and Adam across two threads; it must
+    // compute exactly what the reference pair computes, on shapes above and below the split threshold.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    for (spec, rows) in [
+        (MlpSpec::new(784, &[128], 10).unwrap(), 32),
+        (MlpSpec::new(13, &[7, 6], 5).unwrap(), 6),
+        (MlpSpec::new(785, &[33], 10).unwrap(), 17),
+    ] {
+        let layout = spec.layout();
+        let (params64, x64, labels) = random_problem(&spec, rows, 9);
+        let params: Vec<f32> = params64.iter().map(|&p| p as f32).collect();
+        let x: Vec<f32> = x64.iter().map(|&v| v as f32).collect();
+        let n = layout.total;
+        let adam = cpu::AdamStep {
+            alpha: 1e-3f32,
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-7,
+        };
+        // Reference: two steps of loss_and_grad + adam.
+        let (mut p_ref, mut m_ref, mut v_ref, mut g_ref) = (
+            params.clone(),
+            vec![0.0f32; n],
+            vec![0.0f32; n],
+            vec![0.0f32; n],
+        );
+        let mut ws = Workspace::new(&layout, rows);
+        let mut ref_out = Vec::new();
+        for _ in 0..2 {
+            ref_out.push(cpu::loss_and_grad(
+                &layout, &p_ref, &x, &labels, rows, &mut ws, &mut g_ref,
+            ));
+            cpu::adam(
+                &mut p_ref,
+                &g_ref,
+                &mut m_ref,
+                &mut v_ref,
+                adam.alpha,
+                adam.beta1,
+                adam.beta2,
+                adam.epsilon,
+            );
+        }
+        let (mut p, mut m, mut v, mut g) = (
+            params.clone(),
+            vec![0.0f32; n],
+            vec![0.0f32; n],
+            vec![0.0f32; n],
+        );
+        let mut ws = Workspace::new(&layout, rows);
+        let mut out = Vec::new();
+        pool.install(|| {
+            for _ in 0..2 {
+                out.push(cpu::train_step(
+                    &layout, &mut p, &mut g, &mut m, &mut v, &x, &labels, rows, &mut ws, adam,
+                ));
+            }
+        });
+        assert_eq!(out, ref_out, "{}: loss and correct count", spec.describe());
+        assert!(
+            p == p_ref && m == m_ref && v == v_ref,
+            "{}: parameters or Adam state differ",
+            spec.describe()
+        );
+    }
+}
