@@ -127,6 +127,32 @@ pub struct GpuBackend {
     _keep: Vec<wgpu::Buffer>,
 }
 
+/// Dimensions of layer `l`'s forward product `act_l = relu(input · W_l + b_l)` over `rows` rows (no ReLU
+/// on the last layer), shared by training and evaluation.
+fn forward_dims(layout: &GpuLayout, l: usize, rows: usize, in_ld: usize) -> MatmulDims {
+    let g = layout.layers[l];
+    let last = l + 1 == layout.layers.len();
+    MatmulDims {
+        m: rows as u32,
+        n: g.fan_out as u32,
+        k: g.fan_in as u32,
+        flags: FLAG_BIAS | if last { 0 } else { FLAG_RELU },
+        lda: if l == 0 {
+            in_ld
+        } else {
+            layout.layers[l - 1].ld
+        } as u32,
+        ldb: g.ld as u32,
+        ldc: g.ld as u32,
+        lde: 0,
+        a_off: 0,
+        // The first layer is the texture variant, which takes row offsets: its weight starts the atlas.
+        b_off: if l == 0 { 0 } else { g.weight as u32 },
+        c_off: 0,
+        e_off: g.bias as u32,
+    }
+}
+
 fn f32_bytes(n: usize) -> u64 {
     (n * 4) as u64
 }
@@ -315,26 +341,7 @@ impl GpuBackend {
         let mut sites = Vec::new();
         // Forward: act_l = relu(input · W_l + b_l), the last layer without ReLU.
         for (l, g) in layout.layers.iter().enumerate() {
-            let lda = if l == 0 {
-                in_ld
-            } else {
-                layout.layers[l - 1].ld
-            };
-            let dims = MatmulDims {
-                m: cap as u32,
-                n: g.fan_out as u32,
-                k: g.fan_in as u32,
-                flags: FLAG_BIAS | if l == last { 0 } else { FLAG_RELU },
-                lda: lda as u32,
-                ldb: g.ld as u32,
-                ldc: g.ld as u32,
-                lde: 0,
-                a_off: 0,
-                // The texture variant (layer 1) takes row offsets: its weight starts the atlas.
-                b_off: if l == 0 { 0 } else { g.weight as u32 },
-                c_off: 0,
-                e_off: g.bias as u32,
-            };
+            let dims = forward_dims(&layout, l, cap, in_ld);
             let ubuf = buffers::uniform_init(
                 device,
                 &format!("L{} forward dims", l + 1),
@@ -685,27 +692,8 @@ impl GpuBackend {
             .collect();
         let mut edims = Vec::new();
         let mut ebinds = Vec::new();
-        for (l, g) in layout.layers.iter().enumerate() {
-            let lda = if l == 0 {
-                in_ld
-            } else {
-                layout.layers[l - 1].ld
-            };
-            let dims = MatmulDims {
-                m: ecap as u32,
-                n: g.fan_out as u32,
-                k: g.fan_in as u32,
-                flags: FLAG_BIAS | if l == last { 0 } else { FLAG_RELU },
-                lda: lda as u32,
-                ldb: g.ld as u32,
-                ldc: g.ld as u32,
-                lde: 0,
-                a_off: 0,
-                // Layer 1 is the texture variant: a row offset into the atlas, where it starts.
-                b_off: if l == 0 { 0 } else { g.weight as u32 },
-                c_off: 0,
-                e_off: g.bias as u32,
-            };
+        for l in 0..layout.layers.len() {
+            let dims = forward_dims(&layout, l, ecap, in_ld);
             let ubuf = buffers::uniform_init(
                 device,
                 &format!("eval L{} dims", l + 1),
