@@ -3,12 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use fmnist::checkpoint;
-use fmnist::config::AdamConfig;
-use fmnist::data;
-use fmnist::device::make_backend;
 use fmnist::evaluate::evaluate;
 
 use super::{DataArgs, DeviceArgs};
@@ -26,17 +23,8 @@ pub struct EvaluateArgs {
 
 pub fn run(args: EvaluateArgs) -> Result<ExitCode> {
     let ck = checkpoint::load(&args.model)?;
-    let location = data::locate(args.data.data_dir.as_deref())?;
-    let test = data::load_test(&location.dir)
-        .with_context(|| format!("loading the test set from {}", location.dir.display()))?;
-    let mut backend = make_backend(
-        args.device.device,
-        &args.device.adapter_choice(),
-        ck.spec,
-        ck.params,
-        AdamConfig::default(),
-        1,
-    )?;
+    let test = args.data.load_test()?;
+    let mut backend = args.device.inference_backend(ck)?;
     println!("Device: {}", backend.device_name());
     let eval = evaluate(backend.as_mut(), &test)?;
     println!(

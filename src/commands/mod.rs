@@ -14,9 +14,13 @@ mod train;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use fmnist::device::{AdapterChoice, DeviceChoice};
+use fmnist::backend::Backend;
+use fmnist::checkpoint::Checkpoint;
+use fmnist::config::AdamConfig;
+use fmnist::data::{self, Split};
+use fmnist::device::{AdapterChoice, DeviceChoice, make_backend};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -75,6 +79,27 @@ impl DeviceArgs {
         AdapterChoice {
             name: self.adapter.clone(),
         }
+    }
+
+    /// A backend on the chosen device that evaluates and predicts with a loaded model.
+    pub fn inference_backend(&self, ck: Checkpoint) -> Result<Box<dyn Backend>> {
+        make_backend(
+            self.device,
+            &self.adapter_choice(),
+            ck.spec,
+            ck.params,
+            AdamConfig::default(),
+            1,
+        )
+    }
+}
+
+impl DataArgs {
+    /// The test split, from the folder `--data-dir` names or the search order.
+    pub fn load_test(&self) -> Result<Split> {
+        let location = data::locate(self.data_dir.as_deref())?;
+        data::load_test(&location.dir)
+            .with_context(|| format!("loading the test set from {}", location.dir.display()))
     }
 }
 

@@ -4,12 +4,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use fmnist::checkpoint;
-use fmnist::config::AdamConfig;
-use fmnist::data;
-use fmnist::device::make_backend;
 use fmnist::error::HintExt;
 use fmnist::evaluate::evaluate;
 use fmnist::plot::run_figures;
@@ -42,17 +39,8 @@ pub fn run(args: PlotArgs) -> Result<ExitCode> {
     }
     let history = run::read_history(&history_path)?;
     let ck = checkpoint::load(&dir.join(run::MODEL_FILE))?;
-    let location = data::locate(args.data.data_dir.as_deref())?;
-    let test = data::load_test(&location.dir)
-        .with_context(|| format!("loading the test set from {}", location.dir.display()))?;
-    let mut backend = make_backend(
-        args.device.device,
-        &args.device.adapter_choice(),
-        ck.spec,
-        ck.params,
-        AdamConfig::default(),
-        1,
-    )?;
+    let test = args.data.load_test()?;
+    let mut backend = args.device.inference_backend(ck)?;
     println!("Device: {}", backend.device_name());
     let eval = evaluate(backend.as_mut(), &test)?;
     println!("Test accuracy: {:.4}", eval.accuracy);

@@ -5,13 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 use fmnist::batches::normalise_range;
 use fmnist::checkpoint;
-use fmnist::config::AdamConfig;
-use fmnist::data::{self, CLASS_NAMES, NUM_CLASSES, PIXELS};
-use fmnist::device::make_backend;
+use fmnist::data::{CLASS_NAMES, NUM_CLASSES, PIXELS};
 use fmnist::error::HintExt;
 use fmnist::evaluate::{argmax, predict};
 use fmnist::photo::{self, Photo};
@@ -104,9 +102,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
     let test = if indices.is_empty() {
         None
     } else {
-        let location = data::locate(args.data.data_dir.as_deref())?;
-        let test = data::load_test(&location.dir)
-            .with_context(|| format!("loading the test set from {}", location.dir.display()))?;
+        let test = args.data.load_test()?;
         if let Some(bad) = indices.iter().find(|&&i| i >= test.len()) {
             bail!(
                 "--index {bad}: the test set has {} images (0-{})",
@@ -148,14 +144,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
     let probs = if rows == 0 {
         Vec::new()
     } else {
-        let mut backend = make_backend(
-            args.device.device,
-            &args.device.adapter_choice(),
-            ck.spec,
-            ck.params,
-            AdamConfig::default(),
-            1,
-        )?;
+        let mut backend = args.device.inference_backend(ck)?;
         predict(backend.as_mut(), &x, rows)?
     };
 
