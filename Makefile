@@ -15,7 +15,7 @@ setup:
 	@missing=""; \
 	if [ ! -e "$(DATA_DIR)/train-images-idx3-ubyte.gz" ] && [ ! -e data/fashion-mnist/train-images-idx3-ubyte.gz ] && [ -z "$$FMNIST_DATA" ]; then \
 	  missing="$$missing dataset-fashion-mnist"; fi; \
-	if ! ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1 || ! ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1'; then \
+	if ! { ls /usr/share/vulkan/icd.d/*.json || ls /etc/vulkan/icd.d/*.json; } >/dev/null 2>&1 || ! ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1'; then \
 	  missing="$$missing mesa-vulkan-drivers libvulkan1"; fi; \
 	if [ -z "$$missing" ]; then echo "setup: nothing to install"; exit 0; fi; \
 	if ! command -v apt-get >/dev/null 2>&1; then \
