@@ -138,3 +138,33 @@ fn info_lists_the_gpu_adapters() {
         "{t}"
     );
 }
+
+#[test]
+fn selftest_passes_on_every_backend_that_offers_an_adapter() {
+    // A kernel or binding that one backend mishandles (GL cannot view one layer of a texture array,
+    // for instance) shows up only on that backend; lavapipe machines offer both Vulkan and GL.
+    let mut ran = 0;
+    for backend in ["vulkan", "gl"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_fmnist"))
+            .arg("selftest")
+            .env("WGPU_BACKEND", backend)
+            .output()
+            .expect("the fmnist binary runs");
+        let t = text(&o);
+        if t.contains("no GPU adapter found") {
+            println!("{backend}: skipped: no adapter");
+            continue;
+        }
+        assert!(
+            o.status.success() && t.contains("checks passed"),
+            "selftest on {backend}:\n{t}"
+        );
+        ran += 1;
+    }
+    if ran == 0 {
+        assert!(
+            !common::require_gpu(),
+            "FMNIST_REQUIRE_GPU=1 but no backend offered an adapter"
+        );
+    }
+}

@@ -96,8 +96,9 @@ pub struct GpuBackend {
     /// Bytes between step records (the uniform offset alignment).
     record_stride: usize,
     params: wgpu::Buffer,
-    /// The batch ring: an rgba32float texture array, one `(cap, in_ld)` layer per slot.
-    x_tex: wgpu::Texture,
+    /// The batch ring: one rgba32float `(cap, in_ld)` texture per slot (separate textures rather than
+    /// layers of one array: GL-based adapters cannot view a single layer of an array).
+    x_tex: Vec<wgpu::Texture>,
     labels_ring: wgpu::Buffer,
     records: wgpu::Buffer,
     stats: wgpu::Buffer,
@@ -230,11 +231,14 @@ impl GpuBackend {
         let grads = buffers::storage(device, "grads (GpuLayout)", f32_bytes(layout.total));
         let m = buffers::storage(device, "adam m (GpuLayout)", f32_bytes(layout.total));
         let v = buffers::storage(device, "adam v (GpuLayout)", f32_bytes(layout.total));
-        // The batch ring: (slots, cap, in_ld) inputs as a texture array and (slots, cap) labels.
-        let x_tex =
-            buffers::float_texture(device, "x ring (slots, cap, in_ld)", in_ld, cap, slots)?;
-        let x_views: Vec<wgpu::TextureView> =
-            (0..slots).map(|s| buffers::layer_view(&x_tex, s)).collect();
+        // The batch ring: (slots) textures of (cap, in_ld) inputs, and (slots, cap) labels.
+        let x_tex = (0..slots)
+            .map(|_| buffers::float_texture(device, "x ring slot (cap, in_ld)", in_ld, cap))
+            .collect::<Result<Vec<_>>>()?;
+        let x_views: Vec<wgpu::TextureView> = x_tex
+            .iter()
+            .map(|t| t.create_view(&Default::default()))
+            .collect();
         // Texture mirrors of the first layer's operands that kernels write: the parameter atlas (after
         // Adam) and the first layer's dZ (before its weight gradient).
         let l0 = layout.layers[0];
@@ -243,7 +247,6 @@ impl GpuBackend {
             "params atlas (rows, atlas_width)",
             layout.atlas_width(),
             layout.atlas_rows(),
-            1,
         )?;
         let params_view = params_tex.create_view(&Default::default());
         let params_mirror = TextureMirror {
@@ -287,7 +290,7 @@ impl GpuBackend {
             buffers::storage(device, "dz 1 (cap, widest)", f32_bytes(cap * widest)),
         ];
         let dz0_tex =
-            buffers::float_texture(device, "dz 0 mirror (cap, ld of layer 1)", l0.ld, cap, 1)?;
+            buffers::float_texture(device, "dz 0 mirror (cap, ld of layer 1)", l0.ld, cap)?;
         let dz0_view = dz0_tex.create_view(&Default::default());
         let dz0_mirror = TextureMirror {
             buffer: dz[0].clone(),
@@ -615,13 +618,8 @@ impl GpuBackend {
         let abuf = buffers::uniform_init(device, "adam dims", bytemuck::bytes_of(&adims));
         // Adam reads p, g, m and v through atlas-shaped texture mirrors (see adam.wgsl).
         let mirror = |label: &str, buffer: &wgpu::Buffer| -> Result<TextureMirror> {
-            let texture = buffers::float_texture(
-                device,
-                label,
-                layout.atlas_width(),
-                layout.atlas_rows(),
-                1,
-            )?;
+            let texture =
+                buffers::float_texture(device, label, layout.atlas_width(), layout.atlas_rows())?;
             Ok(TextureMirror {
                 buffer: buffer.clone(),
                 texture,
@@ -669,8 +667,10 @@ impl GpuBackend {
         keep.push(abuf);
 
         // The evaluation forward pass: its own input and activations, dims rewritten per call.
-        let ecap = EVAL_BATCH;
-        let ex_tex = buffers::float_texture(device, "eval x (EVAL_BATCH, in_ld)", in_ld, ecap, 1)?;
+        // The evaluation input is a texture, so its rows are bounded by the adapter's texture size
+        // (8192 on most GPUs, 2048 on downlevel ones).
+        let ecap = EVAL_BATCH.min(limits.max_texture_dimension_2d as usize);
+        let ex_tex = buffers::float_texture(device, "eval x (EVAL_BATCH, in_ld)", in_ld, ecap)?;
         let etex_bind = kernels::tex_bind_group(
             device,
             "eval L1 textures",
@@ -878,15 +878,10 @@ impl GpuBackend {
         }
         let t0 = Instant::now();
         let q = &self.ctx.queue;
-        buffers::write_texture(
-            q,
-            &self.x_tex,
-            0,
-            self.in_ld,
-            self.cap,
-            n,
-            &self.x_host[..n * self.slot_floats],
-        );
+        for (s, tex) in self.x_tex[..n].iter().enumerate() {
+            let slot = &self.x_host[s * self.slot_floats..(s + 1) * self.slot_floats];
+            buffers::write_texture(q, tex, self.in_ld, self.cap, slot);
+        }
         q.write_buffer(
             &self.labels_ring,
             0,
@@ -1211,15 +1206,7 @@ impl Backend for GpuBackend {
         self.flush()?;
         let q = &self.ctx.queue;
         if self.in_ld == inputs {
-            buffers::write_texture(
-                q,
-                &self.eval.x_tex,
-                0,
-                self.in_ld,
-                rows,
-                1,
-                &x[..rows * inputs],
-            );
+            buffers::write_texture(q, &self.eval.x_tex, self.in_ld, rows, &x[..rows * inputs]);
         } else {
             for r in 0..rows {
                 self.eval.x_host[r * self.in_ld..r * self.in_ld + inputs]
@@ -1228,10 +1215,8 @@ impl Backend for GpuBackend {
             buffers::write_texture(
                 q,
                 &self.eval.x_tex,
-                0,
                 self.in_ld,
                 rows,
-                1,
                 &self.eval.x_host[..rows * self.in_ld],
             );
         }

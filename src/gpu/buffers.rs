@@ -143,14 +143,13 @@ pub fn storage_init(device: &wgpu::Device, label: &str, data: &[u8]) -> wgpu::Bu
     })
 }
 
-/// An rgba32float texture of `width` floats (a multiple of 4) by `rows`, with `layers` array layers: one
-/// texel holds 4 consecutive floats of a row. Read by the matmuls' texture variants.
+/// An rgba32float texture of `width` floats (a multiple of 4) by `rows`: one texel holds 4 consecutive
+/// floats of a row. Read by the matmuls' texture variants and by Adam.
 pub fn float_texture(
     device: &wgpu::Device,
     label: &str,
     width: usize,
     rows: usize,
-    layers: usize,
 ) -> Result<wgpu::Texture> {
     let max = device.limits().max_texture_dimension_2d as usize;
     if width / 4 > max || rows > max {
@@ -164,7 +163,7 @@ pub fn float_texture(
         size: wgpu::Extent3d {
             width: (width / 4) as u32,
             height: rows as u32,
-            depth_or_array_layers: layers as u32,
+            depth_or_array_layers: 1,
         },
         mip_level_count: 1,
         sample_count: 1,
@@ -175,49 +174,26 @@ pub fn float_texture(
     }))
 }
 
-/// A 2-D view of one layer of `texture`.
-pub fn layer_view(texture: &wgpu::Texture, layer: usize) -> wgpu::TextureView {
-    texture.create_view(&wgpu::TextureViewDescriptor {
-        label: Some("texture layer"),
-        dimension: Some(wgpu::TextureViewDimension::D2),
-        base_array_layer: layer as u32,
-        array_layer_count: Some(1),
-        ..Default::default()
-    })
-}
-
-/// Writes `rows` rows of `width` floats from `data` into layer `layer` of `texture` (and the layers after
-/// it when `data` holds more than one layer's rows, `rows_per_layer` apart).
+/// Writes `rows` rows of `width` floats from `data` into the top of `texture`.
 pub fn write_texture(
     queue: &wgpu::Queue,
     texture: &wgpu::Texture,
-    layer: usize,
     width: usize,
-    rows_per_layer: usize,
-    layers: usize,
+    rows: usize,
     data: &[f32],
 ) {
     queue.write_texture(
-        wgpu::TexelCopyTextureInfo {
-            texture,
-            mip_level: 0,
-            origin: wgpu::Origin3d {
-                x: 0,
-                y: 0,
-                z: layer as u32,
-            },
-            aspect: wgpu::TextureAspect::All,
-        },
-        bytemuck::cast_slice(data),
+        texture.as_image_copy(),
+        bytemuck::cast_slice(&data[..rows * width]),
         wgpu::TexelCopyBufferLayout {
             offset: 0,
             bytes_per_row: Some((width * 4) as u32),
-            rows_per_image: Some(rows_per_layer as u32),
+            rows_per_image: Some(rows as u32),
         },
         wgpu::Extent3d {
             width: (width / 4) as u32,
-            height: rows_per_layer as u32,
-            depth_or_array_layers: layers as u32,
+            height: rows as u32,
+            depth_or_array_layers: 1,
         },
     );
 }

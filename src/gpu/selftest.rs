@@ -342,14 +342,12 @@ impl Harness {
                            cols: usize|
              -> Result<wgpu::TextureView> {
                 let width = pad4(cols);
-                let t = buffers::float_texture(d, label, width, rows.max(1), 1)?;
+                let t = buffers::float_texture(d, label, width, rows.max(1))?;
                 buffers::write_texture(
                     &self.ctx.queue,
                     &t,
-                    0,
                     width,
                     rows.max(1),
-                    1,
                     &data[..rows.max(1) * width],
                 );
                 Ok(t.create_view(&Default::default()))
@@ -491,10 +489,10 @@ impl Harness {
         // The texture mirrors Adam reads, as the backend keeps them: rows of ADAM_MIRROR_WIDTH floats.
         let rows = p.len().div_ceil(ADAM_MIRROR_WIDTH).max(1);
         let mirror = |label: &str, data: &[f32]| -> Result<wgpu::TextureView> {
-            let t = buffers::float_texture(d, label, ADAM_MIRROR_WIDTH, rows, 1)?;
+            let t = buffers::float_texture(d, label, ADAM_MIRROR_WIDTH, rows)?;
             let mut padded = data.to_vec();
             padded.resize(rows * ADAM_MIRROR_WIDTH, 0.0);
-            buffers::write_texture(&self.ctx.queue, &t, 0, ADAM_MIRROR_WIDTH, rows, 1, &padded);
+            buffers::write_texture(&self.ctx.queue, &t, ADAM_MIRROR_WIDTH, rows, &padded);
             Ok(t.create_view(&Default::default()))
         };
         let views = [
