@@ -423,3 +423,54 @@ fn mm_tn_tex(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
     }
 }
+
+// C (m, n) = A (m, k) · B (n, k)^T, A and B from textures (both read along k); FLAG_MASK as in mm_nt,
+// its mask still from `e`. A 4x4 block per invocation in 8x8 workgroups: the input gradient of a layer
+// after the first is a small product, so the 32x32 tile (MM_TILE) keeps enough workgroups.
+@compute @workgroup_size(8, 8)
+fn mm_nt_tex(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n4 = gid.x;
+    let m0 = gid.y * 4u;
+    let n0 = n4 * 4u;
+    if (n0 >= dims.n || m0 >= dims.m) {
+        return;
+    }
+    let lastm = dims.m - 1u;
+    let lastn = dims.n - 1u;
+    let a0 = dims.a_off + m0;
+    let a1 = dims.a_off + min(m0 + 1u, lastm);
+    let a2 = dims.a_off + min(m0 + 2u, lastm);
+    let a3 = dims.a_off + min(m0 + 3u, lastm);
+    let b0 = dims.b_off + n0;
+    let b1 = dims.b_off + min(n0 + 1u, lastn);
+    let b2 = dims.b_off + min(n0 + 2u, lastn);
+    let b3 = dims.b_off + min(n0 + 3u, lastn);
+    let z = vec4<f32>(0.0);
+    // acc_ij holds the lane-wise partial products of C[m0+i, n0+j]; lanes are summed once at the end.
+    var acc00 = z; var acc01 = z; var acc02 = z; var acc03 = z;
+    var acc10 = z; var acc11 = z; var acc12 = z; var acc13 = z;
+    var acc20 = z; var acc21 = z; var acc22 = z; var acc23 = z;
+    var acc30 = z; var acc31 = z; var acc32 = z; var acc33 = z;
+    let kq = (dims.k + 3u) / 4u;
+    for (var q = 0u; q < kq; q++) {
+        // Only the last quad can be partial; both operands' lanes past k may be NaN padding.
+        let lanes = k_lanes(q * 4u);
+        let y0 = select(z, tb(q, b0), lanes);
+        let y1 = select(z, tb(q, b1), lanes);
+        let y2 = select(z, tb(q, b2), lanes);
+        let y3 = select(z, tb(q, b3), lanes);
+        let x0 = select(z, ta(q, a0), lanes);
+        let x1 = select(z, ta(q, a1), lanes);
+        let x2 = select(z, ta(q, a2), lanes);
+        let x3 = select(z, ta(q, a3), lanes);
+        acc00 += x0 * y0; acc01 += x0 * y1; acc02 += x0 * y2; acc03 += x0 * y3;
+        acc10 += x1 * y0; acc11 += x1 * y1; acc12 += x1 * y2; acc13 += x1 * y3;
+        acc20 += x2 * y0; acc21 += x2 * y1; acc22 += x2 * y2; acc23 += x2 * y3;
+        acc30 += x3 * y0; acc31 += x3 * y1; acc32 += x3 * y2; acc33 += x3 * y3;
+    }
+    let keep = n_lanes(n4);
+    store_row(m0, n4, hsum4(acc00, acc01, acc02, acc03), keep);
+    store_row(m0 + 1u, n4, hsum4(acc10, acc11, acc12, acc13), keep);
+    store_row(m0 + 2u, n4, hsum4(acc20, acc21, acc22, acc23), keep);
+    store_row(m0 + 3u, n4, hsum4(acc30, acc31, acc32, acc33), keep);
+}

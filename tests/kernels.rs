@@ -40,8 +40,8 @@ fn matmuls_bias_relu_and_bias_grad_match_cpu_twins_atol1e5_rtol1e4() {
     for s in selftest::shape_ladder() {
         cases.extend(selftest::matmul_cases(&h, s, 11).unwrap());
     }
-    // Seven buffer-kernel checks and three texture-variant checks per shape.
-    assert_eq!(cases.len(), 10 * selftest::shape_ladder().len());
+    // Seven buffer-kernel checks and four texture-variant checks per shape.
+    assert_eq!(cases.len(), 11 * selftest::shape_ladder().len());
     common::assert_all_pass("matmul ladder", &cases);
 }
 

@@ -130,7 +130,13 @@ pub struct GpuBackend {
 
 /// Dimensions of layer `l`'s forward product `act_l = relu(input · W_l + b_l)` over `rows` rows (no ReLU
 /// on the last layer), shared by training and evaluation.
-fn forward_dims(layout: &GpuLayout, l: usize, rows: usize, in_ld: usize) -> MatmulDims {
+fn forward_dims(
+    layout: &GpuLayout,
+    l: usize,
+    rows: usize,
+    in_ld: usize,
+    textures: bool,
+) -> MatmulDims {
     let g = layout.layers[l];
     let last = l + 1 == layout.layers.len();
     MatmulDims {
@@ -147,8 +153,9 @@ fn forward_dims(layout: &GpuLayout, l: usize, rows: usize, in_ld: usize) -> Matm
         ldc: g.ld as u32,
         lde: 0,
         a_off: 0,
-        // The first layer is the texture variant, which takes row offsets: its weight starts the atlas.
-        b_off: if l == 0 { 0 } else { g.weight as u32 },
+        // The texture variant reads the weight from its own texture (the first layer's: the atlas,
+        // where it comes first) and takes row offsets; the buffer variant takes a float offset.
+        b_off: if textures { 0 } else { g.weight as u32 },
         c_off: 0,
         e_off: g.bias as u32,
     }
@@ -239,22 +246,17 @@ impl GpuBackend {
             .iter()
             .map(|t| t.create_view(&Default::default()))
             .collect();
-        // Texture mirrors of the first layer's operands that kernels write: the parameter atlas (after
-        // Adam) and the first layer's dZ (before its weight gradient).
-        let l0 = layout.layers[0];
-        let params_tex = buffers::float_texture(
+        // The parameter atlas: the whole flat buffer as a texture (refreshed after Adam); its first rows
+        // are the first layer's weight.
+        let params_mirror = TextureMirror::new(
             device,
             "params atlas (rows, atlas_width)",
+            &params_buf,
+            0,
             layout.atlas_width(),
             layout.atlas_rows(),
         )?;
-        let params_view = params_tex.create_view(&Default::default());
-        let params_mirror = TextureMirror {
-            buffer: params_buf.clone(),
-            texture: params_tex,
-            width: layout.atlas_width(),
-            rows: layout.atlas_rows(),
-        };
+        let params_view = params_mirror.view();
         let labels_ring =
             buffers::storage(device, "labels ring (slots, cap)", (slots * cap * 4) as u64);
         let records = device.create_buffer(&wgpu::BufferDescriptor {
@@ -271,6 +273,7 @@ impl GpuBackend {
         );
         let stats_read = buffers::readback(device, "step stats readback", stats_bytes);
         let params_read = buffers::readback(device, "params readback", f32_bytes(layout.total));
+        let last = layout.layers.len() - 1;
         // Activations (cap, ld) per layer, and two gradient buffers (cap, widest ld) used in turn.
         let widest = layout.layers.iter().map(|l| l.ld).max().unwrap_or(4);
         let acts: Vec<wgpu::Buffer> = layout
@@ -289,14 +292,61 @@ impl GpuBackend {
             buffers::storage(device, "dz 0 (cap, widest)", f32_bytes(cap * widest)),
             buffers::storage(device, "dz 1 (cap, widest)", f32_bytes(cap * widest)),
         ];
-        let dz0_tex =
-            buffers::float_texture(device, "dz 0 mirror (cap, ld of layer 1)", l0.ld, cap)?;
-        let dz0_view = dz0_tex.create_view(&Default::default());
-        let dz0_mirror = TextureMirror {
-            buffer: dz[0].clone(),
-            texture: dz0_tex,
-            width: l0.ld,
-            rows: cap,
+        // Texture mirrors of what the kernels write and the texture matmuls read: each layer's output
+        // (refreshed after its forward product), each layer's dZ (before its weight gradient, which
+        // comes before its input gradient), and the weights after the first (after Adam).
+        let act_mirrors = (0..last)
+            .map(|l| {
+                TextureMirror::new(
+                    device,
+                    &format!("act {l} mirror (cap, ld)"),
+                    &acts[l],
+                    0,
+                    layout.layers[l].ld,
+                    cap,
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let dz_mirrors = (0..layout.layers.len())
+            .map(|l| {
+                TextureMirror::new(
+                    device,
+                    &format!("dz {l} mirror (cap, ld)"),
+                    &dz[l % 2],
+                    0,
+                    layout.layers[l].ld,
+                    cap,
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let w_mirrors = layout.layers[1..]
+            .iter()
+            .enumerate()
+            .map(|(i, g)| {
+                TextureMirror::new(
+                    device,
+                    &format!("W{} mirror (fan_in, ld)", i + 2),
+                    &params_buf,
+                    g.weight,
+                    g.ld,
+                    g.fan_in,
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // The texture holding layer l's input and weight.
+        let input_view = |l: usize, slot: usize| {
+            if l == 0 {
+                x_views[slot].clone()
+            } else {
+                act_mirrors[l - 1].view()
+            }
+        };
+        let weight_view = |l: usize| {
+            if l == 0 {
+                params_view.clone()
+            } else {
+                w_mirrors[l - 1].view()
+            }
         };
 
         let mm_bind = |label: &str,
@@ -340,76 +390,55 @@ impl GpuBackend {
             }
         }
 
-        let last = layout.layers.len() - 1;
         let mut sites = Vec::new();
-        // Forward: act_l = relu(input · W_l + b_l), the last layer without ReLU.
+        // Forward: act_l = relu(input · W_l + b_l), the last layer without ReLU. Input and weight come
+        // from textures; group 0 supplies the bias (in b) and the output.
         for (l, g) in layout.layers.iter().enumerate() {
-            let dims = forward_dims(&layout, l, cap, in_ld);
+            let dims = forward_dims(&layout, l, cap, in_ld, true);
             let ubuf = buffers::uniform_init(
                 device,
                 &format!("L{} forward dims", l + 1),
                 bytemuck::bytes_of(&dims),
             );
-            let binds = if l == 0 {
-                // A and B come from textures; group 0 still supplies the bias (in b) and the output.
-                vec![mm_bind(
-                    "L1 forward",
-                    &whole(&params_buf),
-                    &params_buf,
-                    &acts[0],
-                    &whole(&params_buf),
-                    &ubuf,
-                )]
-            } else {
-                vec![mm_bind(
-                    "forward",
-                    &whole(&acts[l - 1]),
-                    &params_buf,
-                    &acts[l],
-                    &whole(&acts[l - 1]),
-                    &ubuf,
-                )]
-            };
-            let kernel = if l == 0 {
-                Kernel::MmNnTex
-            } else {
-                Kernel::MmNn
-            };
-            let tex_binds = if l == 0 {
-                x_views
-                    .iter()
-                    .map(|x| {
-                        kernels::tex_bind_group(
-                            device,
-                            "L1 forward textures (slot)",
-                            &kernels,
-                            x,
-                            &params_view,
-                        )
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            };
+            let binds = vec![mm_bind(
+                "forward",
+                &whole(&params_buf),
+                &params_buf,
+                &acts[l],
+                &whole(&params_buf),
+                &ubuf,
+            )];
+            let slots_read = if l == 0 { slots } else { 1 };
+            let tex_binds = (0..slots_read)
+                .map(|s| {
+                    kernels::tex_bind_group(
+                        device,
+                        "forward textures",
+                        &kernels,
+                        &input_view(l, s),
+                        &weight_view(l),
+                    )
+                })
+                .collect();
             sites.push(Site {
                 name: format!(
-                    "L{} fwd mm_nn{}+bias{} {}x{}x{}",
+                    "L{} fwd mm_nn_tex+bias{} {}x{}x{}{}",
                     l + 1,
-                    if l == 0 { "_tex" } else { "" },
                     if l == last { "" } else { "+relu" },
                     cap,
                     g.fan_in,
-                    g.fan_out
+                    g.fan_out,
+                    if l == 0 { " (+mirror copies)" } else { "" }
                 ),
-                kernel: if l == 0 {
-                    Kernel::MmNnTex
-                } else {
-                    Kernel::MmNn
-                },
+                kernel: Kernel::MmNnTex,
                 tex_binds,
                 copy_before: Vec::new(),
-                copy_after: Vec::new(),
-                groups: kernels::matmul_groups(kernel, cap, g.fan_out),
+                copy_after: if l < last {
+                    vec![act_mirrors[l].clone()]
+                } else {
+                    Vec::new()
+                },
+                groups: kernels::matmul_groups(Kernel::MmNnTex, cap, g.fan_out),
                 binds,
                 flops: 2.0 * (cap * g.fan_in * g.fan_out) as f64,
                 bytes: 0.0,
@@ -464,19 +493,15 @@ impl GpuBackend {
         keep.push(xbuf);
         // Backward, last layer first: dW_l, db_l = input^T · dZ_l, colsum(dZ_l); then dZ_{l-1} = (dZ_l ·
         // W_l^T) masked by act_{l-1} > 0. Adam runs after all of them, so W_l is still the forward's.
+        // dZ_l is mirrored into its texture before the weight gradient, which both products then read.
         for (l, g) in layout.layers.iter().enumerate().rev() {
-            let lda = if l == 0 {
-                in_ld
-            } else {
-                layout.layers[l - 1].ld
-            };
             let dims = MatmulDims {
                 m: g.fan_in as u32,
                 n: g.fan_out as u32,
                 k: cap as u32,
                 flags: FLAG_COLSUM,
-                lda: lda as u32,
-                ldb: g.ld as u32,
+                lda: 0,
+                ldb: 0,
                 ldc: g.ld as u32,
                 lde: 0,
                 a_off: 0,
@@ -489,66 +514,40 @@ impl GpuBackend {
                 &format!("L{} weight-grad dims", l + 1),
                 bytemuck::bytes_of(&dims),
             );
-            let binds = if l == 0 {
-                // A (the batch) and B (dZ) come from textures; group 0 supplies the output.
-                vec![mm_bind(
-                    "L1 weight grad",
-                    &whole(&dz[0]),
-                    &dz[0],
-                    &grads,
-                    &whole(&dz[0]),
-                    &ubuf,
-                )]
-            } else {
-                vec![mm_bind(
-                    "weight grad",
-                    &whole(&acts[l - 1]),
-                    &dz[l % 2],
-                    &grads,
-                    &whole(&acts[l - 1]),
-                    &ubuf,
-                )]
-            };
-            let kernel = if l == 0 {
-                Kernel::MmTnTex
-            } else {
-                Kernel::MmTn
-            };
-            let (tex_binds, copy_before) = if l == 0 {
-                let binds = x_views
-                    .iter()
-                    .map(|x| {
-                        kernels::tex_bind_group(
-                            device,
-                            "L1 weight grad textures (slot)",
-                            &kernels,
-                            x,
-                            &dz0_view,
-                        )
-                    })
-                    .collect();
-                (binds, vec![dz0_mirror.clone()])
-            } else {
-                (Vec::new(), Vec::new())
-            };
+            let binds = vec![mm_bind(
+                "weight grad",
+                &whole(&dz[l % 2]),
+                &dz[l % 2],
+                &grads,
+                &whole(&dz[l % 2]),
+                &ubuf,
+            )];
+            let slots_read = if l == 0 { slots } else { 1 };
+            let dz_view = dz_mirrors[l].view();
+            let tex_binds = (0..slots_read)
+                .map(|s| {
+                    kernels::tex_bind_group(
+                        device,
+                        "weight grad textures",
+                        &kernels,
+                        &input_view(l, s),
+                        &dz_view,
+                    )
+                })
+                .collect();
             sites.push(Site {
                 name: format!(
-                    "L{} dW mm_tn{}+colsum {}x{}x{}",
+                    "L{} dW mm_tn_tex+colsum {}x{}x{} (+dZ copy)",
                     l + 1,
-                    if l == 0 { "_tex (+dZ copy)" } else { "" },
                     g.fan_in,
                     cap,
                     g.fan_out
                 ),
-                kernel: if l == 0 {
-                    Kernel::MmTnTex
-                } else {
-                    Kernel::MmTn
-                },
+                kernel: Kernel::MmTnTex,
                 tex_binds,
-                copy_before,
+                copy_before: vec![dz_mirrors[l].clone()],
                 copy_after: Vec::new(),
-                groups: kernels::matmul_groups(kernel, g.fan_in, g.fan_out),
+                groups: kernels::matmul_groups(Kernel::MmTnTex, g.fan_in, g.fan_out),
                 binds,
                 flops: 2.0 * (cap * g.fan_in * g.fan_out) as f64,
                 bytes: 0.0,
@@ -561,12 +560,12 @@ impl GpuBackend {
                     n: g.fan_in as u32,
                     k: g.fan_out as u32,
                     flags: FLAG_MASK,
-                    lda: g.ld as u32,
-                    ldb: g.ld as u32,
+                    lda: 0,
+                    ldb: 0,
                     ldc: prev.ld as u32,
                     lde: prev.ld as u32,
                     a_off: 0,
-                    b_off: g.weight as u32,
+                    b_off: 0,
                     c_off: 0,
                     e_off: 0,
                 };
@@ -577,25 +576,32 @@ impl GpuBackend {
                 );
                 let bind = mm_bind(
                     "input grad",
-                    &whole(&dz[l % 2]),
+                    &whole(&acts[l - 1]),
                     &params_buf,
                     &dz[(l - 1) % 2],
                     &whole(&acts[l - 1]),
                     &ubuf,
                 );
+                let tex = kernels::tex_bind_group(
+                    device,
+                    "input grad textures",
+                    &kernels,
+                    &dz_view,
+                    &weight_view(l),
+                );
                 sites.push(Site {
                     name: format!(
-                        "L{} dX mm_nt+relu_mask {}x{}x{}",
+                        "L{} dX mm_nt_tex+relu_mask {}x{}x{}",
                         l + 1,
                         cap,
                         g.fan_out,
                         g.fan_in
                     ),
-                    kernel: Kernel::MmNt,
-                    tex_binds: Vec::new(),
+                    kernel: Kernel::MmNtTex,
+                    tex_binds: vec![tex],
                     copy_before: Vec::new(),
                     copy_after: Vec::new(),
-                    groups: kernels::matmul_groups(Kernel::MmNt, cap, g.fan_in),
+                    groups: kernels::matmul_groups(Kernel::MmNtTex, cap, g.fan_in),
                     binds: vec![bind],
                     flops: 2.0 * (cap * g.fan_in * g.fan_out) as f64,
                     bytes: 0.0,
@@ -617,29 +623,28 @@ impl GpuBackend {
         };
         let abuf = buffers::uniform_init(device, "adam dims", bytemuck::bytes_of(&adims));
         // Adam reads p, g, m and v through atlas-shaped texture mirrors (see adam.wgsl).
-        let mirror = |label: &str, buffer: &wgpu::Buffer| -> Result<TextureMirror> {
-            let texture =
-                buffers::float_texture(device, label, layout.atlas_width(), layout.atlas_rows())?;
-            Ok(TextureMirror {
-                buffer: buffer.clone(),
-                texture,
-                width: layout.atlas_width(),
-                rows: layout.atlas_rows(),
-            })
+        let mirror = |label: &str, buffer: &wgpu::Buffer| {
+            TextureMirror::new(
+                device,
+                label,
+                buffer,
+                0,
+                layout.atlas_width(),
+                layout.atlas_rows(),
+            )
         };
         let g_mirror = mirror("grads mirror (atlas)", &grads)?;
         let m_mirror = mirror("adam m mirror (atlas)", &m)?;
         let v_mirror = mirror("adam v mirror (atlas)", &v)?;
-        let view = |t: &TextureMirror| t.texture.create_view(&Default::default());
         let adam_tex_bind = kernels::views_bind_group(
             device,
             "adam textures: p, g, m, v",
             &kernels.adam_tex_layout,
             &[
                 &params_view,
-                &view(&g_mirror),
-                &view(&m_mirror),
-                &view(&v_mirror),
+                &g_mirror.view(),
+                &m_mirror.view(),
+                &v_mirror.view(),
             ],
         );
         let adam_binds = (0..slots)
@@ -660,7 +665,10 @@ impl GpuBackend {
             binds: adam_binds,
             tex_binds: vec![adam_tex_bind],
             copy_before: vec![g_mirror],
-            copy_after: vec![params_mirror.clone(), m_mirror, v_mirror],
+            copy_after: [params_mirror.clone(), m_mirror, v_mirror]
+                .into_iter()
+                .chain(w_mirrors.iter().cloned())
+                .collect(),
             flops: 0.0,
             bytes: f32_bytes(7 * layout.total) as f64,
         });
@@ -693,7 +701,9 @@ impl GpuBackend {
         let mut edims = Vec::new();
         let mut ebinds = Vec::new();
         for l in 0..layout.layers.len() {
-            let dims = forward_dims(&layout, l, ecap, in_ld);
+            // The first layer reads its input and the atlas as textures; the later ones read the
+            // evaluation activations from buffers (evaluation runs a few times an epoch).
+            let dims = forward_dims(&layout, l, ecap, in_ld, l == 0);
             let ubuf = buffers::uniform_init(
                 device,
                 &format!("eval L{} dims", l + 1),
@@ -736,6 +746,9 @@ impl GpuBackend {
             label: Some("initial atlas"),
         });
         params_mirror.encode(&mut enc);
+        for w in &w_mirrors {
+            w.encode(&mut enc);
+        }
         ctx.queue.submit([enc.finish()]);
         Ok(Self {
             kernels,

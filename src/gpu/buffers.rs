@@ -31,7 +31,8 @@ pub struct GpuLayer {
     pub bias: usize,
     pub fan_in: usize,
     pub fan_out: usize,
-    /// Row stride of the weight: `pad4(fan_out)`, or `pad_texture_row(fan_out)` for the first layer.
+    /// Row stride of the weight (and of the layer's activations and dZ): `pad_texture_row(fan_out)`, so
+    /// each can be mirrored into a texture by a copy.
     pub ld: usize,
 }
 
@@ -50,12 +51,8 @@ impl GpuLayout {
     pub fn of(cpu: &ParamLayout) -> Self {
         let mut at = 0;
         let mut layers = Vec::new();
-        for (i, l) in cpu.layers.iter().enumerate() {
-            let ld = if i == 0 {
-                pad_texture_row(l.fan_out)
-            } else {
-                pad4(l.fan_out)
-            };
+        for l in &cpu.layers {
+            let ld = pad_texture_row(l.fan_out);
             let weight = at;
             at += l.fan_in * ld;
             let bias = at;
@@ -203,18 +200,43 @@ pub fn write_texture(
 #[derive(Clone, Debug)]
 pub struct TextureMirror {
     pub buffer: wgpu::Buffer,
+    /// Where the mirrored rows start in `buffer`, in floats (a multiple of 4).
+    pub offset: usize,
     pub texture: wgpu::Texture,
     pub width: usize,
     pub rows: usize,
 }
 
 impl TextureMirror {
+    /// A texture of `rows` x `width` floats mirroring `buffer` from float `offset` on.
+    pub fn new(
+        device: &wgpu::Device,
+        label: &str,
+        buffer: &wgpu::Buffer,
+        offset: usize,
+        width: usize,
+        rows: usize,
+    ) -> Result<Self> {
+        let texture = float_texture(device, label, width, rows)?;
+        Ok(Self {
+            buffer: buffer.clone(),
+            offset,
+            texture,
+            width,
+            rows,
+        })
+    }
+
+    pub fn view(&self) -> wgpu::TextureView {
+        self.texture.create_view(&Default::default())
+    }
+
     pub fn encode(&self, enc: &mut wgpu::CommandEncoder) {
         enc.copy_buffer_to_texture(
             wgpu::TexelCopyBufferInfo {
                 buffer: &self.buffer,
                 layout: wgpu::TexelCopyBufferLayout {
-                    offset: 0,
+                    offset: (self.offset * 4) as u64,
                     bytes_per_row: Some((self.width * 4) as u32),
                     rows_per_image: Some(self.rows as u32),
                 },
@@ -309,7 +331,7 @@ mod tests {
         let cpu = spec.layout();
         let gpu = GpuLayout::of(&cpu);
         assert_eq!(gpu.layers[0].ld, TEXTURE_ROW_FLOATS);
-        assert_eq!(gpu.layers[2].ld, 12);
+        assert_eq!(gpu.layers[2].ld, TEXTURE_ROW_FLOATS);
         assert_eq!(gpu.total % gpu.atlas_width(), 0);
         assert!(
             gpu.layers

@@ -105,6 +105,8 @@ pub enum Kernel {
     MmNnTex,
     /// `mm_tn` with A and B read from textures (group 1).
     MmTnTex,
+    /// `mm_nt` with A and B read from textures (group 1).
+    MmNtTex,
     SoftmaxXent,
     Adam,
 }
@@ -117,6 +119,7 @@ impl Kernel {
             Kernel::MmTn => "mm_tn",
             Kernel::MmNnTex => "mm_nn_tex",
             Kernel::MmTnTex => "mm_tn_tex",
+            Kernel::MmNtTex => "mm_nt_tex",
             Kernel::SoftmaxXent => "softmax_xent",
             Kernel::Adam => "adam",
         }
@@ -153,6 +156,7 @@ pub struct Kernels {
     mm_tn: wgpu::ComputePipeline,
     mm_nn_tex: wgpu::ComputePipeline,
     mm_tn_tex: wgpu::ComputePipeline,
+    mm_nt_tex: wgpu::ComputePipeline,
     softmax_xent: wgpu::ComputePipeline,
     adam: wgpu::ComputePipeline,
 }
@@ -284,6 +288,7 @@ impl Kernels {
         Self {
             mm_nn_tex: pipeline_with(&tex_layouts, &matmul, Kernel::MmNnTex),
             mm_tn_tex: pipeline_with(&tex_layouts, &matmul, Kernel::MmTnTex),
+            mm_nt_tex: pipeline_with(&tex_layouts, &matmul, Kernel::MmNtTex),
             mm_nn: pipeline(&matmul_layout, &matmul, Kernel::MmNn),
             mm_nt: pipeline(&matmul_layout, &matmul, Kernel::MmNt),
             mm_tn: pipeline(&matmul_layout, &matmul, Kernel::MmTn),
@@ -308,6 +313,7 @@ impl Kernels {
             Kernel::MmTn => &self.mm_tn,
             Kernel::MmNnTex => &self.mm_nn_tex,
             Kernel::MmTnTex => &self.mm_tn_tex,
+            Kernel::MmNtTex => &self.mm_nt_tex,
             Kernel::SoftmaxXent => &self.softmax_xent,
             Kernel::Adam => &self.adam,
         }
@@ -315,9 +321,12 @@ impl Kernels {
 
     pub fn layout(&self, kernel: Kernel) -> &wgpu::BindGroupLayout {
         match kernel {
-            Kernel::MmNn | Kernel::MmNt | Kernel::MmTn | Kernel::MmNnTex | Kernel::MmTnTex => {
-                &self.matmul_layout
-            }
+            Kernel::MmNn
+            | Kernel::MmNt
+            | Kernel::MmTn
+            | Kernel::MmNnTex
+            | Kernel::MmTnTex
+            | Kernel::MmNtTex => &self.matmul_layout,
             Kernel::SoftmaxXent => &self.xent_layout,
             Kernel::Adam => &self.adam_layout,
         }

@@ -333,7 +333,7 @@ impl Harness {
             (Layout::Tn, false) => Kernel::MmTn,
             (Layout::Nn, true) => Kernel::MmNnTex,
             (Layout::Tn, true) => Kernel::MmTnTex,
-            (Layout::Nt, true) => anyhow::bail!("mm_nt has no texture variant"),
+            (Layout::Nt, true) => Kernel::MmNtTex,
         };
         let tex = if textures {
             let texture = |label: &str,
@@ -611,6 +611,19 @@ pub fn matmul_cases(
     cpu::relu_backward(&mut want, &act);
     let got = h.matmul(Layout::Nt, bt, fi, fo, &dy, &w, FLAG_MASK, None, Some(&act))?;
     push("relu_backward (mm_nt+mask)", compare(&got.c, &want, red));
+    let got = h.matmul_with(
+        true,
+        Layout::Nt,
+        bt,
+        fi,
+        fo,
+        &dy,
+        &w,
+        FLAG_MASK,
+        None,
+        Some(&act),
+    )?;
+    push("matmul_a_bt+mask (mm_nt_tex)", compare(&got.c, &want, red));
     drop(relu_out);
     Ok(out)
 }
