@@ -1,7 +1,7 @@
 //! `cargo bench --bench lavapipe_loads`: the facts about software Vulkan (lavapipe) that shaped the GPU
 //! kernels, measured side by side in one run: the same 4x4-per-invocation matmul (32x784x128) reading its
 //! operands from storage buffers and from rgba32float textures, and softmax_xent.wgsl with and without
-//! naga's forced loop bounding. On a hardware GPU the ratios differ; the point is to re-check them when
+//! naga's forced loop bounding, and the fixed cost of a pass boundary and of a mirror copy. On a hardware GPU the ratios differ; the point is to re-check them when
 //! the driver changes. Skips (exit 0) without an adapter.
 
 use std::time::Instant;
@@ -229,6 +229,91 @@ fn main() {
         });
         let us = gpu.time(&pipe, &bind, (1, 1), 50);
         rows.push((format!("softmax_xent 32x10, {what}"), us, String::new()));
+    }
+    // The fixed costs the engine's step pays around its kernels: a compute pass per dispatch instead
+    // of one for all, and the 400 KB buffer-to-texture copy that refreshes a mirror of W1.
+    let trivial = gpu.pipeline(
+        "@group(0) @binding(0) var<storage, read_write> o: array<f32>;\n@compute @workgroup_size(64) fn main(@builtin(local_invocation_index) l: u32) { o[l] = f32(l); }",
+        "main",
+        checked,
+    );
+    let w1 = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 784 * 128 * 4,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    let w1_tex = gpu.device.create_texture(&wgpu::TextureDescriptor {
+        label: None,
+        size: wgpu::Extent3d {
+            width: 32,
+            height: 784,
+            depth_or_array_layers: 1,
+        },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format: wgpu::TextureFormat::Rgba32Float,
+        usage: wgpu::TextureUsages::COPY_DST,
+        view_formats: &[],
+    });
+    let tbind = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: None,
+        layout: &trivial.get_bind_group_layout(0),
+        entries: &[entry(0, w1.as_entire_binding())],
+    });
+    for what in [
+        "one pass for all dispatches",
+        "a pass per dispatch",
+        "a pass and a 400 KB copy per dispatch",
+    ] {
+        let n = 100;
+        let mut best = f64::MAX;
+        for _ in 0..4 {
+            let t = Instant::now();
+            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            if what.starts_with("one pass") {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                pass.set_pipeline(&trivial);
+                pass.set_bind_group(0, &tbind, &[]);
+                for _ in 0..n {
+                    pass.dispatch_workgroups(1, 1, 1);
+                }
+            } else {
+                for _ in 0..n {
+                    {
+                        let mut pass = enc.begin_compute_pass(&Default::default());
+                        pass.set_pipeline(&trivial);
+                        pass.set_bind_group(0, &tbind, &[]);
+                        pass.dispatch_workgroups(1, 1, 1);
+                    }
+                    if what.contains("copy") {
+                        enc.copy_buffer_to_texture(
+                            wgpu::TexelCopyBufferInfo {
+                                buffer: &w1,
+                                layout: wgpu::TexelCopyBufferLayout {
+                                    offset: 0,
+                                    bytes_per_row: Some(512),
+                                    rows_per_image: Some(784),
+                                },
+                            },
+                            w1_tex.as_image_copy(),
+                            wgpu::Extent3d {
+                                width: 32,
+                                height: 784,
+                                depth_or_array_layers: 1,
+                            },
+                        );
+                    }
+                }
+            }
+            gpu.queue.submit([enc.finish()]);
+            gpu.device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .expect("the device answers");
+            best = best.min(t.elapsed().as_secs_f64() * 1e6 / n as f64);
+        }
+        rows.push((format!("trivial dispatch, {what}"), best, String::new()));
     }
     println!("{:<62} {:>10} {:>14}", "kernel", "us", "rate");
     for (name, us, rate) in &rows {

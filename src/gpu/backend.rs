@@ -161,6 +161,27 @@ fn forward_dims(
     }
 }
 
+/// One output buffer `(rows, ld)` per layer.
+fn activation_buffers(
+    device: &wgpu::Device,
+    layout: &GpuLayout,
+    label: &str,
+    rows: usize,
+) -> Vec<wgpu::Buffer> {
+    layout
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            buffers::storage(
+                device,
+                &format!("{label} {i} ({rows}, {})", l.ld),
+                f32_bytes(rows * l.ld),
+            )
+        })
+        .collect()
+}
+
 fn f32_bytes(n: usize) -> u64 {
     (n * 4) as u64
 }
@@ -276,18 +297,7 @@ impl GpuBackend {
         let last = layout.layers.len() - 1;
         // Activations (cap, ld) per layer, and two gradient buffers (cap, widest ld) used in turn.
         let widest = layout.layers.iter().map(|l| l.ld).max().unwrap_or(4);
-        let acts: Vec<wgpu::Buffer> = layout
-            .layers
-            .iter()
-            .enumerate()
-            .map(|(i, l)| {
-                buffers::storage(
-                    device,
-                    &format!("act {i} (cap, {})", l.ld),
-                    f32_bytes(cap * l.ld),
-                )
-            })
-            .collect();
+        let acts = activation_buffers(device, &layout, "act", cap);
         let dz = [
             buffers::storage(device, "dz 0 (cap, widest)", f32_bytes(cap * widest)),
             buffers::storage(device, "dz 1 (cap, widest)", f32_bytes(cap * widest)),
@@ -686,18 +696,7 @@ impl GpuBackend {
             &ex_tex.create_view(&Default::default()),
             &params_view,
         );
-        let eacts: Vec<wgpu::Buffer> = layout
-            .layers
-            .iter()
-            .enumerate()
-            .map(|(i, l)| {
-                buffers::storage(
-                    device,
-                    &format!("eval act {i} (EVAL_BATCH, {})", l.ld),
-                    f32_bytes(ecap * l.ld),
-                )
-            })
-            .collect();
+        let eacts = activation_buffers(device, &layout, "eval act", ecap);
         let mut edims = Vec::new();
         let mut ebinds = Vec::new();
         for l in 0..layout.layers.len() {
