@@ -2,48 +2,44 @@
 //! CPU path (`CpuBackend`, here) and the GPU engine (`gpu::GpuBackend`). Parameters cross this boundary
 //! only in the flat `[in, out]` layout of `model::ParamLayout`, whatever a device keeps inside.
 
-use anyhow::Result;
+use std::sync::Arc;
 
+use anyhow::{Result, bail, ensure};
+
+use crate::batches::{gather_normalise, normalise_range};
 use crate::config::AdamConfig;
 use crate::cpu::{self, Workspace};
+use crate::data::Split;
+use crate::metrics::StepStats;
 use crate::model::{MlpSpec, ParamLayout};
 
-/// Metrics summed over the steps since the last `take_stats`.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct StepStats {
-    pub loss_sum: f64,
-    pub correct: u64,
-    pub samples: u64,
-    pub steps: u64,
-}
-
-impl StepStats {
-    pub fn add(&mut self, other: StepStats) {
-        self.loss_sum += other.loss_sum;
-        self.correct += other.correct;
-        self.samples += other.samples;
-        self.steps += other.steps;
-    }
-    pub fn mean_loss(&self) -> f64 {
-        self.loss_sum / self.samples.max(1) as f64
-    }
-    pub fn accuracy(&self) -> f64 {
-        self.correct as f64 / self.samples.max(1) as f64
-    }
+/// Which split a backend reads: the training split (through the epoch's order) or the evaluated one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Train,
+    Eval,
 }
 
 pub trait Backend {
     /// What the run is computed on, e.g. `cpu (matrixmultiply, 2 threads)` or `llvmpipe ... (Vulkan, Cpu)`.
     fn device_name(&self) -> String;
     fn spec(&self) -> &MlpSpec;
-    /// One forward + backward + Adam step on `rows` normalised samples `x (rows, inputs)` with `labels (rows)`.
-    /// The step's loss and accuracy are added to the running stats; a device may queue the work.
-    fn train_step(&mut self, x: &[f32], labels: &[u32], rows: usize) -> Result<()>;
+    /// Makes `split` the data that `role` reads. A GPU uploads it once and keeps it resident (so the
+    /// steps and evaluations that follow move no samples); attaching the same `Arc` again does nothing.
+    fn attach(&mut self, role: Role, split: &Arc<Split>) -> Result<()>;
+    /// The sample order of the coming steps (one epoch's shuffle): indices into the training split.
+    fn set_order(&mut self, order: &[u32]) -> Result<()>;
+    /// One forward + backward + Adam step on the training samples `order[start..start + rows]`. The
+    /// step's loss and accuracy are added to the running stats; a device may queue the work.
+    fn train_step(&mut self, start: usize, rows: usize) -> Result<()>;
     /// The stats accumulated since the last call (then reset). Waits for queued steps.
     fn take_stats(&mut self) -> Result<StepStats>;
-    /// Logits `(rows, outputs)` of `rows` samples; `rows <= eval_batch()`.
+    /// Logits `(rows, outputs)` of the evaluated split's samples `start..start + rows`;
+    /// `rows <= eval_batch()`.
+    fn eval_logits(&mut self, start: usize, rows: usize, out: &mut [f32]) -> Result<()>;
+    /// Logits `(rows, outputs)` of normalised host inputs `x (rows, inputs)` (photos); `rows <= eval_batch()`.
     fn logits(&mut self, x: &[f32], rows: usize, out: &mut [f32]) -> Result<()>;
-    /// Largest `rows` that `logits` accepts.
+    /// Largest `rows` that `logits` and `eval_logits` accept.
     fn eval_batch(&self) -> usize;
     /// The parameters, flat, in `ParamLayout` order.
     fn params(&mut self) -> Result<Vec<f32>>;
@@ -54,15 +50,59 @@ pub trait Backend {
         Ok(false)
     }
     /// The per-kernel profile since `start_profile` (waits for queued work).
-    fn profile_report(&mut self) -> Result<Option<crate::gpu::profile::ProfileReport>> {
+    fn profile_report(&mut self) -> Result<Option<crate::metrics::ProfileReport>> {
         Ok(None)
     }
+}
+
+/// Checks that `split` fits `spec`: images as wide as the inputs, every label a class.
+pub fn check_split(split: &Split, spec: &MlpSpec) -> Result<()> {
+    ensure!(
+        split.pixels == spec.inputs,
+        "the data has {} pixels per image but the model takes {} inputs",
+        split.pixels,
+        spec.inputs
+    );
+    if let Some(&bad) = split.labels.iter().find(|&&l| l as usize >= spec.outputs) {
+        bail!("label {bad} is out of range for {} classes", spec.outputs);
+    }
+    Ok(())
+}
+
+/// Checks an epoch order against the training split it indexes.
+pub fn check_order(order: &[u32], train: Option<&Arc<Split>>) -> Result<()> {
+    let Some(train) = train else {
+        bail!("set_order before a training split was attached")
+    };
+    if let Some(&bad) = order.iter().find(|&&i| i as usize >= train.len()) {
+        bail!(
+            "sample {bad} of the order is past the training split's {} samples",
+            train.len()
+        );
+    }
+    Ok(())
+}
+
+/// Checks that `start..start + rows` lies inside `len` and `rows` fits `capacity`.
+pub fn check_range(start: usize, rows: usize, len: usize, capacity: usize) -> Result<()> {
+    ensure!(
+        rows >= 1 && rows <= capacity,
+        "a batch of {rows} rows does not fit the batch capacity {capacity}"
+    );
+    ensure!(
+        start.checked_add(rows).is_some_and(|end| end <= len),
+        "samples {start}..{} are past the {len} available",
+        start.saturating_add(rows)
+    );
+    Ok(())
 }
 
 /// Rows per `logits` call on the CPU: large enough to amortise, small enough to stay in cache.
 const CPU_EVAL_BATCH: usize = 1000;
 
-/// The CPU path: the twins in `cpu.rs`, allocation-free per step.
+/// The CPU path: the twins in `cpu.rs`, allocation-free per step. Each step gathers and normalises its
+/// samples into `x` on the calling thread, right before the step reads them (measured faster than a
+/// producer thread competing with the compute threads for the cores, docs/perf.md).
 pub struct CpuBackend {
     spec: MlpSpec,
     layout: ParamLayout,
@@ -73,6 +113,15 @@ pub struct CpuBackend {
     v: Vec<f32>,
     train_ws: Workspace<f32>,
     eval_ws: Workspace<f32>,
+    train: Option<Arc<Split>>,
+    eval: Option<Arc<Split>>,
+    order: Vec<u32>,
+    /// `(batch_capacity, inputs)`: the step's normalised samples.
+    x: Vec<f32>,
+    /// `(batch_capacity)`.
+    labels: Vec<u32>,
+    /// `(CPU_EVAL_BATCH, inputs)`.
+    eval_x: Vec<f32>,
     steps: u64,
     stats: StepStats,
     /// The step runs inside this pool, so the kernels' `rayon::join` splits are cheap hand-offs between
@@ -93,6 +142,12 @@ impl CpuBackend {
         Self {
             train_ws: Workspace::new(&layout, batch_capacity),
             eval_ws: Workspace::new(&layout, CPU_EVAL_BATCH),
+            x: vec![0.0; batch_capacity * spec.inputs],
+            labels: vec![0; batch_capacity],
+            eval_x: vec![0.0; CPU_EVAL_BATCH * spec.inputs],
+            train: None,
+            eval: None,
+            order: Vec::new(),
             spec,
             layout,
             adam,
@@ -113,18 +168,10 @@ impl CpuBackend {
     pub fn threads(&self) -> usize {
         self.pool.current_num_threads()
     }
-}
 
-impl Backend for CpuBackend {
-    fn device_name(&self) -> String {
-        format!("cpu ({} threads, matrixmultiply sgemm)", self.threads())
-    }
-
-    fn spec(&self) -> &MlpSpec {
-        &self.spec
-    }
-
-    fn train_step(&mut self, x: &[f32], labels: &[u32], rows: usize) -> Result<()> {
+    /// One step on normalised host samples `x (rows, inputs)` with `labels (rows)`: what `train_step`
+    /// runs after its gather, public for the benches and the fast-path tests.
+    pub fn step_on(&mut self, x: &[f32], labels: &[u32], rows: usize) {
         self.steps += 1;
         let a = self.adam;
         let step = cpu::AdamStep {
@@ -152,6 +199,47 @@ impl Backend for CpuBackend {
             samples: rows as u64,
             steps: 1,
         });
+    }
+}
+
+impl Backend for CpuBackend {
+    fn device_name(&self) -> String {
+        format!("cpu ({} threads, matrixmultiply sgemm)", self.threads())
+    }
+
+    fn spec(&self) -> &MlpSpec {
+        &self.spec
+    }
+
+    fn attach(&mut self, role: Role, split: &Arc<Split>) -> Result<()> {
+        check_split(split, &self.spec)?;
+        match role {
+            Role::Train => self.train = Some(split.clone()),
+            Role::Eval => self.eval = Some(split.clone()),
+        }
+        Ok(())
+    }
+
+    fn set_order(&mut self, order: &[u32]) -> Result<()> {
+        check_order(order, self.train.as_ref())?;
+        self.order.clear();
+        self.order.extend_from_slice(order);
+        Ok(())
+    }
+
+    fn train_step(&mut self, start: usize, rows: usize) -> Result<()> {
+        check_range(start, rows, self.order.len(), self.labels.len())?;
+        let train = self.train.clone().expect("set_order checked the split");
+        let mut x = std::mem::take(&mut self.x);
+        let mut labels = std::mem::take(&mut self.labels);
+        gather_normalise(
+            &train,
+            &self.order[start..start + rows],
+            &mut x,
+            &mut labels,
+        );
+        self.step_on(&x, &labels, rows);
+        (self.x, self.labels) = (x, labels);
         Ok(())
     }
 
@@ -159,7 +247,23 @@ impl Backend for CpuBackend {
         Ok(std::mem::take(&mut self.stats))
     }
 
+    fn eval_logits(&mut self, start: usize, rows: usize, out: &mut [f32]) -> Result<()> {
+        let Some(split) = self.eval.clone() else {
+            bail!("eval_logits before an evaluation split was attached")
+        };
+        check_range(start, rows, split.len(), CPU_EVAL_BATCH)?;
+        let mut x = std::mem::take(&mut self.eval_x);
+        normalise_range(&split, start, rows, &mut x);
+        let result = self.logits(&x, rows, out);
+        self.eval_x = x;
+        result
+    }
+
     fn logits(&mut self, x: &[f32], rows: usize, out: &mut [f32]) -> Result<()> {
+        ensure!(
+            rows <= CPU_EVAL_BATCH,
+            "logits of {rows} rows exceed {CPU_EVAL_BATCH}"
+        );
         let Self {
             layout,
             params,

@@ -5,6 +5,7 @@
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use flate2::read::GzDecoder;
@@ -108,11 +109,14 @@ pub enum IdxError {
     },
 }
 
-/// One split (train or test): `images (len, 784)` as u8 and `labels (len)`.
+/// One split (train or test): `images (len, pixels)` as u8 and `labels (len)`. Fashion-MNIST images have
+/// 784 pixels; tests use other widths to exercise padding.
 #[derive(Clone, Debug)]
 pub struct Split {
     pub images: Vec<u8>,
     pub labels: Vec<u8>,
+    /// Pixels per image.
+    pub pixels: usize,
 }
 
 impl Split {
@@ -122,16 +126,18 @@ impl Split {
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
-    /// The 784 pixels of image `i`, row-major.
+    /// The pixels of image `i`, row-major.
     pub fn image(&self, i: usize) -> &[u8] {
-        &self.images[i * PIXELS..(i + 1) * PIXELS]
+        &self.images[i * self.pixels..(i + 1) * self.pixels]
     }
-    /// The first `n` samples (all when `n >= len`).
-    pub fn truncated(mut self, n: usize) -> Split {
+    /// A copy of the first `n` samples (all when `n >= len`).
+    pub fn truncated(&self, n: usize) -> Split {
         let n = n.min(self.len());
-        self.images.truncate(n * PIXELS);
-        self.labels.truncate(n);
-        self
+        Split {
+            images: self.images[..n * self.pixels].to_vec(),
+            labels: self.labels[..n].to_vec(),
+            pixels: self.pixels,
+        }
     }
     /// How many samples of each class.
     pub fn class_counts(&self) -> [usize; NUM_CLASSES] {
@@ -146,16 +152,17 @@ impl Split {
 #[derive(Clone, Debug)]
 pub struct Dataset {
     pub dir: PathBuf,
-    pub train: Split,
-    pub test: Split,
+    /// Shared, not copied, by every backend that trains or evaluates on it.
+    pub train: Arc<Split>,
+    pub test: Arc<Split>,
 }
 
 /// Reads and validates the four files in `dir`.
 pub fn load(dir: &Path) -> Result<Dataset, IdxError> {
     Ok(Dataset {
         dir: dir.to_path_buf(),
-        train: load_split(dir, TRAIN_IMAGES, TRAIN_LABELS)?,
-        test: load_split(dir, TEST_IMAGES, TEST_LABELS)?,
+        train: Arc::new(load_split(dir, TRAIN_IMAGES, TRAIN_LABELS)?),
+        test: Arc::new(load_split(dir, TEST_IMAGES, TEST_LABELS)?),
     })
 }
 
@@ -177,7 +184,11 @@ fn load_split(dir: &Path, images: &str, labels: &str) -> Result<Split, IdxError>
             n_labels: labels.len(),
         });
     }
-    Ok(Split { images, labels })
+    Ok(Split {
+        images,
+        labels,
+        pixels: PIXELS,
+    })
 }
 
 /// `dir/name` if present, else its uncompressed twin `dir/name-without-.gz`, else `dir/name` (which then

@@ -1,12 +1,16 @@
 //! `--device auto|cpu|gpu`: turns the user's choice into a `Backend`.
 
+use std::sync::Arc;
+
 use anyhow::Result;
 use clap::ValueEnum;
 
-use crate::backend::{Backend, CpuBackend, StepStats};
+use crate::backend::{Backend, CpuBackend, Role};
 use crate::config::AdamConfig;
+use crate::data::Split;
 use crate::gpu::GpuBackend;
 use crate::gpu::context::{AdapterSummary, NO_ADAPTER_HINT, list_adapters};
+use crate::metrics::StepStats;
 use crate::model::MlpSpec;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -111,8 +115,17 @@ impl Backend for Explained {
     fn spec(&self) -> &MlpSpec {
         self.inner.spec()
     }
-    fn train_step(&mut self, x: &[f32], labels: &[u32], rows: usize) -> Result<()> {
-        self.inner.train_step(x, labels, rows)
+    fn attach(&mut self, role: Role, split: &Arc<Split>) -> Result<()> {
+        self.inner.attach(role, split)
+    }
+    fn set_order(&mut self, order: &[u32]) -> Result<()> {
+        self.inner.set_order(order)
+    }
+    fn train_step(&mut self, start: usize, rows: usize) -> Result<()> {
+        self.inner.train_step(start, rows)
+    }
+    fn eval_logits(&mut self, start: usize, rows: usize, out: &mut [f32]) -> Result<()> {
+        self.inner.eval_logits(start, rows, out)
     }
     fn take_stats(&mut self) -> Result<StepStats> {
         self.inner.take_stats()
@@ -132,7 +145,7 @@ impl Backend for Explained {
     fn start_profile(&mut self) -> Result<bool> {
         self.inner.start_profile()
     }
-    fn profile_report(&mut self) -> Result<Option<crate::gpu::profile::ProfileReport>> {
+    fn profile_report(&mut self) -> Result<Option<crate::metrics::ProfileReport>> {
         self.inner.profile_report()
     }
 }

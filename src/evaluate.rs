@@ -2,10 +2,11 @@
 //! turns them into probabilities, loss and accuracy with the CPU twins (so both devices report the
 //! same numbers from the same logits). Tested by tests/train_cpu.rs and tests/gpu_train.rs.
 
+use std::sync::Arc;
+
 use anyhow::{Result, ensure};
 
-use crate::backend::Backend;
-use crate::batches::normalise_range;
+use crate::backend::{Backend, Role};
 use crate::cpu;
 use crate::data::{NUM_CLASSES, PIXELS, Split};
 
@@ -53,12 +54,13 @@ pub fn argmax(v: &[f32]) -> usize {
         .fold(0, |best, (i, &x)| if x > v[best] { i } else { best })
 }
 
-/// Loss, accuracy and probabilities of `split` under the backend's current parameters.
-pub fn evaluate(backend: &mut dyn Backend, split: &Split) -> Result<Evaluation> {
+/// Loss, accuracy and probabilities of `split` under the backend's current parameters. The backend
+/// reads the samples itself (a GPU keeps the split resident across calls).
+pub fn evaluate(backend: &mut dyn Backend, split: &Arc<Split>) -> Result<Evaluation> {
     ensure!(!split.is_empty(), "nothing to evaluate: the split is empty");
+    backend.attach(Role::Eval, split)?;
     let chunk = backend.eval_batch().max(1);
     let outputs = backend.spec().outputs;
-    let mut x = vec![0.0f32; chunk * PIXELS];
     let mut logits = vec![0.0f32; chunk * outputs];
     let mut dlogits = vec![0.0f32; chunk * outputs];
     let mut labels = vec![0u32; chunk];
@@ -66,8 +68,7 @@ pub fn evaluate(backend: &mut dyn Backend, split: &Split) -> Result<Evaluation> 
     let (mut loss, mut correct) = (0.0f64, 0u64);
     for start in (0..split.len()).step_by(chunk) {
         let n = chunk.min(split.len() - start);
-        normalise_range(split, start, n, &mut x);
-        backend.logits(&x, n, &mut logits)?;
+        backend.eval_logits(start, n, &mut logits)?;
         for (l, &s) in labels.iter_mut().zip(&split.labels[start..start + n]) {
             *l = s as u32;
         }

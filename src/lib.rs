@@ -14,6 +14,7 @@ pub mod device;
 pub mod error;
 pub mod evaluate;
 pub mod gpu;
+pub mod metrics;
 pub mod model;
 pub mod per_class;
 pub mod photo;

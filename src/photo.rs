@@ -31,7 +31,10 @@ pub struct Photo {
 impl Photo {
     /// The model input `(784)`, scaled to [0, 1] like the training data.
     pub fn input(&self) -> Vec<f32> {
-        self.pixels.iter().map(|&v| v as f32 / 255.0).collect()
+        self.pixels
+            .iter()
+            .map(|&v| crate::batches::normalise(v))
+            .collect()
     }
 }
 

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::backend::StepStats;
+use crate::metrics::StepStats;
 use crate::train::EpochRecord;
 
 /// Receives the fit loop's events.

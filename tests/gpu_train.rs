@@ -4,8 +4,10 @@
 
 mod common;
 
-use fmnist::backend::{Backend, CpuBackend};
-use fmnist::batches::gather_normalise;
+use std::sync::Arc;
+
+use fmnist::backend::{Backend, CpuBackend, Role};
+use fmnist::batches::epoch_order;
 use fmnist::config::{AdamConfig, TrainConfig};
 use fmnist::data::PIXELS;
 use fmnist::evaluate::evaluate;
@@ -37,10 +39,16 @@ fn deeper_model_with_partial_batches_matches_cpu_atol1e5_rtol1e4() {
     let cap = 8;
     let mut gpu = GpuBackend::with_context(ctx, spec.clone(), params.clone(), adam, cap).unwrap();
     let mut cpu = CpuBackend::new(spec.clone(), params, adam, cap);
-    for (i, rows) in [8, 3, 8, 1, 5].into_iter().enumerate() {
-        let (x, labels) = selftest::random_batch(rows, spec.inputs, spec.outputs, i as u64);
-        gpu.train_step(&x, &labels, rows).unwrap();
-        cpu.train_step(&x, &labels, rows).unwrap();
+    let split = Arc::new(selftest::random_split(25, spec.inputs, spec.outputs, 4));
+    let order = epoch_order(split.len(), 4, 0, true);
+    for b in [&mut gpu as &mut dyn Backend, &mut cpu] {
+        b.attach(Role::Train, &split).unwrap();
+        b.set_order(&order).unwrap();
+        let mut start = 0;
+        for rows in [8, 3, 8, 1, 5] {
+            b.train_step(start, rows).unwrap();
+            start += rows;
+        }
     }
     let (gs, cs) = (gpu.take_stats().unwrap(), cpu.take_stats().unwrap());
     assert_eq!(
@@ -60,6 +68,15 @@ fn deeper_model_with_partial_batches_matches_cpu_atol1e5_rtol1e4() {
     cpu.logits(&x, 11, &mut cl).unwrap();
     let c = compare(&gl, &cl, TOL_REDUCTION);
     assert!(c.pass(), "logits: {}", c.describe());
+    // The same for samples the device reads from an attached split.
+    let (mut gl, mut cl) = (vec![f32::NAN; 7 * 5], vec![0.0; 7 * 5]);
+    for b in [&mut gpu as &mut dyn Backend, &mut cpu] {
+        b.attach(Role::Eval, &split).unwrap();
+    }
+    gpu.eval_logits(13, 7, &mut gl).unwrap();
+    cpu.eval_logits(13, 7, &mut cl).unwrap();
+    let c = compare(&gl, &cl, TOL_REDUCTION);
+    assert!(c.pass(), "eval logits: {}", c.describe());
 }
 
 #[test]
@@ -73,10 +90,19 @@ fn params_cross_the_boundary_unchanged_and_bad_batches_are_errors() {
         GpuBackend::with_context(ctx, spec.clone(), params.clone(), AdamConfig::default(), 32)
             .unwrap();
     assert_eq!(gpu.params().unwrap(), params);
-    let x = vec![0.0f32; 33 * PIXELS];
-    let err = gpu.train_step(&x, &[0; 33], 33).unwrap_err();
+    let mut split = selftest::random_split(40, PIXELS, 10, 1);
+    let err = gpu.set_order(&[0, 1]).unwrap_err();
+    assert!(err.to_string().contains("before a training split"), "{err}");
+    gpu.attach(Role::Train, &Arc::new(split.clone())).unwrap();
+    let err = gpu.set_order(&[0, 40]).unwrap_err();
+    assert!(err.to_string().contains("past the training split"), "{err}");
+    gpu.set_order(&(0..40).collect::<Vec<_>>()).unwrap();
+    let err = gpu.train_step(0, 33).unwrap_err();
     assert!(err.to_string().contains("does not fit"), "{err}");
-    let err = gpu.train_step(&x, &[10; 32], 32).unwrap_err();
+    let err = gpu.train_step(20, 32).unwrap_err();
+    assert!(err.to_string().contains("past the 40"), "{err}");
+    split.labels[3] = 10;
+    let err = gpu.attach(Role::Train, &Arc::new(split)).unwrap_err();
     assert!(err.to_string().contains("out of range"), "{err}");
     assert_eq!(gpu.steps_done(), 0);
 }
@@ -102,13 +128,13 @@ fn two_hundred_steps_on_real_data_match_cpu_test_loss_within_1e3() {
     let adam = AdamConfig::default();
     let mut gpu = GpuBackend::with_context(ctx, spec.clone(), params.clone(), adam, 32).unwrap();
     let mut cpu = CpuBackend::new(spec, params, adam, 32);
-    let mut x = vec![0.0f32; 32 * PIXELS];
-    let mut labels = vec![0u32; 32];
-    for s in 0..200u32 {
-        let idx: Vec<u32> = (s * 32..(s + 1) * 32).collect();
-        gather_normalise(&data.train, &idx, &mut x, &mut labels);
-        gpu.train_step(&x, &labels, 32).unwrap();
-        cpu.train_step(&x, &labels, 32).unwrap();
+    let order: Vec<u32> = (0..data.train.len() as u32).collect();
+    for b in [&mut gpu as &mut dyn Backend, &mut cpu] {
+        b.attach(Role::Train, &data.train).unwrap();
+        b.set_order(&order).unwrap();
+        for s in 0..200 {
+            b.train_step(s * 32, 32).unwrap();
+        }
     }
     let (gs, cs) = (gpu.take_stats().unwrap(), cpu.take_stats().unwrap());
     assert!(

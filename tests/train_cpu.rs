@@ -128,7 +128,7 @@ fn partial_batches_limit_train_and_steps_work() {
         limit_train: Some(1050),
         ..TrainConfig::default()
     };
-    let train = data.train.clone().truncated(1050);
+    let train = std::sync::Arc::new(data.train.truncated(1050));
     let spec = MlpSpec::fashion(&[32]).unwrap();
     let mut backend = CpuBackend::new(
         spec.clone(),

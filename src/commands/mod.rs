@@ -13,6 +13,7 @@ mod train;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -96,9 +97,10 @@ impl DeviceArgs {
 
 impl DataArgs {
     /// The test split, from the folder `--data-dir` names or the search order.
-    pub fn load_test(&self) -> Result<Split> {
+    pub fn load_test(&self) -> Result<Arc<Split>> {
         let location = data::locate(self.data_dir.as_deref())?;
         data::load_test(&location.dir)
+            .map(Arc::new)
             .with_context(|| format!("loading the test set from {}", location.dir.display()))
     }
 }

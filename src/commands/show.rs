@@ -49,7 +49,7 @@ pub fn run(args: ShowArgs) -> Result<ExitCode> {
     let location = data::locate(args.data.data_dir.as_deref())?;
     let split = match args.split {
         SplitChoice::Train => data::load(&location.dir).map(|d| d.train),
-        SplitChoice::Test => data::load_test(&location.dir),
+        SplitChoice::Test => data::load_test(&location.dir).map(std::sync::Arc::new),
     }
     .with_context(|| format!("loading Fashion-MNIST from {}", location.dir.display()))?;
     let (figure, default_name) = match side {

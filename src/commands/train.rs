@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -93,7 +94,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     let mut dataset = data::load(&location.dir)
         .with_context(|| format!("loading Fashion-MNIST from {}", location.dir.display()))?;
     if let Some(n) = cfg.limit_train {
-        dataset.train = dataset.train.truncated(n);
+        dataset.train = Arc::new(dataset.train.truncated(n));
     }
     let (spec, params, start) = match &args.init {
         Some(path) => {

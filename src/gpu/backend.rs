@@ -8,20 +8,25 @@
 //! Adam: 6 for the tutorial's 784-128-10 model.
 //! Tested by tests/gpu_train.rs (one step and 200 steps vs the CPU, one real epoch) and tests/cli_gpu.rs.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Result, bail, ensure};
 
-use crate::backend::{Backend, StepStats};
+use crate::backend::{Backend, Role, check_order, check_range, check_split};
+use crate::batches::{gather_normalise, normalise_range};
 use crate::config::AdamConfig;
 use crate::cpu;
+use crate::data::Split;
 use crate::gpu::buffers::{self, GpuLayout, TextureMirror, pad4};
 use crate::gpu::context::{GpuContext, Needs};
 use crate::gpu::kernels::{
     self, AdamDims, FLAG_BIAS, FLAG_COLSUM, FLAG_MASK, FLAG_RELU, Kernel, Kernels, MatmulDims,
     StepRecord, StepStat, XentDims,
 };
-use crate::gpu::profile::{HostTimes, KernelRow, ProfileReport, QueryRing, Timing};
+use crate::gpu::profile::QueryRing;
+use crate::metrics::StepStats;
+use crate::metrics::{HostTimes, KernelRow, ProfileReport, Timing};
 use crate::model::{MlpSpec, ParamLayout};
 
 /// Steps whose stats the GPU holds before the host must read them.
@@ -66,6 +71,20 @@ struct Eval {
     x_host: Vec<f32>,
     logits_host: Vec<f32>,
     _acts: Vec<wgpu::Buffer>,
+}
+
+/// The attached splits and the epoch's order, and the host buffers a step is gathered into.
+#[derive(Default)]
+struct HostData {
+    train: Option<Arc<Split>>,
+    eval: Option<Arc<Split>>,
+    order: Vec<u32>,
+    /// `(cap, inputs)`.
+    x: Vec<f32>,
+    /// `(cap)`.
+    labels: Vec<u32>,
+    /// `(eval cap, inputs)`.
+    eval_x: Vec<f32>,
 }
 
 struct Profiling {
@@ -124,6 +143,7 @@ pub struct GpuBackend {
     in_flight: Option<wgpu::SubmissionIndex>,
     host: HostTimes,
     profiling: Option<Profiling>,
+    host_data: HostData,
     /// Keeps the activations, gradients, Adam state and uniforms alive.
     _keep: Vec<wgpu::Buffer>,
 }
@@ -777,6 +797,12 @@ impl GpuBackend {
             in_flight: None,
             host: HostTimes::default(),
             profiling: None,
+            host_data: HostData {
+                x: vec![0.0; cap * spec.inputs],
+                labels: vec![0; cap],
+                eval_x: vec![0.0; ecap * spec.inputs],
+                ..HostData::default()
+            },
             _keep: keep,
             ctx,
             spec,
@@ -1122,18 +1148,9 @@ impl GpuBackend {
         self.stat_count = 0;
         Ok(())
     }
-}
 
-impl Backend for GpuBackend {
-    fn device_name(&self) -> String {
-        format!("gpu: {}", self.ctx.adapter.describe())
-    }
-
-    fn spec(&self) -> &MlpSpec {
-        &self.spec
-    }
-
-    fn train_step(&mut self, x: &[f32], labels: &[u32], rows: usize) -> Result<()> {
+    /// Queues one step on normalised host samples `x (rows, inputs)` with `labels (rows)`.
+    fn queue_step(&mut self, x: &[f32], labels: &[u32], rows: usize) -> Result<()> {
         let inputs = self.spec.inputs;
         ensure!(
             rows >= 1 && rows <= self.cap,
@@ -1195,12 +1212,7 @@ impl Backend for GpuBackend {
         Ok(())
     }
 
-    fn take_stats(&mut self) -> Result<StepStats> {
-        self.read_stats()?;
-        Ok(std::mem::take(&mut self.carried))
-    }
-
-    fn logits(&mut self, x: &[f32], rows: usize, out: &mut [f32]) -> Result<()> {
+    fn forward_logits(&mut self, x: &[f32], rows: usize, out: &mut [f32]) -> Result<()> {
         let inputs = self.spec.inputs;
         let outputs = self.spec.outputs;
         ensure!(
@@ -1283,6 +1295,68 @@ impl Backend for GpuBackend {
                 .copy_from_slice(&self.eval.logits_host[r * ld..r * ld + outputs]);
         }
         Ok(())
+    }
+}
+
+impl Backend for GpuBackend {
+    fn device_name(&self) -> String {
+        format!("gpu: {}", self.ctx.adapter.describe())
+    }
+
+    fn spec(&self) -> &MlpSpec {
+        &self.spec
+    }
+
+    fn attach(&mut self, role: Role, split: &Arc<Split>) -> Result<()> {
+        check_split(split, &self.spec)?;
+        match role {
+            Role::Train => self.host_data.train = Some(split.clone()),
+            Role::Eval => self.host_data.eval = Some(split.clone()),
+        }
+        Ok(())
+    }
+
+    fn set_order(&mut self, order: &[u32]) -> Result<()> {
+        check_order(order, self.host_data.train.as_ref())?;
+        self.host_data.order.clear();
+        self.host_data.order.extend_from_slice(order);
+        Ok(())
+    }
+
+    fn train_step(&mut self, start: usize, rows: usize) -> Result<()> {
+        check_range(start, rows, self.host_data.order.len(), self.cap)?;
+        let mut d = std::mem::take(&mut self.host_data);
+        let train = d.train.clone().expect("set_order checked the split");
+        gather_normalise(
+            &train,
+            &d.order[start..start + rows],
+            &mut d.x,
+            &mut d.labels,
+        );
+        let result = self.queue_step(&d.x, &d.labels, rows);
+        self.host_data = d;
+        result
+    }
+
+    fn eval_logits(&mut self, start: usize, rows: usize, out: &mut [f32]) -> Result<()> {
+        let mut d = std::mem::take(&mut self.host_data);
+        let Some(split) = d.eval.clone() else {
+            bail!("eval_logits before an evaluation split was attached")
+        };
+        check_range(start, rows, split.len(), self.eval.cap)?;
+        normalise_range(&split, start, rows, &mut d.eval_x);
+        let result = self.logits(&d.eval_x, rows, out);
+        self.host_data = d;
+        result
+    }
+
+    fn take_stats(&mut self) -> Result<StepStats> {
+        self.read_stats()?;
+        Ok(std::mem::take(&mut self.carried))
+    }
+
+    fn logits(&mut self, x: &[f32], rows: usize, out: &mut [f32]) -> Result<()> {
+        self.forward_logits(x, rows, out)
     }
 
     fn eval_batch(&self) -> usize {

@@ -6,30 +6,29 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use crate::backend::Backend;
-use crate::batches::{epoch_order, gather_normalise};
+use std::sync::Arc;
+
+use crate::backend::{Backend, Role};
+use crate::batches::epoch_order;
 use crate::config::TrainConfig;
-use crate::data::{PIXELS, Split};
-use crate::gpu::profile::ProfileReport;
+use crate::data::Split;
+use crate::metrics::ProfileReport;
 use crate::progress::Silent;
 use crate::train::fit;
 
-/// Runs `steps` training steps from sample `from` of a fixed shuffle of `split` (cycling).
+/// Runs `steps` full training steps from step `from` of a fixed shuffle of `split` (cycling).
 fn run_steps(
     backend: &mut dyn Backend,
-    split: &Split,
+    split: &Arc<Split>,
     batch: usize,
     from: usize,
     steps: usize,
 ) -> Result<()> {
-    let order = epoch_order(split.len(), 1, 0, true);
-    let mut x = vec![0.0f32; batch * PIXELS];
-    let mut labels = vec![0u32; batch];
+    backend.attach(Role::Train, split)?;
+    backend.set_order(&epoch_order(split.len(), 1, 0, true))?;
     let per_epoch = (split.len() / batch).max(1);
     for s in from..from + steps {
-        let at = (s % per_epoch) * batch;
-        gather_normalise(split, &order[at..at + batch], &mut x, &mut labels);
-        backend.train_step(&x, &labels, batch)?;
+        backend.train_step((s % per_epoch) * batch, batch)?;
     }
     backend.take_stats()?;
     Ok(())
@@ -37,7 +36,12 @@ fn run_steps(
 
 /// Untimed steps that compile the pipelines (a new pipeline's first dispatch costs up to ~0.25 s on
 /// lavapipe).
-pub fn warm_up(backend: &mut dyn Backend, split: &Split, batch: usize, steps: usize) -> Result<()> {
+pub fn warm_up(
+    backend: &mut dyn Backend,
+    split: &Arc<Split>,
+    batch: usize,
+    steps: usize,
+) -> Result<()> {
     run_steps(backend, split, batch, 0, steps)
 }
 
@@ -45,7 +49,7 @@ pub fn warm_up(backend: &mut dyn Backend, split: &Split, batch: usize, steps: us
 /// seconds per step (profiling included).
 pub fn profile_steps(
     backend: &mut dyn Backend,
-    split: &Split,
+    split: &Arc<Split>,
     batch: usize,
     steps: usize,
 ) -> Result<(Option<ProfileReport>, f64)> {
@@ -74,8 +78,8 @@ pub struct EpochTiming {
 /// history keeps per epoch) and reports the mean seconds per epoch.
 pub fn time_epochs(
     backend: &mut dyn Backend,
-    train: &Split,
-    test: &Split,
+    train: &Arc<Split>,
+    test: &Arc<Split>,
     cfg: &TrainConfig,
 ) -> Result<EpochTiming> {
     let result = fit(backend, train, test, cfg, &mut Silent)?;

@@ -8,9 +8,13 @@ use anyhow::Result;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::backend::{Backend, CpuBackend};
+use std::sync::Arc;
+
+use crate::backend::{Backend, CpuBackend, Role};
+use crate::batches::epoch_order;
 use crate::config::AdamConfig;
 use crate::cpu;
+use crate::data::Split;
 use crate::gpu::GpuBackend;
 use crate::gpu::buffers::{self, pad4};
 use crate::gpu::context::GpuContext;
@@ -739,6 +743,16 @@ pub fn random_batch(rows: usize, inputs: usize, classes: usize, seed: u64) -> (V
     (x, labels)
 }
 
+/// A split of `n` random images of `pixels` bytes with labels below `classes`.
+pub fn random_split(n: usize, pixels: usize, classes: usize, seed: u64) -> Split {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    Split {
+        images: (0..n * pixels).map(|_| rng.random::<u8>()).collect(),
+        labels: (0..n).map(|_| rng.random_range(0..classes as u8)).collect(),
+        pixels,
+    }
+}
+
 /// `steps` training steps of the same model from the same weights and batches on both devices; returns
 /// (GPU params, CPU params, GPU stats, CPU stats) in the flat CPU layout.
 pub fn train_both(
@@ -750,22 +764,21 @@ pub fn train_both(
 ) -> Result<(
     Vec<f32>,
     Vec<f32>,
-    crate::backend::StepStats,
-    crate::backend::StepStats,
+    crate::metrics::StepStats,
+    crate::metrics::StepStats,
 )> {
     let params = glorot_init(spec, seed);
     let adam = AdamConfig::default();
     let mut gpu = GpuBackend::with_context(ctx, spec.clone(), params.clone(), adam, batch)?;
     let mut cpu_b = CpuBackend::new(spec.clone(), params, adam, batch);
-    for s in 0..steps {
-        let (x, labels) = random_batch(
-            batch,
-            spec.inputs,
-            spec.outputs,
-            seed.wrapping_add(s as u64),
-        );
-        gpu.train_step(&x, &labels, batch)?;
-        cpu_b.train_step(&x, &labels, batch)?;
+    let split = Arc::new(random_split(batch * steps, spec.inputs, spec.outputs, seed));
+    let order = epoch_order(split.len(), seed, 0, true);
+    for b in [&mut gpu as &mut dyn Backend, &mut cpu_b] {
+        b.attach(Role::Train, &split)?;
+        b.set_order(&order)?;
+        for s in 0..steps {
+            b.train_step(s * batch, batch)?;
+        }
     }
     let gs = gpu.take_stats()?;
     let cs = cpu_b.take_stats()?;

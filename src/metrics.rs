@@ -1,0 +1,157 @@
+//! Device-neutral measurements: the running loss and accuracy of training steps, and the per-kernel
+//! profile with the structure of a step (dispatches, copies, passes, bytes moved between host and
+//! device) that `fmnist profile`, `train --profile` and `bench` print. Filled by the backends; tested
+//! by tests/cli_gpu.rs and tests/gpu_train.rs (the structural gates).
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// Metrics summed over the steps since the last `take_stats`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StepStats {
+    pub loss_sum: f64,
+    pub correct: u64,
+    pub samples: u64,
+    pub steps: u64,
+}
+
+impl StepStats {
+    pub fn add(&mut self, other: StepStats) {
+        self.loss_sum += other.loss_sum;
+        self.correct += other.correct;
+        self.samples += other.samples;
+        self.steps += other.steps;
+    }
+    pub fn mean_loss(&self) -> f64 {
+        self.loss_sum / self.samples.max(1) as f64
+    }
+    pub fn accuracy(&self) -> f64 {
+        self.correct as f64 / self.samples.max(1) as f64
+    }
+}
+
+/// How the kernel times were taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timing {
+    /// Timestamps written between dispatches inside one compute pass (the real pattern).
+    TimestampsInPass,
+    /// One compute pass per dispatch with begin/end timestamps (adds per-pass overhead).
+    TimestampsPerPass,
+    /// Each dispatch submitted alone and waited for: wall-clock, includes submit and wait overhead.
+    WallClock,
+}
+
+impl Timing {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Timing::TimestampsInPass => "GPU timestamps between dispatches in one pass",
+            Timing::TimestampsPerPass => "GPU timestamps, one pass per dispatch",
+            Timing::WallClock => {
+                "wall-clock of isolated submissions (no timestamp queries on this adapter)"
+            }
+        }
+    }
+}
+
+/// Time the host spent around the GPU work.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HostTimes {
+    /// Copying batches into the staging ring and `write_buffer`.
+    pub upload: Duration,
+    /// Recording command buffers.
+    pub encode: Duration,
+    /// `queue.submit`.
+    pub submit: Duration,
+    /// Blocking on the GPU (pacing, metric reads, readbacks).
+    pub wait: Duration,
+}
+
+/// One dispatch site of the training step, accumulated.
+#[derive(Clone, Debug, Default)]
+pub struct KernelRow {
+    /// e.g. `L1 forward mm_nn+bias+relu 32x784x128`.
+    pub name: String,
+    pub dispatches: u64,
+    pub total_ns: f64,
+    /// Per dispatch: floating-point operations (matmuls) or bytes moved (the rest).
+    pub flops: f64,
+    pub bytes: f64,
+}
+
+/// What the profile prints.
+#[derive(Clone, Debug)]
+pub struct ProfileReport {
+    pub timing: Timing,
+    pub rows: Vec<KernelRow>,
+    pub host: HostTimes,
+    pub steps: u64,
+    pub wall: Duration,
+}
+
+impl ProfileReport {
+    pub fn gpu_ns(&self) -> f64 {
+        self.rows.iter().map(|r| r.total_ns).sum()
+    }
+
+    /// The kernel with the largest share.
+    pub fn heaviest(&self) -> Option<&KernelRow> {
+        self.rows
+            .iter()
+            .max_by(|a, b| a.total_ns.total_cmp(&b.total_ns))
+    }
+
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let total = self.gpu_ns().max(1.0);
+        let _ = writeln!(
+            s,
+            "Kernel profile over {} steps ({})",
+            self.steps,
+            self.timing.describe()
+        );
+        let _ = writeln!(
+            s,
+            "{:<44} {:>10} {:>10} {:>9} {:>6} {:>12}",
+            "kernel", "dispatches", "total ms", "mean us", "share", "rate"
+        );
+        for r in &self.rows {
+            let mean_ns = r.total_ns / r.dispatches.max(1) as f64;
+            let rate = if mean_ns <= 0.0 {
+                "-".to_string()
+            } else if r.flops > 0.0 {
+                format!("{:.2} GFLOP/s", r.flops / mean_ns)
+            } else {
+                format!("{:.2} GB/s", r.bytes / mean_ns)
+            };
+            let _ = writeln!(
+                s,
+                "{:<44} {:>10} {:>10.1} {:>9.1} {:>5.1}% {:>12}",
+                r.name,
+                r.dispatches,
+                r.total_ns / 1e6,
+                mean_ns / 1e3,
+                100.0 * r.total_ns / total,
+                rate
+            );
+        }
+        let steps = self.steps.max(1) as f64;
+        let _ = writeln!(
+            s,
+            "GPU kernels: {:.1} ms in all, {:.1} us per step",
+            total / 1e6,
+            total / 1e3 / steps
+        );
+        let h = &self.host;
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / steps;
+        let _ = writeln!(
+            s,
+            "Host per step: upload {:.1} us, encode {:.1} us, submit {:.1} us, wait {:.1} us; wall {:.1} us per step",
+            per(h.upload),
+            per(h.encode),
+            per(h.submit),
+            per(h.wait),
+            per(self.wall)
+        );
+        s
+    }
+}
