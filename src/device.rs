@@ -56,15 +56,23 @@ pub fn make_backend(
             batch_capacity,
         )?)),
         DeviceChoice::Auto => {
-            let (use_gpu, why) = auto_choice(adapter);
+            let (use_gpu, mut why) = auto_choice(adapter);
             if use_gpu {
-                let gpu =
-                    GpuBackend::new(adapter.name.as_deref(), spec, params, adam, batch_capacity)?;
-                Ok(Box::new(Explained::new(Box::new(gpu), why)))
-            } else {
-                let cpu = CpuBackend::new(spec, params, adam, batch_capacity);
-                Ok(Box::new(Explained::new(Box::new(cpu), why)))
+                match GpuBackend::new(
+                    adapter.name.as_deref(),
+                    spec.clone(),
+                    params.clone(),
+                    adam,
+                    batch_capacity,
+                ) {
+                    Ok(gpu) => return Ok(Box::new(Explained::new(Box::new(gpu), why))),
+                    // A GPU that cannot run the engine must not stop the run: the CPU path computes
+                    // the same thing.
+                    Err(e) => why = format!("auto: the GPU could not be used ({e:#}); using the CPU path"),
+                }
             }
+            let cpu = CpuBackend::new(spec, params, adam, batch_capacity);
+            Ok(Box::new(Explained::new(Box::new(cpu), why)))
         }
     }
 }

@@ -66,6 +66,67 @@ pub struct HostTimes {
     pub wait: Duration,
 }
 
+/// What training steps cost in structure: GPU commands recorded and bytes moved between host and
+/// device. Counted by the GPU engine for every step; the profile reports the per-step average.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StepStructure {
+    pub steps: u64,
+    pub dispatches: u64,
+    /// Buffer-to-texture copies.
+    pub copies: u64,
+    /// Compute passes.
+    pub passes: u64,
+    /// Bytes written from the host into device buffers (step records, epoch orders, inputs).
+    pub upload_bytes: u64,
+    /// Bytes read back to the host (stats, logits, parameters).
+    pub readback_bytes: u64,
+}
+
+impl StepStructure {
+    /// What happened between `earlier` and `self`.
+    pub fn since(&self, earlier: &StepStructure) -> StepStructure {
+        StepStructure {
+            steps: self.steps - earlier.steps,
+            dispatches: self.dispatches - earlier.dispatches,
+            copies: self.copies - earlier.copies,
+            passes: self.passes - earlier.passes,
+            upload_bytes: self.upload_bytes - earlier.upload_bytes,
+            readback_bytes: self.readback_bytes - earlier.readback_bytes,
+        }
+    }
+
+    /// Per-step averages: (dispatches, copies, passes, bytes uploaded, bytes read back).
+    pub fn per_step(&self) -> (f64, f64, f64, f64, f64) {
+        let n = self.steps.max(1) as f64;
+        (
+            self.dispatches as f64 / n,
+            self.copies as f64 / n,
+            self.passes as f64 / n,
+            self.upload_bytes as f64 / n,
+            self.readback_bytes as f64 / n,
+        )
+    }
+
+    /// `Per step: D dispatches, C copies, P passes, U bytes uploaded, R bytes read back`.
+    pub fn line(&self) -> String {
+        let (d, c, p, u, r) = self.per_step();
+        format!(
+            "Per step: {} dispatches, {} copies, {} passes, {} bytes uploaded, {} bytes read back",
+            short(d),
+            short(c),
+            short(p),
+            short(u),
+            short(r)
+        )
+    }
+}
+
+/// A per-step average without trailing zeros: `4`, `0.03`, `384`.
+fn short(v: f64) -> String {
+    let s = format!("{v:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 /// One dispatch site of the training step, accumulated.
 #[derive(Clone, Debug, Default)]
 pub struct KernelRow {
@@ -76,6 +137,8 @@ pub struct KernelRow {
     /// Per dispatch: floating-point operations (matmuls) or bytes moved (the rest).
     pub flops: f64,
     pub bytes: f64,
+    /// Invocations one dispatch runs (workgroups x workgroup size).
+    pub invocations: u64,
 }
 
 /// What the profile prints.
@@ -86,6 +149,8 @@ pub struct ProfileReport {
     pub host: HostTimes,
     pub steps: u64,
     pub wall: Duration,
+    /// What the profiled steps recorded and moved.
+    pub structure: StepStructure,
 }
 
 impl ProfileReport {
@@ -111,8 +176,8 @@ impl ProfileReport {
         );
         let _ = writeln!(
             s,
-            "{:<44} {:>10} {:>10} {:>9} {:>6} {:>12}",
-            "kernel", "dispatches", "total ms", "mean us", "share", "rate"
+            "{:<48} {:>11} {:>10} {:>10} {:>9} {:>6} {:>12}",
+            "kernel", "invocations", "dispatches", "total ms", "mean us", "share", "rate"
         );
         for r in &self.rows {
             let mean_ns = r.total_ns / r.dispatches.max(1) as f64;
@@ -125,8 +190,9 @@ impl ProfileReport {
             };
             let _ = writeln!(
                 s,
-                "{:<44} {:>10} {:>10.1} {:>9.1} {:>5.1}% {:>12}",
+                "{:<48} {:>11} {:>10} {:>10.1} {:>9.1} {:>5.1}% {:>12}",
                 r.name,
+                r.invocations,
                 r.dispatches,
                 r.total_ns / 1e6,
                 mean_ns / 1e3,
@@ -152,6 +218,7 @@ impl ProfileReport {
             per(h.wait),
             per(self.wall)
         );
+        let _ = writeln!(s, "{}", self.structure.line());
         s
     }
 }

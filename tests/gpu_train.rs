@@ -1,6 +1,8 @@
-//! The GPU engine against the CPU path: one optimizer step on every parameter, a deeper model with a
-//! partial last batch, logits, 200 steps on real data (test loss within 1e-3), and one full real epoch
-//! (test accuracy >= 0.83). Skips without an adapter unless FMNIST_REQUIRE_GPU=1.
+//! The GPU engine against the CPU path, on both operand paths (storage buffers and texture mirrors): one
+//! optimizer step on every parameter, deeper and hidden-less models with partial batches, logits, 200
+//! steps on real data (test loss within 1e-3), one full real epoch (test accuracy >= 0.83); and the
+//! structural gates of the buffer path's step (dispatches, copies, passes, bytes uploaded). Skips
+//! without an adapter unless FMNIST_REQUIRE_GPU=1.
 
 mod common;
 
@@ -12,32 +14,52 @@ use fmnist::config::{AdamConfig, TrainConfig};
 use fmnist::data::PIXELS;
 use fmnist::evaluate::evaluate;
 use fmnist::gpu::GpuBackend;
+use fmnist::gpu::plan::Operands;
 use fmnist::gpu::selftest::{self, TOL_REDUCTION, compare};
 use fmnist::model::{MlpSpec, glorot_init};
 use fmnist::progress::Silent;
 use fmnist::train::fit;
 
+const BOTH: [Operands; 2] = [Operands::Buffers, Operands::Textures];
+
 #[test]
 fn one_step_matches_cpu_on_every_parameter_atol1e5_rtol1e4() {
-    let Some(ctx) = common::gpu_or_skip("one step") else {
-        return;
-    };
-    let spec = MlpSpec::fashion(&[128]).unwrap();
-    let cases = selftest::one_step_cases(ctx, &spec, 32, 7).unwrap();
-    common::assert_all_pass("one training step", &cases);
+    for operands in BOTH {
+        let Some(ctx) = common::gpu_or_skip("one step") else {
+            return;
+        };
+        let spec = MlpSpec::fashion(&[128]).unwrap();
+        let cases = selftest::one_step_cases(ctx, operands, &spec, 32, 7).unwrap();
+        common::assert_all_pass("one training step", &cases);
+    }
 }
 
 #[test]
 fn deeper_model_with_partial_batches_matches_cpu_atol1e5_rtol1e4() {
     // Odd widths (padding in every layer), two hidden layers, and batches smaller than the capacity.
+    for operands in BOTH {
+        deeper_model_matches_cpu(operands, &[9, 6]);
+    }
+}
+
+#[test]
+fn model_without_hidden_layers_matches_cpu_atol1e5_rtol1e4() {
+    for operands in BOTH {
+        deeper_model_matches_cpu(operands, &[]);
+    }
+}
+
+fn deeper_model_matches_cpu(operands: Operands, hidden: &[usize]) {
     let Some(ctx) = common::gpu_or_skip("deeper model") else {
         return;
     };
-    let spec = MlpSpec::new(13, &[9, 6], 5).unwrap();
+    eprintln!("operands: {}, hidden {hidden:?}", operands.name());
+    let spec = MlpSpec::new(13, hidden, 5).unwrap();
     let params = glorot_init(&spec, 3);
     let adam = AdamConfig::default();
     let cap = 8;
-    let mut gpu = GpuBackend::with_context(ctx, spec.clone(), params.clone(), adam, cap).unwrap();
+    let mut gpu =
+        GpuBackend::with_operands(ctx, operands, spec.clone(), params.clone(), adam, cap).unwrap();
     let mut cpu = CpuBackend::new(spec.clone(), params, adam, cap);
     let split = Arc::new(selftest::random_split(25, spec.inputs, spec.outputs, 4));
     let order = epoch_order(split.len(), 4, 0, true);
@@ -84,6 +106,14 @@ fn params_cross_the_boundary_unchanged_and_bad_batches_are_errors() {
     let Some(ctx) = common::gpu_or_skip("params round trip") else {
         return;
     };
+    let err = gpu_err(|| GpuBackend::with_context(
+        common::gpu_or_skip("params round trip").unwrap(),
+        MlpSpec::fashion(&[128]).unwrap(),
+        vec![0.0; 3],
+        AdamConfig::default(),
+        32,
+    ));
+    assert!(err.contains("parameter vector"), "{err}");
     let spec = MlpSpec::fashion(&[128]).unwrap();
     let params = glorot_init(&spec, 1);
     let mut gpu =
@@ -107,8 +137,21 @@ fn params_cross_the_boundary_unchanged_and_bad_batches_are_errors() {
     assert_eq!(gpu.steps_done(), 0);
 }
 
+fn gpu_err<T>(f: impl FnOnce() -> anyhow::Result<T>) -> String {
+    match f() {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
 #[test]
 fn two_hundred_steps_on_real_data_match_cpu_test_loss_within_1e3() {
+    for operands in BOTH {
+        two_hundred_steps(operands);
+    }
+}
+
+fn two_hundred_steps(operands: Operands) {
     let data = match fmnist::data::locate_and_load(None) {
         Ok(d) => d,
         Err(e) => {
@@ -123,10 +166,12 @@ fn two_hundred_steps_on_real_data_match_cpu_test_loss_within_1e3() {
     let Some(ctx) = common::gpu_or_skip("200 steps") else {
         return;
     };
+    eprintln!("operands: {}", operands.name());
     let spec = MlpSpec::fashion(&[128]).unwrap();
     let params = glorot_init(&spec, 5);
     let adam = AdamConfig::default();
-    let mut gpu = GpuBackend::with_context(ctx, spec.clone(), params.clone(), adam, 32).unwrap();
+    let mut gpu =
+        GpuBackend::with_operands(ctx, operands, spec.clone(), params.clone(), adam, 32).unwrap();
     let mut cpu = CpuBackend::new(spec, params, adam, 32);
     let order: Vec<u32> = (0..data.train.len() as u32).collect();
     for b in [&mut gpu as &mut dyn Backend, &mut cpu] {
@@ -157,6 +202,12 @@ fn two_hundred_steps_on_real_data_match_cpu_test_loss_within_1e3() {
 
 #[test]
 fn one_real_epoch_on_the_gpu_reaches_test_accuracy_083() {
+    for operands in BOTH {
+        one_real_epoch(operands);
+    }
+}
+
+fn one_real_epoch(operands: Operands) {
     let data = match fmnist::data::locate_and_load(None) {
         Ok(d) => d,
         Err(e) => {
@@ -177,14 +228,88 @@ fn one_real_epoch_on_the_gpu_reaches_test_accuracy_083() {
     };
     let spec = MlpSpec::fashion(&cfg.hidden).unwrap();
     let params = glorot_init(&spec, cfg.seed);
-    let mut gpu = GpuBackend::with_context(ctx, spec, params, cfg.adam, cfg.batch_size).unwrap();
+    let mut gpu =
+        GpuBackend::with_operands(ctx, operands, spec, params, cfg.adam, cfg.batch_size).unwrap();
     let result = fit(&mut gpu, &data.train, &data.test, &cfg, &mut Silent).unwrap();
     let r = &result.history[0];
-    eprintln!("one epoch on the GPU: {r:?}");
+    eprintln!("one epoch on the GPU ({}): {r:?}", operands.name());
     assert_eq!(result.steps, 1875);
     assert!(
         r.test_accuracy >= 0.83,
         "test accuracy {} < 0.83",
         r.test_accuracy
     );
+}
+
+#[test]
+fn buffer_path_step_is_at_most_4_dispatches_0_copies_1_pass_and_1024_bytes_up() {
+    let data = match fmnist::data::locate_and_load(None) {
+        Ok(d) => d,
+        Err(e) => {
+            assert!(!common::require_gpu(), "FMNIST_REQUIRE_GPU=1 but no data: {e:#}");
+            return;
+        }
+    };
+    let Some(ctx) = common::gpu_or_skip("structure") else {
+        return;
+    };
+    let spec = MlpSpec::fashion(&[128]).unwrap();
+    let params = glorot_init(&spec, 1);
+    let mut gpu = GpuBackend::with_operands(
+        ctx,
+        Operands::Buffers,
+        spec,
+        params,
+        AdamConfig::default(),
+        32,
+    )
+    .unwrap();
+    fmnist::gpu::bench::warm_up(&mut gpu, &data.train, 32, 32).unwrap();
+    let (report, _) = fmnist::gpu::bench::profile_steps(&mut gpu, &data.train, 32, 96).unwrap();
+    let report = report.expect("the GPU has a profile");
+    let s = report.structure;
+    eprintln!("{}", report.table());
+    assert_eq!(s.steps, 96, "{s:?}");
+    let (d, c, p, u, _) = s.per_step();
+    assert!(d <= 4.0, "{} dispatches per step > 4", d);
+    assert_eq!(c, 0.0, "copies on the buffer path: {s:?}");
+    assert!(p <= 1.0, "{p} passes per step > 1");
+    assert!(u <= 1024.0, "{u} bytes uploaded per step > 1024");
+    assert!(report.table().contains("Per step: "), "{}", report.table());
+    // The first layer's forward keeps a real GPU busy.
+    let sites = gpu.step_sites();
+    let (name, inv) = &sites[0];
+    assert!(name.contains("forward_gather"), "{sites:?}");
+    assert!(*inv >= 2048, "{name}: {inv} invocations < 2048");
+}
+
+#[test]
+fn texture_path_counts_its_copies_and_passes() {
+    let data = match fmnist::data::locate_and_load(None) {
+        Ok(d) => d,
+        Err(e) => {
+            assert!(!common::require_gpu(), "FMNIST_REQUIRE_GPU=1 but no data: {e:#}");
+            return;
+        }
+    };
+    let Some(ctx) = common::gpu_or_skip("structure") else {
+        return;
+    };
+    let spec = MlpSpec::fashion(&[128]).unwrap();
+    let params = glorot_init(&spec, 1);
+    let mut gpu = GpuBackend::with_operands(
+        ctx,
+        Operands::Textures,
+        spec,
+        params,
+        AdamConfig::default(),
+        32,
+    )
+    .unwrap();
+    let (report, _) = fmnist::gpu::bench::profile_steps(&mut gpu, &data.train, 32, 32).unwrap();
+    let s = report.expect("the GPU has a profile").structure;
+    // gather, 2 forwards, softmax, 2 weight gradients, 1 input gradient, adam; 9 mirror copies.
+    assert_eq!(s.dispatches, 8 * 32, "{s:?}");
+    assert_eq!(s.copies, 9 * 32, "{s:?}");
+    assert!(s.passes >= s.steps, "{s:?}");
 }

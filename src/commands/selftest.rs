@@ -1,5 +1,5 @@
 //! `fmnist selftest`: every GPU kernel against its CPU twin over the shape ladder, as a table, then one
-//! training step GPU vs CPU. Exits non-zero on any failure, so users can trust (or report) their GPU.
+//! training step GPU vs CPU on each operand path (storage buffers and texture mirrors). Exits non-zero on any failure, so users can trust (or report) their GPU.
 
 use std::process::ExitCode;
 
@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::Args;
 use fmnist::gpu::GpuContext;
 use fmnist::gpu::context::Needs;
+use fmnist::gpu::plan::Operands;
 use fmnist::gpu::selftest::{self, CaseResult, Harness};
 use fmnist::model::MlpSpec;
 
@@ -30,12 +31,14 @@ pub fn run(args: SelftestArgs) -> Result<ExitCode> {
         println!("{}", c.line());
     }
     let spec = MlpSpec::fashion(&[128])?;
-    let ctx = GpuContext::open(args.adapter.as_deref(), Needs::default())?;
-    let step = selftest::one_step_cases(ctx, &spec, 32, args.seed)?;
-    for c in &step {
-        println!("{}", c.line());
+    for operands in [Operands::Buffers, Operands::Textures] {
+        let ctx = GpuContext::open(args.adapter.as_deref(), Needs::default())?;
+        let step = selftest::one_step_cases(ctx, operands, &spec, 32, args.seed)?;
+        for c in &step {
+            println!("{}", c.line());
+        }
+        cases.extend(step);
     }
-    cases.extend(step);
     let failed = cases.iter().filter(|c| !c.closeness.pass()).count();
     if failed == 0 {
         println!("selftest: all {} checks passed", cases.len());

@@ -16,7 +16,9 @@ use crate::metrics::ProfileReport;
 use crate::progress::Silent;
 use crate::train::fit;
 
-/// Runs `steps` full training steps from step `from` of a fixed shuffle of `split` (cycling).
+/// Runs `steps` full training steps from step `from` of a fixed shuffle of `split` (cycling). The order
+/// handed over is as long as the steps need (at most an epoch's), so a short profile moves the same
+/// order bytes per step as training does.
 fn run_steps(
     backend: &mut dyn Backend,
     split: &Arc<Split>,
@@ -25,8 +27,9 @@ fn run_steps(
     steps: usize,
 ) -> Result<()> {
     backend.attach(Role::Train, split)?;
-    backend.set_order(&epoch_order(split.len(), 1, 0, true))?;
-    let per_epoch = (split.len() / batch).max(1);
+    let per_epoch = (split.len() / batch).clamp(1, (from + steps).max(1));
+    let order = epoch_order(split.len(), 1, 0, true);
+    backend.set_order(&order[..(per_epoch * batch).min(order.len())])?;
     for s in from..from + steps {
         backend.train_step((s % per_epoch) * batch, batch)?;
     }

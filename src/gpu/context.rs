@@ -4,7 +4,7 @@
 //! (timestamp queries, for the profile) and the limits it needs, requested explicitly.
 //! Tested through every GPU test (tests/common/mod.rs opens the context) and tests/cli_gpu.rs.
 
-use std::sync::Once;
+use std::sync::{Arc, Mutex, Once};
 
 use anyhow::{Result, anyhow};
 
@@ -45,12 +45,12 @@ impl AdapterSummary {
     }
 }
 
+/// Discrete and integrated GPUs: what `--device auto` trains on. Virtual adapters (a hypervisor's or a
+/// remote desktop's) and software rasterisers are used only when asked for with `--device gpu`.
 pub fn is_hardware(t: wgpu::DeviceType) -> bool {
     matches!(
         t,
-        wgpu::DeviceType::DiscreteGpu
-            | wgpu::DeviceType::IntegratedGpu
-            | wgpu::DeviceType::VirtualGpu
+        wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu
     )
 }
 
@@ -122,7 +122,14 @@ pub struct GpuContext {
     pub timestamps: bool,
     /// TIMESTAMP_QUERY_INSIDE_PASSES too: per-dispatch timestamps inside one pass.
     pub timestamps_inside_passes: bool,
+    /// The first error wgpu reported outside an error scope (validation, out of memory, device lost):
+    /// without a handler wgpu would panic; `check` turns it into an error.
+    errors: Arc<Mutex<Option<String>>>,
 }
+
+/// Storage buffers one kernel binds at most (`dense_tail`: 7); WebGPU's default limit is 8, the
+/// downlevel set only 4.
+pub const STORAGE_BUFFERS_PER_STAGE: u32 = 8;
 
 /// Sizes the engine needs from the device, in bytes.
 #[derive(Clone, Copy, Debug, Default)]
@@ -212,6 +219,19 @@ impl GpuContext {
                 features |= f;
             }
         }
+        if have.max_storage_buffers_per_shader_stage < STORAGE_BUFFERS_PER_STAGE - 1 {
+            return Err(anyhow::Error::new(Hinted::new(
+                anyhow!(
+                    "adapter {} binds {} storage buffers per shader stage but the training kernels need {}",
+                    summary.describe(),
+                    have.max_storage_buffers_per_shader_stage,
+                    STORAGE_BUFFERS_PER_STAGE - 1
+                ),
+                "train on the CPU with --device cpu",
+            )));
+        }
+        limits.max_storage_buffers_per_shader_stage =
+            STORAGE_BUFFERS_PER_STAGE.min(have.max_storage_buffers_per_shader_stage);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("fmnist device"),
             required_features: features,
@@ -224,7 +244,22 @@ impl GpuContext {
                 NO_ADAPTER_HINT,
             ))
         })?;
+        let errors = Arc::new(Mutex::new(None::<String>));
+        let first = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut slot = first.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert_with(|| one_line(&e.to_string()));
+        }));
+        let lost = errors.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            if reason == wgpu::DeviceLostReason::Destroyed {
+                return;
+            }
+            let mut slot = lost.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert_with(|| format!("the device was lost ({reason:?}): {}", one_line(&message)));
+        });
         Ok(Self {
+            errors,
             device,
             queue,
             timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
@@ -240,7 +275,7 @@ impl GpuContext {
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| anyhow!("waiting for the GPU: {e}"))?;
-        Ok(())
+        self.check("the GPU work")
     }
 
     /// Blocks until submission `index` is done.
@@ -251,8 +286,48 @@ impl GpuContext {
                 timeout: None,
             })
             .map_err(|e| anyhow!("waiting for the GPU: {e}"))?;
-        Ok(())
+        self.check("the GPU work")
     }
+
+    /// The error wgpu reported since the device opened, if any, as one line naming `during`.
+    pub fn check(&self, during: &str) -> Result<()> {
+        let slot = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.as_ref() {
+            None => Ok(()),
+            Some(e) => Err(anyhow!("{during} failed on {}: {e}", self.adapter.describe())),
+        }
+    }
+
+    /// Runs `make` (creating buffers, pipelines, bind groups) inside validation and out-of-memory error
+    /// scopes, so a failure becomes one error naming `what` instead of a panic inside wgpu.
+    pub fn scoped<T>(&self, what: &str, make: impl FnOnce() -> Result<T>) -> Result<T> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let made = make();
+        let invalid = pollster::block_on(validation.pop());
+        let out_of_memory = pollster::block_on(oom.pop());
+        if let Some(e) = out_of_memory {
+            return Err(anyhow::Error::new(Hinted::new(
+                anyhow!("{what}: the GPU is out of memory: {}", one_line(&e.to_string())),
+                "use a smaller --batch-size or model, or --device cpu",
+            )));
+        }
+        if let Some(e) = invalid {
+            return Err(anyhow!("{what}: {}", one_line(&e.to_string())));
+        }
+        self.check(what)?;
+        made
+    }
+}
+
+/// wgpu's messages span several lines (the error, then its causes): join them into one.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn describe_backends(backends: wgpu::Backends) -> String {

@@ -1,6 +1,152 @@
-//! GPU timestamp queries for the per-kernel profile (`metrics::ProfileReport` is what it fills): inside
-//! the compute pass when the adapter allows it, else one pass per dispatch; adapters without timestamps
-//! are timed by the wall clock (`metrics::Timing`). Tested by tests/cli_gpu.rs.
+//! The per-kernel profile of the training step (`metrics::ProfileReport` is what it fills): GPU
+//! timestamps inside the compute pass when the adapter allows it, else one pass per dispatch with
+//! begin/end timestamps, else the wall clock of each dispatch submitted alone (`metrics::Timing`); the
+//! structure counts (dispatches, copies, passes, bytes moved) come from the backend's counters.
+//! Tested by tests/cli_gpu.rs and tests/gpu_train.rs.
+
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+
+use crate::gpu::context::GpuContext;
+use crate::gpu::plan::{Stamps, StepPlan};
+use crate::metrics::{HostTimes, KernelRow, ProfileReport, StepStructure, Timing};
+
+/// Profiling state from `begin` to `report`.
+pub struct Profiler {
+    pub timing: Timing,
+    queries: Option<QueryRing>,
+    rows: Vec<KernelRow>,
+    started: Instant,
+    steps: u64,
+    host_at_start: HostTimes,
+    structure_at_start: StepStructure,
+    scratch: Vec<f64>,
+}
+
+impl Profiler {
+    /// Starts profiling `plan`, whose submissions hold up to `slots` steps.
+    pub fn begin(
+        ctx: &GpuContext,
+        plan: &StepPlan,
+        slots: usize,
+        host: HostTimes,
+        structure: StepStructure,
+    ) -> Result<Self> {
+        let per_submission = (slots * plan.sites.len()) as u32;
+        let (timing, queries) = if ctx.timestamps_inside_passes {
+            (
+                Timing::TimestampsInPass,
+                Some(QueryRing::new(&ctx.device, &ctx.queue, per_submission + 1)),
+            )
+        } else if ctx.timestamps {
+            (
+                Timing::TimestampsPerPass,
+                Some(QueryRing::new(&ctx.device, &ctx.queue, 2 * per_submission)),
+            )
+        } else {
+            (Timing::WallClock, None)
+        };
+        let needed = match timing {
+            Timing::TimestampsInPass => per_submission + 1,
+            Timing::TimestampsPerPass => 2 * per_submission,
+            Timing::WallClock => 0,
+        };
+        if let Some(q) = &queries
+            && q.capacity < needed
+        {
+            bail!("the profile needs {needed} timestamp queries per submission");
+        }
+        Ok(Self {
+            timing,
+            queries,
+            rows: plan
+                .sites
+                .iter()
+                .map(|s| KernelRow {
+                    name: s.name.clone(),
+                    dispatches: 0,
+                    total_ns: 0.0,
+                    flops: s.flops,
+                    bytes: s.bytes,
+                    invocations: s.invocations(),
+                })
+                .collect(),
+            started: Instant::now(),
+            steps: 0,
+            host_at_start: host,
+            structure_at_start: structure,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// How the steps of a submission should write timestamps.
+    pub fn stamps(&self) -> Stamps<'_> {
+        match (self.timing, &self.queries) {
+            (Timing::TimestampsInPass, Some(q)) => Stamps::InPass(&q.set),
+            (Timing::TimestampsPerPass, Some(q)) => Stamps::PerPass(&q.set),
+            _ => Stamps::None,
+        }
+    }
+
+    /// Records the resolve of `used` timestamps after a submission's steps.
+    pub fn resolve(&self, enc: &mut wgpu::CommandEncoder, used: u32) {
+        if let Some(q) = &self.queries {
+            q.resolve(enc, used);
+        }
+    }
+
+    /// Reads the timestamps of a finished submission of `steps` steps and adds them to the rows: the
+    /// time between consecutive timestamps (in one pass: a dispatch and the copies after it) or a
+    /// pass's begin and end.
+    pub fn collect(&mut self, device: &wgpu::Device, steps: usize, used: u32) -> Result<()> {
+        let Some(q) = &self.queries else {
+            return Ok(());
+        };
+        q.read(device, used, &mut self.scratch)?;
+        let sites = self.rows.len();
+        for i in 0..steps * sites {
+            let d = match self.timing {
+                Timing::TimestampsInPass => self.scratch[i + 1] - self.scratch[i],
+                _ => self.scratch[2 * i + 1] - self.scratch[2 * i],
+            };
+            let row = &mut self.rows[i % sites];
+            row.dispatches += 1;
+            row.total_ns += d.max(0.0);
+        }
+        self.steps += steps as u64;
+        Ok(())
+    }
+
+    /// Adds one wall-clock measurement of site `i`.
+    pub fn add_wall(&mut self, i: usize, ns: f64) {
+        self.rows[i].dispatches += 1;
+        self.rows[i].total_ns += ns;
+    }
+
+    /// Counts steps timed by the wall clock.
+    pub fn add_steps(&mut self, steps: usize) {
+        self.steps += steps as u64;
+    }
+
+    /// The profile so far, given the backend's host times and structure counters now.
+    pub fn report(&self, host: HostTimes, structure: StepStructure) -> ProfileReport {
+        let h0 = self.host_at_start;
+        ProfileReport {
+            timing: self.timing,
+            rows: self.rows.clone(),
+            host: HostTimes {
+                upload: host.upload.saturating_sub(h0.upload),
+                encode: host.encode.saturating_sub(h0.encode),
+                submit: host.submit.saturating_sub(h0.submit),
+                wait: host.wait.saturating_sub(h0.wait),
+            },
+            steps: self.steps,
+            wall: self.started.elapsed(),
+            structure: structure.since(&self.structure_at_start),
+        }
+    }
+}
 
 /// Timestamp queries of one submission: a query set, where to resolve it, and where to read it.
 pub struct QueryRing {

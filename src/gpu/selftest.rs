@@ -16,6 +16,7 @@ use crate::config::AdamConfig;
 use crate::cpu;
 use crate::data::Split;
 use crate::gpu::GpuBackend;
+use crate::gpu::plan::Operands;
 use crate::gpu::buffers::{self, pad4};
 use crate::gpu::context::GpuContext;
 use crate::gpu::kernels::{
@@ -757,6 +758,7 @@ pub fn random_split(n: usize, pixels: usize, classes: usize, seed: u64) -> Split
 /// (GPU params, CPU params, GPU stats, CPU stats) in the flat CPU layout.
 pub fn train_both(
     ctx: GpuContext,
+    operands: Operands,
     spec: &MlpSpec,
     batch: usize,
     steps: usize,
@@ -769,7 +771,8 @@ pub fn train_both(
 )> {
     let params = glorot_init(spec, seed);
     let adam = AdamConfig::default();
-    let mut gpu = GpuBackend::with_context(ctx, spec.clone(), params.clone(), adam, batch)?;
+    let mut gpu =
+        GpuBackend::with_operands(ctx, operands, spec.clone(), params.clone(), adam, batch)?;
     let mut cpu_b = CpuBackend::new(spec.clone(), params, adam, batch);
     let split = Arc::new(random_split(batch * steps, spec.inputs, spec.outputs, seed));
     let order = epoch_order(split.len(), seed, 0, true);
@@ -785,25 +788,27 @@ pub fn train_both(
     Ok((gpu.params()?, cpu_b.params()?, gs, cs))
 }
 
-/// One optimizer step GPU vs CPU on every parameter, per tensor.
+/// One optimizer step GPU (on `operands`) vs CPU on every parameter, per tensor.
 pub fn one_step_cases(
     ctx: GpuContext,
+    operands: Operands,
     spec: &MlpSpec,
     batch: usize,
     seed: u64,
 ) -> Result<Vec<CaseResult>> {
-    let (g, c, gs, cs) = train_both(ctx, spec, batch, 1, seed)?;
+    let (g, c, gs, cs) = train_both(ctx, operands, spec, batch, 1, seed)?;
+    let path = operands.name();
     let layout = spec.layout();
     let mut out = Vec::new();
     for (i, l) in layout.layers.iter().enumerate() {
         let s = format!("{}x{}", l.fan_in, l.fan_out);
         out.push(CaseResult {
-            kernel: format!("train step: W{} after Adam", i + 1),
+            kernel: format!("train step ({path}): W{} after Adam", i + 1),
             shape: s.clone(),
             closeness: compare(&g[l.weight_range()], &c[l.weight_range()], TOL_REDUCTION),
         });
         out.push(CaseResult {
-            kernel: format!("train step: b{} after Adam", i + 1),
+            kernel: format!("train step ({path}): b{} after Adam", i + 1),
             shape: format!("{}", l.fan_out),
             closeness: compare(&g[l.bias_range()], &c[l.bias_range()], TOL_REDUCTION),
         });
@@ -813,7 +818,10 @@ pub fn one_step_cases(
         loss.used = f32::INFINITY;
     }
     out.push(CaseResult {
-        kernel: format!("train step: loss, correct {}/{}", gs.correct, cs.correct),
+        kernel: format!(
+            "train step ({path}): loss, correct {}/{}",
+            gs.correct, cs.correct
+        ),
         shape: format!("batch {batch}"),
         closeness: loss,
     });
