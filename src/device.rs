@@ -9,6 +9,7 @@ use crate::backend::{Backend, CpuBackend, Role};
 use crate::config::AdamConfig;
 use crate::data::Split;
 use crate::gpu::GpuBackend;
+use crate::gpu::plan::Operands;
 use crate::gpu::context::{AdapterSummary, NO_ADAPTER_HINT, list_adapters};
 use crate::metrics::StepStats;
 use crate::model::MlpSpec;
@@ -169,8 +170,12 @@ pub fn describe_devices() -> Vec<String> {
         lines.push(format!("gpu: no adapter found; hint: {NO_ADAPTER_HINT}"));
     }
     for a in adapters {
+        let operands = match Operands::choose(a.device_type) {
+            Ok(o) => o.name().to_string(),
+            Err(e) => format!("{e:#}"),
+        };
         lines.push(format!(
-            "gpu: {} - {} - timestamp queries: {}",
+            "gpu: {} - {} - timestamp queries: {} - operands: {operands}",
             a.describe(),
             if a.is_hardware() {
                 "hardware"

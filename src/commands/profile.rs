@@ -50,7 +50,7 @@ pub fn run(args: ProfileArgs) -> Result<ExitCode> {
             ds.train.len()
         );
     }
-    println!("Device: gpu: {}", gpu.context().adapter.describe());
+    println!("Device: {}", fmnist::backend::Backend::device_name(&gpu));
     println!(
         "Model:  {} - batch {batch} - {} steps per submission",
         spec.describe(),
