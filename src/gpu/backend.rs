@@ -670,7 +670,7 @@ impl GpuBackend {
             .collect();
         sites.push(Site {
             name: format!("adam {} floats (+g copy)", layout.total),
-            kernel: Kernel::Adam,
+            kernel: Kernel::AdamTex,
             groups: adam_groups,
             binds: adam_binds,
             tex_binds: vec![adam_tex_bind],
@@ -1176,7 +1176,8 @@ impl Backend for GpuBackend {
             stat: (self.stat_count + s) as u32,
             alpha: cpu::adam_alpha(a.learning_rate, a.beta1, a.beta2, self.steps) as f32,
             scale: (1.0 / rows as f64) as f32,
-            _pad: [0; 3],
+            start: 0,
+            _pad: [0; 2],
         };
         let at = s * self.record_stride;
         self.records_host[at..at + std::mem::size_of::<StepRecord>()]

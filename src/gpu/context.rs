@@ -202,6 +202,13 @@ impl GpuContext {
         // The first layer's operands are textures (the evaluation batch is 4096 rows tall); the
         // backend checks its sizes against this and says which texture does not fit.
         limits.max_texture_dimension_2d = have.max_texture_dimension_2d;
+        // The buffer path's fused kernels bind up to 7 storage buffers (dense_tail); WebGPU's default
+        // is 8, the downlevel set only 4. Ask for 8 where offered; kernels::Kernels builds those kernels
+        // only when the device allows them (`Kernels::supports`).
+        limits.max_storage_buffers_per_shader_stage = have
+            .max_storage_buffers_per_shader_stage
+            .min(crate::gpu::kernels::STORAGE_BUFFERS_WANTED)
+            .max(limits.max_storage_buffers_per_shader_stage);
         let offered = adapter.features();
         let mut features = wgpu::Features::empty();
         for f in [
