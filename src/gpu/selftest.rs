@@ -2,8 +2,8 @@
 //! training step GPU vs CPU. Inputs are packed into the GPU's padded layout with NaN in every padding
 //! lane, and outputs are poisoned with NaN before each run, so a kernel that reads padding or skips an
 //! element fails. Closeness is `|gpu - cpu| <= atol + rtol * |cpu|`. The buffer-path kernels read a
-//! step from a split of random u8 images (`StepCase`) whose order entries outside the step are
-//! u32::MAX. Shared by `fmnist selftest` and tests/kernels.rs, tests/gpu_train.rs.
+//! step from a split of random u8 images (`StepCase`) through an order whose entries outside the
+//! step are valid sample indices too, so a kernel that reads them produces pixels where zeros belong. Shared by `fmnist selftest` and tests/kernels.rs, tests/gpu_train.rs.
 
 use anyhow::Result;
 use rand::{Rng, SeedableRng};
@@ -568,9 +568,10 @@ fn verdict(ok: bool) -> Closeness {
 }
 
 /// The samples of one step for the kernels that read the resident dataset: a split of `samples` random
-/// u8 images of `inputs` pixels with labels, an order whose step entries are random sample indices
-/// (repeated and out of order) and whose other entries are u32::MAX (a kernel that reads them for a
-/// row, or past the step, reads a sample that does not exist), and which rows are live.
+/// u8 images of `inputs` pixels with labels, an order of random sample indices (repeated and out of
+/// order), and which rows are live. The order runs past the step with valid indices too: out-of-range
+/// ones would read as zeros on a device with robust buffer access, hiding a kernel that fills the
+/// rows past a partial batch from them.
 #[derive(Clone, Debug)]
 pub struct StepCase {
     pub images: Vec<u8>,
@@ -601,10 +602,9 @@ impl StepCase {
             .map(|_| rng.random_range(0..classes as u32))
             .collect();
         let start = if direct { (samples - rows) / 2 } else { 3 };
-        let mut order = vec![u32::MAX; start + capacity + 2];
-        for o in &mut order[start..start + rows] {
-            *o = rng.random_range(0..samples as u32);
-        }
+        let order = (0..start + capacity + 2)
+            .map(|_| rng.random_range(0..samples as u32))
+            .collect();
         Self {
             images,
             labels,
