@@ -9,8 +9,10 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::data::Split;
 
-/// `1 / 255` rounded to f32 (bits 0x3b808081). A multiply by it is correctly rounded on every device,
-/// where a division may not be (WGSL allows 2.5 ULP for `/`), so every path gets the same bits.
+/// `1 / 255` rounded to f32 (bits 0x3b808081; gather.wgsl holds the same bits as an exact hexadecimal
+/// literal, checked by tests/kernels.rs). A multiply by it is correctly rounded on every device and
+/// unaffected by fast math, where a division may not be (WGSL allows 2.5 ULP for `/`), so CPU and GPU
+/// inputs agree bit for bit.
 pub const PIXEL_SCALE: f32 = 1.0 / 255.0;
 
 /// A pixel as the model sees it: `px / 255` as a multiply by [`PIXEL_SCALE`].

@@ -5,7 +5,7 @@
 
 use std::ops::{Add, AddAssign, Div, Mul, Sub};
 
-use crate::model::ParamLayout;
+use crate::model::{LayerOffsets, ParamLayout};
 
 /// The float operations the twins need; implemented for f32 (training) and f64 (gradient checks).
 pub trait Real:
@@ -270,26 +270,23 @@ pub fn bias_add<T: Real>(y: &mut [T], bias: &[T], rows: usize, cols: usize) {
     }
 }
 
-/// `y = max(y, 0)` in place.
-// `!(v > 0)` rather than `v <= 0` on purpose: NaN maps to 0, as the WGSL twin's `select` does.
+/// `y = y if y > 0 else 0` in place: anything not greater than 0, NaN included, becomes 0, exactly as
+/// the WGSL twins do (`select(0, v, v > 0)` in matmul.wgsl, the bit-pattern test in gather.wgsl). One
+/// rule on every device; a diverging run still shows up in the loss, through the logits.
 pub fn relu<T: Real>(y: &mut [T]) {
     let zero = T::default();
     for v in y {
-        // NaN is kept, so a diverging run shows up in the loss instead of being masked here.
-        if *v <= zero {
-            *v = zero;
-        }
+        *v = if *v > zero { *v } else { zero };
     }
 }
 
 /// `dy = dy * (y > 0)` in place, where `y` is the ReLU's output. Zero where the unit was off, which is
-/// also the (sub)gradient Keras and PyTorch take at exactly 0.
+/// also the (sub)gradient Keras and PyTorch take at exactly 0; zero where `y` is NaN, as in the WGSL
+/// masks (`relu` never outputs NaN, so this only matters for inputs that did not come from it).
 pub fn relu_backward<T: Real>(dy: &mut [T], y: &[T]) {
     let zero = T::default();
     for (d, &a) in dy.iter_mut().zip(y) {
-        if a <= zero {
-            *d = zero;
-        }
+        *d = if a > zero { *d } else { zero };
     }
 }
 
@@ -435,6 +432,266 @@ fn adam_loop<T: Real>(
 pub fn adam_alpha(lr: f64, beta1: f64, beta2: f64, t: u64) -> f64 {
     let t = t as i32;
     lr * (1.0 - beta2.powi(t)).sqrt() / (1.0 - beta1.powi(t))
+}
+
+/// The one normalisation every device uses (defined beside the batches it builds).
+pub use crate::batches::{PIXEL_SCALE, normalise};
+
+/// Whether `x` is infinite or NaN. The WGSL twins test the exponent bits, since NaN comparisons are
+/// undefined under fast math (Metal); for f32 and f64 both tests agree.
+fn nonfinite<T: Real>(x: T) -> bool {
+    !x.to_f64().is_finite()
+}
+
+/// Which samples fill a step's rows, as the kernels read it from `Step` and their dims: row `r < rows` is
+/// sample `order[start + r]`, or `start + r` when `direct` (evaluation in split order). Rows from `rows`
+/// to the capacity are a partial batch's empty tail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepRows {
+    pub rows: usize,
+    pub start: usize,
+    pub direct: bool,
+}
+
+impl StepRows {
+    /// The sample index of row `r` (`r < rows`).
+    pub fn sample(&self, order: &[u32], r: usize) -> usize {
+        if self.direct {
+            self.start + r
+        } else {
+            order[self.start + r] as usize
+        }
+    }
+}
+
+/// What `dense_tail` and `softmax_xent` report for one step: the summed loss, the rows whose first
+/// maximum is the label, and the rows whose logits or loss are not finite.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TailStat<T> {
+    pub loss: T,
+    pub correct: u32,
+    pub nonfinite: u32,
+}
+
+/// Rows of `logits (rows, cols)` with a non-finite logit or a non-finite loss (`lse - z[label]`, as
+/// `softmax_xent` computes it): the `nonfinite` count of softmax_xent.wgsl and dense_tail.
+pub fn xent_nonfinite<T: Real>(logits: &[T], labels: &[u32], rows: usize, cols: usize) -> u32 {
+    let mut bad = 0;
+    for (r, z) in logits[..rows * cols].chunks_exact(cols).enumerate() {
+        let max = z
+            .iter()
+            .copied()
+            .fold(z[0], |a, b| if b > a { b } else { a });
+        let mut sum = T::default();
+        for &v in z {
+            sum += (v - max).exp();
+        }
+        let loss = max + sum.ln() - z[labels[r] as usize];
+        bad += (z.iter().any(|&v| nonfinite(v)) || nonfinite(loss)) as u32;
+    }
+    bad
+}
+
+/// `x (capacity, inputs)`: row `r < rows.rows` is sample `rows.sample(order, r)` of `images` (u8,
+/// `inputs` bytes per sample) normalised; rows past it are 0. Twin of `gather` (gather.wgsl).
+pub fn gather<T: Real>(
+    images: &[u8],
+    order: &[u32],
+    x: &mut [T],
+    inputs: usize,
+    capacity: usize,
+    rows: StepRows,
+) {
+    for r in 0..capacity {
+        let dst = &mut x[r * inputs..(r + 1) * inputs];
+        if r >= rows.rows {
+            dst.fill(T::default());
+            continue;
+        }
+        let s = rows.sample(order, r);
+        for (d, &px) in dst.iter_mut().zip(&images[s * inputs..(s + 1) * inputs]) {
+            *d = T::from_f64(normalise(px) as f64);
+        }
+    }
+}
+
+/// `act (capacity, fan_out) = relu(x · W + b)` for the gathered `x` (see [`gather`]) of `layer`'s
+/// `fan_in` pixels, W and b at `layer`'s offsets in `params`; without ReLU when `relu` is false. Rows
+/// past `rows.rows` are 0. Twin of `forward_gather` (gather.wgsl); equal to `gather`, `matmul`,
+/// `bias_add`, `relu` in turn (unit test below).
+#[allow(clippy::too_many_arguments)]
+pub fn forward_gather<T: Real>(
+    images: &[u8],
+    order: &[u32],
+    params: &[T],
+    act: &mut [T],
+    layer: &LayerOffsets,
+    capacity: usize,
+    rows: StepRows,
+    relu: bool,
+) {
+    let (k, n) = (layer.fan_in, layer.fan_out);
+    let w = &params[layer.weight_range()];
+    let b = &params[layer.bias_range()];
+    let zero = T::default();
+    for r in 0..capacity {
+        let out = &mut act[r * n..(r + 1) * n];
+        if r >= rows.rows {
+            out.fill(zero);
+            continue;
+        }
+        let s = rows.sample(order, r);
+        let px = &images[s * k..(s + 1) * k];
+        for (j, o) in out.iter_mut().enumerate() {
+            let mut acc = zero;
+            for (p, &v) in px.iter().enumerate() {
+                acc += T::from_f64(normalise(v) as f64) * w[p * n + j];
+            }
+            let z = acc + b[j];
+            *o = if !relu || z > zero { z } else { zero };
+        }
+    }
+}
+
+/// The last dense layer of a training step, from its input `act (capacity, k)` (the last hidden
+/// layer's ReLU output, or the gathered inputs): logits `act · W + b`, sparse softmax cross-entropy
+/// against `labels[sample]`, `dlogits (capacity, classes) = (softmax - onehot) * scale`, the gradients
+/// `dW (k, classes) = act^T · dlogits` and `db = colsum(dlogits)` written into `grads` at `layer`'s
+/// offsets, and, when `dx` is given, the masked input gradient `dx (capacity, k) = (dlogits · W^T) *
+/// (act > 0)`. Only rows below `rows.rows` count; dlogits and dx are 0 past them. Twin of `dense_tail`
+/// (tail.wgsl); equal to `matmul`, `bias_add`, `softmax_xent`, `matmul_at_b`, `bias_grad`,
+/// `matmul_a_bt`, `relu_backward` in turn (unit test below).
+#[allow(clippy::too_many_arguments)]
+pub fn dense_tail<T: Real>(
+    act: &[T],
+    params: &[T],
+    labels: &[u32],
+    order: &[u32],
+    grads: &mut [T],
+    dlogits: &mut [T],
+    dx: Option<&mut [T]>,
+    layer: &LayerOffsets,
+    capacity: usize,
+    rows: StepRows,
+    scale: T,
+) -> TailStat<T> {
+    let (k, c) = (layer.fan_in, layer.fan_out);
+    let w = &params[layer.weight_range()];
+    let b = &params[layer.bias_range()];
+    let zero = T::default();
+    let live = rows.rows;
+    let mut stat = TailStat {
+        loss: zero,
+        correct: 0,
+        nonfinite: 0,
+    };
+    dlogits[live * c..capacity * c].fill(zero);
+    let mut z = vec![zero; c];
+    for r in 0..live {
+        let a = &act[r * k..(r + 1) * k];
+        for (j, zj) in z.iter_mut().enumerate() {
+            let mut acc = zero;
+            for (p, &ap) in a.iter().enumerate() {
+                acc += ap * w[p * c + j];
+            }
+            *zj = acc + b[j];
+        }
+        let label = labels[rows.sample(order, r)] as usize;
+        let (mut arg, mut max) = (0, z[0]);
+        for (j, &v) in z.iter().enumerate().skip(1) {
+            if v > max {
+                (arg, max) = (j, v);
+            }
+        }
+        let mut sum = zero;
+        for &v in &z {
+            sum += (v - max).exp();
+        }
+        let lse = max + sum.ln();
+        let loss = lse - z[label];
+        stat.loss += loss;
+        stat.correct += (arg == label) as u32;
+        stat.nonfinite += (z.iter().any(|&v| nonfinite(v)) || nonfinite(loss)) as u32;
+        for (j, d) in dlogits[r * c..(r + 1) * c].iter_mut().enumerate() {
+            let onehot = if j == label { T::from_f64(1.0) } else { zero };
+            *d = ((z[j] - lse).exp() - onehot) * scale;
+        }
+    }
+    let (gw, gb) = (layer.weight, layer.bias);
+    for p in 0..k {
+        for j in 0..c {
+            let mut acc = zero;
+            for r in 0..live {
+                acc += act[r * k + p] * dlogits[r * c + j];
+            }
+            grads[gw + p * c + j] = acc;
+        }
+    }
+    for j in 0..c {
+        let mut acc = zero;
+        for r in 0..live {
+            acc += dlogits[r * c + j];
+        }
+        grads[gb + j] = acc;
+    }
+    if let Some(dx) = dx {
+        dx[live * k..capacity * k].fill(zero);
+        for r in 0..live {
+            for p in 0..k {
+                let mut acc = zero;
+                for j in 0..c {
+                    acc += dlogits[r * c + j] * w[p * c + j];
+                }
+                dx[r * k + p] = if act[r * k + p] > zero { acc } else { zero };
+            }
+        }
+    }
+    stat
+}
+
+/// The first layer's backward and update in one: `dW = x^T · dz` over the gathered `x` (see
+/// [`gather`]) and `db = colsum(dz)`, summed over rows below `rows.rows` of `dz (>= rows, fan_out)`,
+/// each applied at once by Keras' Adam to `params`, `m` and `v` at `layer`'s offsets (the gradient is
+/// never stored). Twin of `grad_adam_gather` (gather.wgsl); equal to `gather`, `matmul_at_b`,
+/// `bias_grad`, `adam` in turn (unit test below).
+#[allow(clippy::too_many_arguments)]
+pub fn grad_adam_gather<T: Real>(
+    images: &[u8],
+    order: &[u32],
+    dz: &[T],
+    params: &mut [T],
+    m: &mut [T],
+    v: &mut [T],
+    layer: &LayerOffsets,
+    rows: StepRows,
+    adam: AdamStep<T>,
+) {
+    let (k, n) = (layer.fan_in, layer.fan_out);
+    let zero = T::default();
+    let one = T::from_f64(1.0);
+    let (c1, c2) = (one - adam.beta1, one - adam.beta2);
+    let samples: Vec<usize> = (0..rows.rows).map(|r| rows.sample(order, r)).collect();
+    let mut update = |i: usize, g: T| {
+        m[i] += (g - m[i]) * c1;
+        v[i] += (g * g - v[i]) * c2;
+        params[i] = params[i] - adam.alpha * m[i] / (v[i].sqrt() + adam.epsilon);
+    };
+    for p in 0..k {
+        for j in 0..n {
+            let mut g = zero;
+            for (r, &s) in samples.iter().enumerate() {
+                g += T::from_f64(normalise(images[s * k + p]) as f64) * dz[r * n + j];
+            }
+            update(layer.weight + p * n + j, g);
+        }
+    }
+    for j in 0..n {
+        let mut g = zero;
+        for r in 0..rows.rows {
+            g += dz[r * n + j];
+        }
+        update(layer.bias + j, g);
+    }
 }
 
 /// Preallocated activations and gradients of one MLP for batches up to `capacity` rows, so the training
@@ -661,6 +918,256 @@ mod tests {
             }
         }
         c
+    }
+
+    /// A split of `samples` random images of `inputs` pixels, an order with repeats and out-of-order
+    /// indices, labels, and f64 parameters of one layer in the CPU layout.
+    fn fused_data(
+        samples: usize,
+        inputs: usize,
+        fan_out: usize,
+        order_len: usize,
+        seed: u64,
+    ) -> (Vec<u8>, Vec<u32>, Vec<u32>, Vec<f64>, LayerOffsets) {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let images = (0..samples * inputs).map(|_| rng.random()).collect();
+        let order = (0..order_len)
+            .map(|_| rng.random_range(0..samples as u32))
+            .collect();
+        let labels = (0..samples)
+            .map(|_| rng.random_range(0..fan_out as u32))
+            .collect();
+        let spec = crate::model::MlpSpec::new(inputs, &[], fan_out).unwrap();
+        let layout = spec.layout();
+        let params = (0..layout.total)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        (images, order, labels, params, layout.layers[0])
+    }
+
+    /// `|a - b|_max <= 1e-12 |b|_max`, with the sizes equal.
+    fn assert_close_1e_12(what: &str, a: &[f64], b: &[f64]) {
+        assert_eq!(a.len(), b.len(), "{what}: lengths");
+        let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-300);
+        let err = a
+            .iter()
+            .zip(b)
+            .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+        assert!(
+            err <= 1e-12 * scale,
+            "{what}: max error {err:e} vs scale {scale:e}"
+        );
+    }
+
+    /// The cases the fused twins are checked on: (samples, inputs, fan_out, capacity, rows).
+    const FUSED_CASES: [(usize, usize, usize, usize, usize); 5] = [
+        (50, 7, 5, 8, 5),
+        (50, 785, 129, 33, 33),
+        (50, 784, 128, 32, 31),
+        (3, 1, 1, 1, 1),
+        (40, 128, 10, 32, 32),
+    ];
+
+    #[test]
+    fn relu_maps_nan_and_everything_not_positive_to_zero() {
+        let mut y = [
+            f32::NAN,
+            -1.0,
+            -0.0,
+            0.0,
+            2.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+        ];
+        relu(&mut y);
+        assert_eq!(
+            y.map(f32::to_bits),
+            [0.0, 0.0, 0.0, 0.0, 2.0, f32::INFINITY, 0.0].map(f32::to_bits)
+        );
+        let mut y = [f64::NAN, -1.0, 3.0];
+        relu(&mut y);
+        assert_eq!(y, [0.0, 0.0, 3.0]);
+        let mut dy = [1.0f32, 2.0, 3.0, 4.0];
+        relu_backward(&mut dy, &[f32::NAN, 0.0, -1.0, 0.5]);
+        assert_eq!(dy, [0.0, 0.0, 0.0, 4.0]);
+    }
+
+    #[test]
+    fn fused_twins_equal_the_composition_of_the_reference_twins_f64_rel_1e_12() {
+        for (i, &(samples, inputs, fan_out, capacity, live)) in FUSED_CASES.iter().enumerate() {
+            for direct in [false, true] {
+                let start = if direct { samples - live } else { 2 };
+                let rows = StepRows {
+                    rows: live,
+                    start,
+                    direct,
+                };
+                let (images, order, labels, params, layer) =
+                    fused_data(samples, inputs, fan_out, start + capacity, i as u64);
+                let what =
+                    format!("{samples}x{inputs}x{fan_out} {live}/{capacity} direct {direct}");
+                // The composition: gather, then the reference twins on the live rows.
+                let mut x = vec![f64::NAN; capacity * inputs];
+                gather(&images, &order, &mut x, inputs, capacity, rows);
+                for r in 0..capacity {
+                    let want: Vec<f64> = if r < live {
+                        let s = rows.sample(&order, r);
+                        images[s * inputs..(s + 1) * inputs]
+                            .iter()
+                            .map(|&p| normalise(p) as f64)
+                            .collect()
+                    } else {
+                        vec![0.0; inputs]
+                    };
+                    assert_eq!(x[r * inputs..(r + 1) * inputs], want[..], "gather row {r}");
+                }
+                let xl = &x[..live * inputs];
+                let (w, b) = (&params[layer.weight_range()], &params[layer.bias_range()]);
+                let mut pre = vec![0.0f64; capacity * fan_out];
+                matmul(xl, w, &mut pre[..live * fan_out], live, inputs, fan_out);
+                bias_add(&mut pre, b, live, fan_out);
+                for relu_on in [false, true] {
+                    let mut want = pre.clone();
+                    if relu_on {
+                        relu(&mut want);
+                    }
+                    let mut act = vec![f64::NAN; capacity * fan_out];
+                    forward_gather(
+                        &images, &order, &params, &mut act, &layer, capacity, rows, relu_on,
+                    );
+                    assert_close_1e_12(
+                        &format!("forward_gather relu {relu_on} {what}"),
+                        &act,
+                        &want,
+                    );
+                }
+
+                // dense_tail on the gathered x as the layer's input (k = inputs).
+                let mut act = x.clone();
+                relu(&mut act); // a ReLU output, with zeros for the mask
+                let al = &act[..live * inputs];
+                let row_labels: Vec<u32> =
+                    (0..live).map(|r| labels[rows.sample(&order, r)]).collect();
+                let scale = 1.0 / live as f64;
+                let mut logits = vec![0.0f64; live * fan_out];
+                matmul(al, w, &mut logits, live, inputs, fan_out);
+                bias_add(&mut logits, b, live, fan_out);
+                let mut want_dl = vec![0.0f64; capacity * fan_out];
+                let (loss, correct) =
+                    softmax_xent(&logits, &row_labels, &mut want_dl, live, fan_out, scale);
+                let bad = xent_nonfinite(&logits, &row_labels, live, fan_out);
+                let dl = &want_dl[..live * fan_out];
+                let mut want_dw = vec![0.0f64; inputs * fan_out];
+                matmul_at_b(al, dl, &mut want_dw, inputs, live, fan_out);
+                let mut want_db = vec![0.0f64; fan_out];
+                bias_grad(dl, &mut want_db, live, fan_out);
+                let mut want_dx = vec![0.0f64; capacity * inputs];
+                matmul_a_bt(dl, w, &mut want_dx[..live * inputs], live, fan_out, inputs);
+                relu_backward(&mut want_dx[..live * inputs], al);
+                let mut grads = vec![f64::NAN; params.len()];
+                let mut dlogits = vec![f64::NAN; capacity * fan_out];
+                let mut dx = vec![f64::NAN; capacity * inputs];
+                let stat = dense_tail(
+                    &act,
+                    &params,
+                    &labels,
+                    &order,
+                    &mut grads,
+                    &mut dlogits,
+                    Some(&mut dx),
+                    &layer,
+                    capacity,
+                    rows,
+                    scale,
+                );
+                assert_close_1e_12(&format!("dense_tail dlogits {what}"), &dlogits, &want_dl);
+                assert_close_1e_12(
+                    &format!("dense_tail dW {what}"),
+                    &grads[layer.weight_range()],
+                    &want_dw,
+                );
+                assert_close_1e_12(
+                    &format!("dense_tail db {what}"),
+                    &grads[layer.bias_range()],
+                    &want_db,
+                );
+                assert_close_1e_12(&format!("dense_tail dx {what}"), &dx, &want_dx);
+                assert_close_1e_12(&format!("dense_tail loss {what}"), &[stat.loss], &[loss]);
+                assert_eq!((stat.correct, stat.nonfinite), (correct, bad), "{what}");
+
+                // grad_adam_gather with dz = dlogits-shaped values over the layer's outputs.
+                let dz: Vec<f64> = (0..capacity * fan_out)
+                    .map(|i| ((i * 7919) % 201) as f64 / 1000.0 - 0.1)
+                    .collect();
+                let step = AdamStep {
+                    alpha: 1e-3,
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    epsilon: 1e-7,
+                };
+                let m0: Vec<f64> = params.iter().map(|p| p * 0.01).collect();
+                let v0: Vec<f64> = params.iter().map(|p| p * p * 1e-4).collect();
+                let mut g = vec![0.0f64; params.len()];
+                matmul_at_b(
+                    xl,
+                    &dz[..live * fan_out],
+                    &mut g[layer.weight_range()],
+                    inputs,
+                    live,
+                    fan_out,
+                );
+                bias_grad(
+                    &dz[..live * fan_out],
+                    &mut g[layer.bias_range()],
+                    live,
+                    fan_out,
+                );
+                let (mut wp, mut wm, mut wv) = (params.clone(), m0.clone(), v0.clone());
+                for range in [layer.weight_range(), layer.bias_range()] {
+                    adam(
+                        &mut wp[range.clone()],
+                        &g[range.clone()],
+                        &mut wm[range.clone()],
+                        &mut wv[range],
+                        step.alpha,
+                        step.beta1,
+                        step.beta2,
+                        step.epsilon,
+                    );
+                }
+                let (mut p, mut m, mut v) = (params.clone(), m0, v0);
+                grad_adam_gather(
+                    &images, &order, &dz, &mut p, &mut m, &mut v, &layer, rows, step,
+                );
+                assert_close_1e_12(&format!("grad_adam_gather params {what}"), &p, &wp);
+                assert_close_1e_12(&format!("grad_adam_gather m {what}"), &m, &wm);
+                assert_close_1e_12(&format!("grad_adam_gather v {what}"), &v, &wv);
+            }
+        }
+    }
+
+    #[test]
+    fn dense_tail_counts_rows_with_non_finite_logits() {
+        let (images, order, labels, mut params, layer) = fused_data(10, 6, 4, 8, 3);
+        let rows = StepRows {
+            rows: 5,
+            start: 0,
+            direct: false,
+        };
+        let mut x = vec![0.0f64; 8 * 6];
+        gather(&images, &order, &mut x, 6, 8, rows);
+        let run = |params: &[f64]| {
+            let mut grads = vec![0.0; params.len()];
+            let mut dl = vec![0.0; 8 * 4];
+            dense_tail(
+                &x, params, &labels, &order, &mut grads, &mut dl, None, &layer, 8, rows, 0.2,
+            )
+        };
+        assert_eq!(run(&params).nonfinite, 0);
+        // One infinite weight reaches every row whose pixel 0 is not 0 (as +inf) or is 0 (as NaN).
+        params[layer.weight + 2] = f64::INFINITY;
+        assert_eq!(run(&params).nonfinite, 5);
     }
 
     #[test]

@@ -9,8 +9,8 @@ use crate::backend::{Backend, CpuBackend, Role};
 use crate::config::AdamConfig;
 use crate::data::Split;
 use crate::gpu::GpuBackend;
-use crate::gpu::plan::Operands;
 use crate::gpu::context::{AdapterSummary, NO_ADAPTER_HINT, list_adapters};
+use crate::gpu::plan::Operands;
 use crate::metrics::StepStats;
 use crate::model::MlpSpec;
 
@@ -69,7 +69,9 @@ pub fn make_backend(
                     Ok(gpu) => return Ok(Box::new(Explained::new(Box::new(gpu), why))),
                     // A GPU that cannot run the engine must not stop the run: the CPU path computes
                     // the same thing.
-                    Err(e) => why = format!("auto: the GPU could not be used ({e:#}); using the CPU path"),
+                    Err(e) => {
+                        why = format!("auto: the GPU could not be used ({e:#}); using the CPU path")
+                    }
                 }
             }
             let cpu = CpuBackend::new(spec, params, adam, batch_capacity);

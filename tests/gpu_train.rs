@@ -106,13 +106,15 @@ fn params_cross_the_boundary_unchanged_and_bad_batches_are_errors() {
     let Some(ctx) = common::gpu_or_skip("params round trip") else {
         return;
     };
-    let err = gpu_err(|| GpuBackend::with_context(
-        common::gpu_or_skip("params round trip").unwrap(),
-        MlpSpec::fashion(&[128]).unwrap(),
-        vec![0.0; 3],
-        AdamConfig::default(),
-        32,
-    ));
+    let err = gpu_err(|| {
+        GpuBackend::with_context(
+            common::gpu_or_skip("params round trip").unwrap(),
+            MlpSpec::fashion(&[128]).unwrap(),
+            vec![0.0; 3],
+            AdamConfig::default(),
+            32,
+        )
+    });
     assert!(err.contains("parameter vector"), "{err}");
     let spec = MlpSpec::fashion(&[128]).unwrap();
     let params = glorot_init(&spec, 1);
@@ -246,7 +248,10 @@ fn buffer_path_step_is_at_most_4_dispatches_0_copies_1_pass_and_1024_bytes_up() 
     let data = match fmnist::data::locate_and_load(None) {
         Ok(d) => d,
         Err(e) => {
-            assert!(!common::require_gpu(), "FMNIST_REQUIRE_GPU=1 but no data: {e:#}");
+            assert!(
+                !common::require_gpu(),
+                "FMNIST_REQUIRE_GPU=1 but no data: {e:#}"
+            );
             return;
         }
     };
@@ -288,7 +293,10 @@ fn texture_path_counts_its_copies_and_passes() {
     let data = match fmnist::data::locate_and_load(None) {
         Ok(d) => d,
         Err(e) => {
-            assert!(!common::require_gpu(), "FMNIST_REQUIRE_GPU=1 but no data: {e:#}");
+            assert!(
+                !common::require_gpu(),
+                "FMNIST_REQUIRE_GPU=1 but no data: {e:#}"
+            );
             return;
         }
     };

@@ -1,8 +1,10 @@
 //! Every WGSL entry point (and each op fused into a matmul epilogue) against its CPU twin on the shape
 //! ladder 1x1x1, 7x7x7, T-1/T/T+1 around the tile T, 33x785x129, 32x784x128, 32x128x10, in all three
 //! layouts, with NaN in every padding lane and in every output before the run. Tolerances
-//! `|gpu - cpu| <= atol + rtol |cpu|` are in the test names. Skips without an adapter unless
-//! FMNIST_REQUIRE_GPU=1.
+//! `|gpu - cpu| <= atol + rtol |cpu|` are in the test names. The buffer-path kernels (gather,
+//! forward_gather, dense_tail, grad_adam_gather, adam) run on steps drawn from a resident split of u8
+//! images through a shuffled order or in split order, with partial batches and odd row lengths. Skips
+//! without an adapter unless FMNIST_REQUIRE_GPU=1.
 
 mod common;
 
@@ -72,7 +74,7 @@ fn softmax_xent_zeroes_the_rows_past_a_partial_batch() {
     let (rows, cap, cols) = (3, 8, 10);
     let logits = selftest::random(cap * cols, -3.0, 3.0, &mut rand_seed(1));
     let labels = vec![1u32; cap];
-    let (dz, _, _) = h.softmax_xent(&logits, &labels, rows, cap, cols).unwrap();
+    let (dz, _, _, _) = h.softmax_xent(&logits, &labels, rows, cap, cols).unwrap();
     assert!(
         dz[rows * cols..].iter().all(|&v| v == 0.0),
         "rows past {rows} must be 0: {:?}",
@@ -138,4 +140,297 @@ fn matmul_ignores_nan_padding_in_every_layout_atol1e5_rtol1e4() {
         .matmul(Layout::Nt, m, n, k, &a, &bt, 0, None, None)
         .unwrap();
     assert!(compare(&got.c, &want, (1e-5, 1e-4)).pass());
+}
+
+// ---- The buffer path: gather, forward_gather, dense_tail, grad_adam_gather, adam ----
+
+use fmnist::gpu::kernels::{self, Kernel};
+use fmnist::gpu::selftest::StepCase;
+
+#[test]
+fn pixel_scale_literal_in_gather_wgsl_has_the_bits_of_cpu_pixel_scale() {
+    // `const PIXEL_SCALE: f32 = 0x<hex digits>.<hex digits>p<exp>f;`: an exact hexadecimal literal.
+    let src = kernels::GATHER_WGSL;
+    let at = src
+        .find("const PIXEL_SCALE: f32 = ")
+        .expect("PIXEL_SCALE in gather.wgsl");
+    let lit = src[at..].split('=').nth(1).unwrap();
+    let lit = lit[..lit.find(';').unwrap()].trim();
+    let body = lit
+        .strip_prefix("0x")
+        .and_then(|l| l.strip_suffix('f'))
+        .unwrap_or_else(|| panic!("not a hexadecimal f32 literal: {lit}"));
+    let (mantissa, exp) = body.split_once('p').expect("a binary exponent");
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = u64::from_str_radix(&format!("{int}{frac}"), 16).unwrap();
+    let exp: i32 = exp.parse().unwrap();
+    // digits * 2^(exp - 4 * fraction digits), exact in f64 for a literal this short.
+    let value = digits as f64 * 2f64.powi(exp - 4 * frac.len() as i32);
+    assert_eq!(value as f32 as f64, value, "{lit} is not exactly an f32");
+    assert_eq!(
+        (value as f32).to_bits(),
+        fmnist::cpu::PIXEL_SCALE.to_bits(),
+        "{lit} vs cpu::PIXEL_SCALE"
+    );
+}
+
+#[test]
+fn forward_gather_exposes_at_least_2048_invocations_for_32x784x128() {
+    let groups = kernels::forward_gather_groups(32, 128);
+    let n = Kernel::ForwardGather.invocations(groups);
+    assert!(
+        n >= 2048,
+        "forward_gather runs {n} invocations ({groups:?} groups)"
+    );
+    // The first layer's weight gradient is not starved either.
+    let n = Kernel::GradAdamGather.invocations(kernels::grad_adam_gather_groups(784, 128));
+    assert!(n >= 2048, "grad_adam_gather runs {n} invocations");
+}
+
+/// Step cases over shapes, odd row lengths, partial batches, both row orders.
+fn step_cases() -> Vec<(StepCase, usize, bool)> {
+    let mut out = Vec::new();
+    let mut shapes = selftest::shape_ladder();
+    shapes.extend([(8, 7, 5), (32, 785, 128)]);
+    for s in shapes {
+        for (case, flag) in selftest::step_cases(s, 21) {
+            out.push((case, s.2, flag));
+        }
+    }
+    for (inputs, classes, cap, rows, direct) in [
+        (7, 5, 8, 5, false),
+        (784, 128, 32, 31, false),
+        (785, 10, 32, 31, true),
+    ] {
+        out.push((
+            StepCase::new(inputs, classes, cap, rows, direct, 22),
+            classes,
+            !direct,
+        ));
+    }
+    out
+}
+
+#[test]
+fn gather_matches_cpu_twin_bit_for_bit() {
+    let Some(h) = harness("gather") else { return };
+    let mut cases = Vec::new();
+    for (case, _, flag) in step_cases() {
+        cases.extend(selftest::gather_case(&h, &case, if flag { 0 } else { 8 }).unwrap());
+    }
+    common::assert_all_pass("gather", &cases);
+}
+
+#[test]
+fn forward_gather_matches_cpu_twin_atol1e5_rtol1e4() {
+    let Some(h) = harness("forward_gather") else {
+        return;
+    };
+    let mut cases = Vec::new();
+    for (case, fan_out, flag) in step_cases() {
+        cases.extend(selftest::forward_gather_case(&h, &case, fan_out, flag, 23).unwrap());
+    }
+    common::assert_all_pass("forward_gather", &cases);
+}
+
+#[test]
+fn dense_tail_matches_cpu_twin_atol1e5_rtol1e4() {
+    let Some(h) = harness("dense_tail") else {
+        return;
+    };
+    let mut cases = Vec::new();
+    for (case, classes, flag) in step_cases() {
+        cases.extend(selftest::dense_tail_case(&h, &case, classes, flag, 24).unwrap());
+    }
+    // A capacity past the workgroup (256 rows), so every phase loops.
+    let big = StepCase::new(20, 10, 300, 290, false, 25);
+    cases.extend(selftest::dense_tail_case(&h, &big, 10, true, 25).unwrap());
+    common::assert_all_pass("dense_tail", &cases);
+}
+
+#[test]
+fn grad_adam_gather_matches_cpu_twin_atol1e5_rtol1e4() {
+    let Some(h) = harness("grad_adam_gather") else {
+        return;
+    };
+    let mut cases = Vec::new();
+    for (case, fan_out, _) in step_cases() {
+        cases.extend(selftest::grad_adam_gather_case(&h, &case, fan_out, 26).unwrap());
+    }
+    common::assert_all_pass("grad_adam_gather", &cases);
+}
+
+#[test]
+fn adam_buffer_matches_cpu_twin_atol1e6_rtol1e5() {
+    let Some(h) = harness("adam (buffer)") else {
+        return;
+    };
+    let mut cases = Vec::new();
+    for (n, off4, len4) in [
+        (4, 0, 1),
+        (64, 0, 16),
+        (1000, 3, 200),
+        (101_776, 23_000, 2_064),
+    ] {
+        cases.extend(selftest::adam_range_case(&h, n, off4, len4, 27).unwrap());
+    }
+    common::assert_all_pass("adam (buffer)", &cases);
+}
+
+#[test]
+fn dense_tail_counts_non_finite_logits() {
+    let Some(h) = harness("dense_tail non-finite") else {
+        return;
+    };
+    let (k, classes) = (12, 10);
+    let case = StepCase::new(k, classes, 8, 6, false, 28);
+    let mut r = rand_seed(28);
+    let act = selftest::random(8 * k, 0.1, 1.0, &mut r);
+    let b = selftest::random(classes, -0.5, 0.5, &mut r);
+    for (bad, want) in [(None, 0), (Some(f32::INFINITY), 6), (Some(f32::NAN), 6)] {
+        let mut w = selftest::random(k * classes, -0.3, 0.3, &mut r);
+        if let Some(x) = bad {
+            w[3 * classes + 4] = x; // column 4: every live row's logit 4
+        }
+        let out = h.dense_tail(&case, &act, &w, &b, k, classes, true).unwrap();
+        assert_eq!(out.stat.nonfinite, want, "weight {bad:?}: {:?}", out.stat);
+        let mut params = w.clone();
+        params.extend(&b);
+        let layer = selftest::ParamsPacking::new(k, classes).cpu_layer();
+        let (mut grads, mut dl) = (vec![0.0; params.len()], vec![0.0; 8 * classes]);
+        let twin = fmnist::cpu::dense_tail(
+            &act,
+            &params,
+            &case.labels,
+            &case.order,
+            &mut grads,
+            &mut dl,
+            None,
+            &layer,
+            8,
+            case.rows,
+            1.0 / 6.0,
+        );
+        assert_eq!(twin.nonfinite, want, "cpu::dense_tail, weight {bad:?}");
+    }
+}
+
+#[test]
+fn softmax_xent_counts_non_finite_rows() {
+    let Some(h) = harness("softmax_xent non-finite") else {
+        return;
+    };
+    let (rows, cols) = (5, 4);
+    let mut logits = selftest::random(rows * cols, -2.0, 2.0, &mut rand_seed(29));
+    logits[cols + 2] = f32::INFINITY;
+    logits[3 * cols] = f32::NAN;
+    let labels = vec![1u32; rows];
+    let (_, _, _, bad) = h.softmax_xent(&logits, &labels, rows, rows, cols).unwrap();
+    assert_eq!(bad, 2);
+    assert_eq!(fmnist::cpu::xent_nonfinite(&logits, &labels, rows, cols), 2);
+}
+
+#[test]
+fn rows_past_a_partial_batch_are_zero() {
+    let Some(h) = harness("partial batch") else {
+        return;
+    };
+    let (inputs, hidden, classes, cap, rows) = (13, 9, 10, 8, 5);
+    let case = StepCase::new(inputs, classes, cap, rows, false, 30);
+    let mut r = rand_seed(30);
+    let zero_past = |what: &str, v: &[f32], cols: usize| {
+        assert!(
+            v[rows * cols..].iter().all(|&x| x == 0.0),
+            "{what}: rows past {rows} must be 0: {:?}",
+            &v[rows * cols..]
+        );
+        assert!(
+            v[..rows * cols].iter().all(|x| x.is_finite()),
+            "{what}: live rows"
+        );
+    };
+    let x = h.gather(&case, 16).unwrap();
+    zero_past("gather", &x, 16);
+    let w = selftest::random(inputs * hidden, -1.0, 1.0, &mut r);
+    let b = selftest::random(hidden, -1.0, 1.0, &mut r);
+    let act = h.forward_gather(&case, &w, &b, hidden, true).unwrap();
+    zero_past("forward_gather", &act, hidden);
+    let tail_case = StepCase::new(hidden, classes, cap, rows, false, 31);
+    let w2 = selftest::random(hidden * classes, -0.5, 0.5, &mut r);
+    let b2 = selftest::random(classes, -0.5, 0.5, &mut r);
+    let out = h
+        .dense_tail(&tail_case, &act, &w2, &b2, hidden, classes, true)
+        .unwrap();
+    zero_past("dense_tail dlogits", &out.dlogits, classes);
+    assert!(
+        out.dx[rows * hidden..].iter().all(|&x| x == 0.0),
+        "dense_tail dZ"
+    );
+    assert_eq!(out.stat.nonfinite, 0, "{:?}", out.stat);
+}
+
+#[test]
+fn relu_maps_nan_to_zero_on_the_gpu_as_on_the_cpu() {
+    let Some(h) = harness("relu NaN") else { return };
+    // forward_gather: a NaN weight makes a whole column's pre-activation NaN.
+    let (inputs, fan_out, cap) = (9, 6, 4);
+    let case = StepCase::new(inputs, 2, cap, cap, false, 32);
+    let mut r = rand_seed(32);
+    let mut w = selftest::random(inputs * fan_out, -1.0, 1.0, &mut r);
+    w[2 * fan_out + 1] = f32::NAN;
+    let b = selftest::random(fan_out, -1.0, 1.0, &mut r);
+    let act = h.forward_gather(&case, &w, &b, fan_out, true).unwrap();
+    for row in 0..cap {
+        assert_eq!(
+            act[row * fan_out + 1].to_bits(),
+            0,
+            "forward_gather row {row}"
+        );
+    }
+    let mut params = w.clone();
+    params.extend(&b);
+    let layer = selftest::ParamsPacking::new(inputs, fan_out).cpu_layer();
+    let mut want = vec![f32::NAN; cap * fan_out];
+    fmnist::cpu::forward_gather(
+        &case.images,
+        &case.order,
+        &params,
+        &mut want,
+        &layer,
+        cap,
+        case.rows,
+        true,
+    );
+    assert_eq!(want[fan_out + 1].to_bits(), 0, "cpu::forward_gather");
+    // matmul's ReLU epilogue: a NaN bias.
+    let x = selftest::random(cap * inputs, -1.0, 1.0, &mut r);
+    let w = selftest::random(inputs * fan_out, -1.0, 1.0, &mut r);
+    let mut bias = selftest::random(fan_out, -1.0, 1.0, &mut r);
+    bias[3] = f32::NAN;
+    use fmnist::gpu::kernels::{FLAG_BIAS, FLAG_RELU};
+    let got = h
+        .matmul(
+            Layout::Nn,
+            cap,
+            fan_out,
+            inputs,
+            &x,
+            &w,
+            FLAG_BIAS | FLAG_RELU,
+            Some(&bias),
+            None,
+        )
+        .unwrap();
+    let mut want = vec![0.0f32; cap * fan_out];
+    fmnist::cpu::matmul(&x, &w, &mut want, cap, inputs, fan_out);
+    fmnist::cpu::bias_add(&mut want, &bias, cap, fan_out);
+    fmnist::cpu::relu(&mut want);
+    for row in 0..cap {
+        assert_eq!(
+            got.c[row * fan_out + 3].to_bits(),
+            0,
+            "mm_nn+relu row {row}"
+        );
+        assert_eq!(want[row * fan_out + 3].to_bits(), 0, "cpu::relu row {row}");
+    }
 }

@@ -31,22 +31,92 @@ fn every_file_in_shaders_is_loaded_by_the_engine() {
     assert_eq!(on_disk, loaded);
 }
 
+/// The field lines of `struct NAME { ... }` in `src`, comments and blanks dropped.
+fn struct_fields(src: &str, name: &str) -> Vec<String> {
+    let start = src
+        .find(&format!("struct {name} {{"))
+        .unwrap_or_else(|| panic!("struct {name}"));
+    let end = start + src[start..].find('}').unwrap();
+    src[start..end]
+        .lines()
+        .skip(1)
+        .map(|l| l.split("//").next().unwrap().trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+fn shader(file: &str) -> &'static str {
+    SHADERS.iter().find(|(n, _)| *n == file).unwrap().1
+}
+
 #[test]
 fn the_step_record_is_the_same_struct_in_every_shader_that_reads_it() {
-    // softmax_xent.wgsl and adam.wgsl both read `Step` at the same dynamic offset: their fields must agree.
-    let fields = |src: &str| -> Vec<String> {
-        let start = src.find("struct Step {").expect("struct Step");
-        let end = start + src[start..].find('}').unwrap();
-        src[start..end]
-            .lines()
-            .skip(1)
-            .map(|l| l.split("//").next().unwrap().trim().to_string())
-            .filter(|l| !l.is_empty())
-            .collect()
-    };
-    assert_eq!(fields(SHADERS[1].1), fields(SHADERS[2].1));
+    // Every kernel of a step reads `Step` from the same record: their fields must agree.
+    let readers: Vec<&str> = SHADERS
+        .iter()
+        .filter(|(_, src)| src.contains("struct Step {"))
+        .map(|(n, _)| *n)
+        .collect();
     assert_eq!(
-        fields(SHADERS[1].1).len(),
+        readers,
+        ["softmax_xent.wgsl", "adam.wgsl", "gather.wgsl", "tail.wgsl"]
+    );
+    let first = struct_fields(shader(readers[0]), "Step");
+    for r in &readers {
+        assert_eq!(struct_fields(shader(r), "Step"), first, "{r}");
+    }
+    assert_eq!(
+        first.len(),
         std::mem::size_of::<fmnist::gpu::kernels::StepRecord>() / 4
     );
+    assert!(first.contains(&"start: u32,".to_string()));
+}
+
+#[test]
+fn uniform_and_stat_structs_match_their_rust_mirrors_in_size() {
+    // Every field is 4 bytes, so the field count gives the WGSL size; each is a multiple of 16 bytes.
+    use fmnist::gpu::kernels::*;
+    use std::mem::size_of;
+    for (file, name, size) in [
+        ("gather.wgsl", "GatherDims", size_of::<GatherDims>()),
+        (
+            "gather.wgsl",
+            "ForwardGatherDims",
+            size_of::<ForwardGatherDims>(),
+        ),
+        ("gather.wgsl", "GradAdamDims", size_of::<GradAdamDims>()),
+        ("tail.wgsl", "TailDims", size_of::<TailDims>()),
+        ("adam.wgsl", "AdamRangeDims", size_of::<AdamRangeDims>()),
+        ("adam.wgsl", "AdamDims", size_of::<AdamDims>()),
+        ("softmax_xent.wgsl", "StepStat", size_of::<StepStat>()),
+        ("tail.wgsl", "StepStat", size_of::<StepStat>()),
+    ] {
+        assert_eq!(
+            struct_fields(shader(file), name).len() * 4,
+            size,
+            "{file} {name}"
+        );
+        assert_eq!(size % 16, 0, "{name}");
+    }
+}
+
+#[test]
+fn every_kernel_workgroup_size_matches_its_wgsl() {
+    use fmnist::gpu::kernels::Kernel;
+    for k in Kernel::ALL {
+        let src = shader(k.file());
+        let at = src
+            .find(&format!("fn {}(", k.entry_point()))
+            .unwrap_or_else(|| panic!("{} in {}", k.entry_point(), k.file()));
+        let attr = src[..at].rfind("@workgroup_size(").unwrap() + "@workgroup_size(".len();
+        let args = &src[attr..attr + src[attr..].find(')').unwrap()];
+        let mut dims: Vec<u32> = args.split(',').map(|a| a.trim().parse().unwrap()).collect();
+        dims.resize(3, 1);
+        assert_eq!(
+            (dims[0], dims[1], dims[2]),
+            k.workgroup_size(),
+            "{}",
+            k.entry_point()
+        );
+    }
 }

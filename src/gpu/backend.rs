@@ -338,12 +338,9 @@ impl GpuBackend {
             self.ctx.wait_for(prev)?;
         }
         self.host.wait += t3.elapsed();
-        if self.profiler.is_some() {
+        if let Some(p) = &mut self.profiler {
             let t = Instant::now();
-            self.profiler
-                .as_mut()
-                .expect("profiling")
-                .collect(&self.ctx.device, n, done.queries)?;
+            p.collect(&self.ctx.device, n, done.queries)?;
             self.in_flight = None;
             self.host.wait += t.elapsed();
         }

@@ -13,7 +13,9 @@ use crate::data::Split;
 use crate::gpu::buffers::{self as gbuf, GpuLayout, TextureMirror, pad_texture_row};
 use crate::gpu::context::GpuContext;
 use crate::gpu::dataset::ResidentSplit;
-use crate::gpu::kernels::{self, ForwardGatherDims, GatherDims, Kernel, Kernels, MatmulDims, StepRecord};
+use crate::gpu::kernels::{
+    self, ForwardGatherDims, GatherDims, Kernel, Kernels, MatmulDims, StepRecord,
+};
 use crate::gpu::params::ParamState;
 use crate::gpu::plan::textures::forward_dims;
 use crate::gpu::plan::{Operands, f32_bytes};
@@ -71,7 +73,13 @@ pub struct EvalPlan {
 }
 
 impl EvalPlan {
-    pub fn new(ctx: &GpuContext, kernels: &Kernels, state: &ParamState, inputs: usize, operands: Operands) -> Result<Self> {
+    pub fn new(
+        ctx: &GpuContext,
+        kernels: &Kernels,
+        state: &ParamState,
+        inputs: usize,
+        operands: Operands,
+    ) -> Result<Self> {
         let d = &ctx.device;
         let layout = &state.layout;
         let in_ld = pad_texture_row(inputs);
@@ -85,12 +93,26 @@ impl EvalPlan {
             .layers
             .iter()
             .enumerate()
-            .map(|(i, l)| gbuf::storage(d, &format!("eval act {i} (cap, ld)"), f32_bytes(cap * l.ld)))
+            .map(|(i, l)| {
+                gbuf::storage(d, &format!("eval act {i} (cap, ld)"), f32_bytes(cap * l.ld))
+            })
             .collect();
         let products = (0..layout.layers.len())
             .map(|l| {
                 let input = if l == 0 { &x } else { &acts[l - 1] };
-                product(d, kernels, state, layout, l, cap, in_ld, input, &acts[l], Kernel::MmNn, None)
+                product(
+                    d,
+                    kernels,
+                    state,
+                    layout,
+                    l,
+                    cap,
+                    in_ld,
+                    input,
+                    &acts[l],
+                    Kernel::MmNn,
+                    None,
+                )
             })
             .collect();
         let last = layout.layers.last().expect("an MLP has layers");
@@ -100,8 +122,16 @@ impl EvalPlan {
             in_ld,
             outputs: last.fan_out,
             out_ld: last.ld,
-            record: gbuf::uniform_init(d, "eval record", bytemuck::bytes_of(&StepRecord::default())),
-            read: gbuf::readback(d, "eval logits readback (cap, out_ld)", f32_bytes(cap * last.ld)),
+            record: gbuf::uniform_init(
+                d,
+                "eval record",
+                bytemuck::bytes_of(&StepRecord::default()),
+            ),
+            read: gbuf::readback(
+                d,
+                "eval logits readback (cap, out_ld)",
+                f32_bytes(cap * last.ld),
+            ),
             x_host: vec![0.0; cap * in_ld],
             logits_host: vec![0.0; cap * last.ld],
             x,
@@ -113,7 +143,13 @@ impl EvalPlan {
     }
 
     /// Makes `split` the evaluated data (uploaded once; the same `Arc` again does nothing).
-    pub fn attach(&mut self, ctx: &GpuContext, kernels: &Kernels, state: &ParamState, split: &Arc<Split>) -> Result<u64> {
+    pub fn attach(
+        &mut self,
+        ctx: &GpuContext,
+        kernels: &Kernels,
+        state: &ParamState,
+        split: &Arc<Split>,
+    ) -> Result<u64> {
         if self.data.as_ref().is_some_and(|s| s.split.holds(split)) {
             return Ok(0);
         }
@@ -145,10 +181,23 @@ impl EvalPlan {
                 d,
                 "eval forward_gather",
                 &kernels.forward_gather_layout,
-                &[&resident.images, order, &state.params, &self.acts[0], &u, &self.record],
+                &[
+                    &resident.images,
+                    order,
+                    &state.params,
+                    &self.acts[0],
+                    &u,
+                    &self.record,
+                ],
                 None,
             );
-            first.push(Stage { kernel: Kernel::ForwardGather, bind, tex_bind: None, dims: None, n: l0.fan_out });
+            first.push(Stage {
+                kernel: Kernel::ForwardGather,
+                bind,
+                tex_bind: None,
+                dims: None,
+                n: l0.fan_out,
+            });
             self.keep.push(u);
         } else {
             let dims = GatherDims {
@@ -165,35 +214,111 @@ impl EvalPlan {
                 &[&resident.images, order, &self.x, &u, &self.record],
                 None,
             );
-            first.push(Stage { kernel: Kernel::Gather, bind, tex_bind: None, dims: None, n: self.in_ld });
+            first.push(Stage {
+                kernel: Kernel::Gather,
+                bind,
+                tex_bind: None,
+                dims: None,
+                n: self.in_ld,
+            });
             self.keep.push(u);
             if self.operands == Operands::Textures {
-                let mirror = TextureMirror::new(d, "eval x mirror (cap, in_ld)", &self.x, 0, self.in_ld, self.cap)?;
-                let atlas = &state.mirrors.as_ref().expect("the texture path keeps parameter mirrors").atlas;
-                let tex = kernels::tex_bind_group(d, "eval L1 textures", kernels, &mirror.view(), &atlas.view());
-                first.push(product(d, kernels, state, layout, 0, self.cap, self.in_ld, &self.x, &self.acts[0], Kernel::MmNnTex, Some(tex)));
+                let mirror = TextureMirror::new(
+                    d,
+                    "eval x mirror (cap, in_ld)",
+                    &self.x,
+                    0,
+                    self.in_ld,
+                    self.cap,
+                )?;
+                let atlas = &state
+                    .mirrors
+                    .as_ref()
+                    .expect("the texture path keeps parameter mirrors")
+                    .atlas;
+                let tex = kernels::tex_bind_group(
+                    d,
+                    "eval L1 textures",
+                    kernels,
+                    &mirror.view(),
+                    &atlas.view(),
+                );
+                first.push(product(
+                    d,
+                    kernels,
+                    state,
+                    layout,
+                    0,
+                    self.cap,
+                    self.in_ld,
+                    &self.x,
+                    &self.acts[0],
+                    Kernel::MmNnTex,
+                    Some(tex),
+                ));
                 x_mirror = Some(mirror);
             } else {
-                first.push(product(d, kernels, state, layout, 0, self.cap, self.in_ld, &self.x, &self.acts[0], Kernel::MmNn, None));
+                first.push(product(
+                    d,
+                    kernels,
+                    state,
+                    layout,
+                    0,
+                    self.cap,
+                    self.in_ld,
+                    &self.x,
+                    &self.acts[0],
+                    Kernel::MmNn,
+                    None,
+                ));
             }
         }
-        self.data = Some(SplitStages { split: resident, first, x_mirror });
+        self.data = Some(SplitStages {
+            split: resident,
+            first,
+            x_mirror,
+        });
         Ok(uploaded)
     }
 
     /// Logits `(rows, outputs)` of the attached split's samples `start..start + rows`.
-    pub fn split_logits(&mut self, ctx: &GpuContext, kernels: &Kernels, start: usize, rows: usize, out: &mut [f32]) -> Result<u64> {
-        let record = StepRecord { rows: rows as u32, start: start as u32, ..StepRecord::default() };
-        ctx.queue.write_buffer(&self.record, 0, bytemuck::bytes_of(&record));
+    pub fn split_logits(
+        &mut self,
+        ctx: &GpuContext,
+        kernels: &Kernels,
+        start: usize,
+        rows: usize,
+        out: &mut [f32],
+    ) -> Result<u64> {
+        let record = StepRecord {
+            rows: rows as u32,
+            start: start as u32,
+            ..StepRecord::default()
+        };
+        ctx.queue
+            .write_buffer(&self.record, 0, bytemuck::bytes_of(&record));
         self.run(ctx, kernels, rows, true, out)
     }
 
     /// Logits `(rows, outputs)` of normalised host inputs `x (rows, inputs)`.
-    pub fn host_logits(&mut self, ctx: &GpuContext, kernels: &Kernels, x: &[f32], rows: usize, inputs: usize, out: &mut [f32]) -> Result<u64> {
+    pub fn host_logits(
+        &mut self,
+        ctx: &GpuContext,
+        kernels: &Kernels,
+        x: &[f32],
+        rows: usize,
+        inputs: usize,
+        out: &mut [f32],
+    ) -> Result<u64> {
         for r in 0..rows {
-            self.x_host[r * self.in_ld..r * self.in_ld + inputs].copy_from_slice(&x[r * inputs..(r + 1) * inputs]);
+            self.x_host[r * self.in_ld..r * self.in_ld + inputs]
+                .copy_from_slice(&x[r * inputs..(r + 1) * inputs]);
         }
-        ctx.queue.write_buffer(&self.x, 0, bytemuck::cast_slice(&self.x_host[..rows * self.in_ld]));
+        ctx.queue.write_buffer(
+            &self.x,
+            0,
+            bytemuck::cast_slice(&self.x_host[..rows * self.in_ld]),
+        );
         self.run(ctx, kernels, rows, false, out)
     }
 
@@ -210,7 +335,14 @@ impl EvalPlan {
     /// Runs the forward pass over `rows` rows and reads the logits back; returns the bytes read. From a
     /// split, its stages compute the first layer (starting with a gather); from host inputs, layer 0's
     /// product reads `x`.
-    fn run(&mut self, ctx: &GpuContext, kernels: &Kernels, rows: usize, from_split: bool, out: &mut [f32]) -> Result<u64> {
+    fn run(
+        &mut self,
+        ctx: &GpuContext,
+        kernels: &Kernels,
+        rows: usize,
+        from_split: bool,
+        out: &mut [f32],
+    ) -> Result<u64> {
         let q = &ctx.queue;
         let data = if from_split { self.data.as_ref() } else { None };
         let (first, later): (&[Stage], &[Stage]) = match data {
@@ -219,22 +351,39 @@ impl EvalPlan {
         };
         for st in first.iter().chain(later) {
             if let Some((buf, dims)) = &st.dims {
-                q.write_buffer(buf, 0, bytemuck::bytes_of(&MatmulDims { m: rows as u32, ..*dims }));
+                q.write_buffer(
+                    buf,
+                    0,
+                    bytemuck::bytes_of(&MatmulDims {
+                        m: rows as u32,
+                        ..*dims
+                    }),
+                );
             }
         }
-        let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("eval forward") });
+        let mut enc = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("eval forward"),
+            });
         let mut stages = first.iter().chain(later).peekable();
         if let Some(mirror) = data.and_then(|s| s.x_mirror.as_ref()) {
             // The gather's output must reach the texture before the first product reads it.
             let gather = stages.next().expect("a split's stages start with a gather");
             {
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("eval gather"), timestamp_writes: None });
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("eval gather"),
+                    timestamp_writes: None,
+                });
                 dispatch(kernels, &mut pass, gather, rows, self.cap);
             }
             mirror.encode(&mut enc);
         }
         {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("eval forward"), timestamp_writes: None });
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("eval forward"),
+                timestamp_writes: None,
+            });
             for st in stages {
                 dispatch(kernels, &mut pass, st, rows, self.cap);
             }
@@ -243,16 +392,28 @@ impl EvalPlan {
         let last = self.acts.last().expect("an MLP has layers");
         enc.copy_buffer_to_buffer(last, 0, &self.read, 0, bytes);
         q.submit([enc.finish()]);
-        gbuf::read_mapped(&ctx.device, &self.read, bytes, bytemuck::cast_slice_mut(&mut self.logits_host[..rows * self.out_ld]))?;
+        gbuf::read_mapped(
+            &ctx.device,
+            &self.read,
+            bytes,
+            bytemuck::cast_slice_mut(&mut self.logits_host[..rows * self.out_ld]),
+        )?;
         for r in 0..rows {
-            out[r * self.outputs..(r + 1) * self.outputs]
-                .copy_from_slice(&self.logits_host[r * self.out_ld..r * self.out_ld + self.outputs]);
+            out[r * self.outputs..(r + 1) * self.outputs].copy_from_slice(
+                &self.logits_host[r * self.out_ld..r * self.out_ld + self.outputs],
+            );
         }
         Ok(bytes)
     }
 }
 
-fn dispatch(kernels: &Kernels, pass: &mut wgpu::ComputePass<'_>, st: &Stage, rows: usize, cap: usize) {
+fn dispatch(
+    kernels: &Kernels,
+    pass: &mut wgpu::ComputePass<'_>,
+    st: &Stage,
+    rows: usize,
+    cap: usize,
+) {
     pass.set_pipeline(kernels.pipeline(st.kernel));
     pass.set_bind_group(0, &st.bind, &[]);
     if let Some(t) = &st.tex_bind {
@@ -278,7 +439,11 @@ fn product(
     tex_bind: Option<wgpu::BindGroup>,
 ) -> Stage {
     let dims = forward_dims(layout, l, cap, in_ld, kernel == Kernel::MmNnTex);
-    let u = gbuf::uniform_init(d, &format!("eval L{} dims", l + 1), bytemuck::bytes_of(&dims));
+    let u = gbuf::uniform_init(
+        d,
+        &format!("eval L{} dims", l + 1),
+        bytemuck::bytes_of(&dims),
+    );
     let bind = kernels::bind_group(
         d,
         "eval forward",
@@ -286,5 +451,11 @@ fn product(
         &[input, &state.params, output, &state.params, &u],
         None,
     );
-    Stage { kernel, bind, tex_bind, dims: Some((u, dims)), n: layout.layers[l].fan_out }
+    Stage {
+        kernel,
+        bind,
+        tex_bind,
+        dims: Some((u, dims)),
+        n: layout.layers[l].fan_out,
+    }
 }

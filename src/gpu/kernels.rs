@@ -1,19 +1,24 @@
 //! One compute pipeline per WGSL entry point, built once from `shaders/*.wgsl` (`include_str!`, so wgpu
-//! validates them at pipeline creation), with explicit bind-group layouts; and the `#[repr(C)]` mirrors of
-//! the shaders' uniform structs. Tested by tests/kernels.rs (every entry point against its CPU twin) and
-//! tests/shaders.rs (naga validation of every file).
+//! validates them at pipeline creation), with explicit bind-group layouts; the `#[repr(C)]` mirrors of
+//! the shaders' uniform structs; each entry point's workgroup size and dispatch size for a shape. Tested
+//! by tests/kernels.rs (every entry point against its CPU twin) and tests/shaders.rs (naga validation of
+//! every file, workgroup sizes and uniform structs against the WGSL).
 
 use bytemuck::{Pod, Zeroable};
 
 pub const MATMUL_WGSL: &str = include_str!("../../shaders/matmul.wgsl");
 pub const SOFTMAX_XENT_WGSL: &str = include_str!("../../shaders/softmax_xent.wgsl");
 pub const ADAM_WGSL: &str = include_str!("../../shaders/adam.wgsl");
+pub const GATHER_WGSL: &str = include_str!("../../shaders/gather.wgsl");
+pub const TAIL_WGSL: &str = include_str!("../../shaders/tail.wgsl");
 
 /// Every shader file, for validation tests.
-pub const SHADERS: [(&str, &str); 3] = [
+pub const SHADERS: [(&str, &str); 5] = [
     ("matmul.wgsl", MATMUL_WGSL),
     ("softmax_xent.wgsl", SOFTMAX_XENT_WGSL),
     ("adam.wgsl", ADAM_WGSL),
+    ("gather.wgsl", GATHER_WGSL),
+    ("tail.wgsl", TAIL_WGSL),
 ];
 
 /// Invocations per matmul workgroup along x (column quads) and y (row quads); each does a 4x4 block.
@@ -27,6 +32,17 @@ pub const WG_1D: u32 = 64;
 /// Invocations of softmax_xent's one workgroup (`WG` in the shader): each writes its own partial
 /// `StepStat`, so a step's stats are this many records that the host adds up.
 pub const XENT_WG: usize = 64;
+/// Invocations of dense_tail's one workgroup (`WG` in tail.wgsl); it writes one `StepStat` per step.
+pub const TAIL_WG: u32 = 256;
+/// forward_gather's tile of act per workgroup (rows, columns), and the K slices that share it
+/// (`FG_SLICES`, `FG_BLOCKS` in gather.wgsl: 4x4 blocks x slices = 128 invocations).
+pub const FG_TILE_ROWS: usize = 16;
+pub const FG_TILE_COLS: usize = 8;
+pub const FG_SLICES: u32 = 16;
+/// Storage buffers per stage the context asks for where the adapter offers them (WebGPU's default).
+pub const STORAGE_BUFFERS_WANTED: u32 = 8;
+/// The most workgroups one dispatch dimension may have (WebGPU's default limit).
+pub const MAX_GROUPS_PER_DIM: usize = 65_535;
 
 pub const FLAG_BIAS: u32 = 1;
 pub const FLAG_RELU: u32 = 2;
@@ -61,7 +77,7 @@ pub struct XentDims {
     pub _pad: u32,
 }
 
-/// Mirror of `AdamDims` in adam.wgsl.
+/// Mirror of `AdamDims` in adam.wgsl (adam_tex).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub struct AdamDims {
@@ -74,25 +90,133 @@ pub struct AdamDims {
     pub _pad: [u32; 3],
 }
 
-/// Mirror of `Step` (softmax_xent.wgsl, adam.wgsl): one record per queued step, each bound at its own
-/// offset so many steps fit in one submission.
+/// Mirror of `AdamRangeDims` in adam.wgsl (the buffer `adam`): Adam over the vec4s
+/// `[off4, off4 + len4)` of the flat buffers.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct StepRecord {
-    pub rows: u32,
-    pub slot: u32,
-    pub stat: u32,
-    pub alpha: f32,
-    pub scale: f32,
+pub struct AdamRangeDims {
+    pub off4: u32,
+    pub len4: u32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
     pub _pad: [u32; 3],
 }
 
-/// Mirror of `StepStat` in softmax_xent.wgsl.
+/// Mirror of `GatherDims` in gather.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct GatherDims {
+    /// Pixels per sample.
+    pub inputs: u32,
+    /// Row stride of x in floats (a multiple of 4, at least `inputs`).
+    pub ldx: u32,
+    /// Rows of x.
+    pub capacity: u32,
+    /// Non-zero: row r is sample `start + r` (evaluation), else `order[start + r]`.
+    pub direct: u32,
+}
+
+/// Mirror of `ForwardGatherDims` in gather.wgsl. Offsets and strides in floats, multiples of 4.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct ForwardGatherDims {
+    pub inputs: u32,
+    pub fan_out: u32,
+    pub capacity: u32,
+    /// Row stride of act.
+    pub ldc: u32,
+    /// W (inputs, ldw) in params.
+    pub w_off: u32,
+    pub ldw: u32,
+    /// b (fan_out) in params.
+    pub b_off: u32,
+    pub direct: u32,
+    /// Non-zero: ReLU on the output.
+    pub relu: u32,
+    pub _pad: [u32; 3],
+}
+
+/// Mirror of `TailDims` in tail.wgsl. Offsets and strides in floats, multiples of 4.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct TailDims {
+    /// The last layer's fan_in: columns of act and dZ.
+    pub k: u32,
+    /// The last layer's fan_out.
+    pub classes: u32,
+    pub capacity: u32,
+    /// Row stride of act and of dZ.
+    pub lda: u32,
+    /// Row stride of W (params) and dW (grads).
+    pub ldw: u32,
+    /// Row stride of dlogits.
+    pub ldo: u32,
+    /// W in params and dW in grads.
+    pub w_off: u32,
+    /// b in params and db in grads.
+    pub b_off: u32,
+    /// dlogits (capacity, ldo) in the dz buffer.
+    pub dl_off: u32,
+    /// dZ (capacity, lda) in the dz buffer.
+    pub dx_off: u32,
+    pub direct: u32,
+    /// Non-zero: write dZ (the layer below has weights).
+    pub input_grad: u32,
+}
+
+/// Mirror of `GradAdamDims` in gather.wgsl. Offsets and strides in floats, multiples of 4.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct GradAdamDims {
+    pub inputs: u32,
+    pub fan_out: u32,
+    /// Row stride of W in params, m and v.
+    pub ld: u32,
+    /// Row stride of dZ.
+    pub ldz: u32,
+    /// W (inputs, ld) in params, m and v.
+    pub w_off: u32,
+    /// b (fan_out) in params, m and v.
+    pub b_off: u32,
+    /// dZ in the dz buffer.
+    pub dz_off: u32,
+    pub direct: u32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub _pad: u32,
+}
+
+/// Mirror of `Step` (every shader that reads it: softmax_xent, adam, gather, tail): one record per
+/// queued step, each bound at its own offset so many steps fit in one submission.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct StepRecord {
+    /// Samples in this step (at most the capacity).
+    pub rows: u32,
+    /// Ring slot of this step's batch (texture path).
+    pub slot: u32,
+    /// Index of this step's stats record.
+    pub stat: u32,
+    /// Adam's bias-corrected step size (`cpu::adam_alpha`).
+    pub alpha: f32,
+    /// Gradient scale, 1 / rows.
+    pub scale: f32,
+    /// First index into the epoch's order (buffer path).
+    pub start: u32,
+    pub _pad: [u32; 2],
+}
+
+/// Mirror of `StepStat` (softmax_xent.wgsl, tail.wgsl).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub struct StepStat {
     pub loss: f32,
     pub correct: u32,
+    /// Rows whose logits or loss are infinite or NaN.
+    pub nonfinite: u32,
+    pub _pad: u32,
 }
 
 /// The entry points, for pipelines and the profile.
@@ -108,7 +232,14 @@ pub enum Kernel {
     /// `mm_nt` with A and B read from textures (group 1).
     MmNtTex,
     SoftmaxXent,
+    /// Adam reading p, g, m and v from texture mirrors (group 1).
+    AdamTex,
+    /// Adam over a range of the flat storage buffers.
     Adam,
+    Gather,
+    ForwardGather,
+    DenseTail,
+    GradAdamGather,
 }
 
 impl Kernel {
@@ -121,8 +252,92 @@ impl Kernel {
             Kernel::MmTnTex => "mm_tn_tex",
             Kernel::MmNtTex => "mm_nt_tex",
             Kernel::SoftmaxXent => "softmax_xent",
+            Kernel::AdamTex => "adam_tex",
             Kernel::Adam => "adam",
+            Kernel::Gather => "gather",
+            Kernel::ForwardGather => "forward_gather",
+            Kernel::DenseTail => "dense_tail",
+            Kernel::GradAdamGather => "grad_adam_gather",
         }
+    }
+
+    pub const ALL: [Kernel; 13] = [
+        Kernel::MmNn,
+        Kernel::MmNt,
+        Kernel::MmTn,
+        Kernel::MmNnTex,
+        Kernel::MmTnTex,
+        Kernel::MmNtTex,
+        Kernel::SoftmaxXent,
+        Kernel::AdamTex,
+        Kernel::Adam,
+        Kernel::Gather,
+        Kernel::ForwardGather,
+        Kernel::DenseTail,
+        Kernel::GradAdamGather,
+    ];
+
+    /// The shader file holding the entry point, as named in `SHADERS`.
+    pub fn file(self) -> &'static str {
+        match self {
+            Kernel::MmNn
+            | Kernel::MmNt
+            | Kernel::MmTn
+            | Kernel::MmNnTex
+            | Kernel::MmTnTex
+            | Kernel::MmNtTex => "matmul.wgsl",
+            Kernel::SoftmaxXent => "softmax_xent.wgsl",
+            Kernel::AdamTex | Kernel::Adam => "adam.wgsl",
+            Kernel::Gather | Kernel::ForwardGather | Kernel::GradAdamGather => "gather.wgsl",
+            Kernel::DenseTail => "tail.wgsl",
+        }
+    }
+
+    /// The entry point's `@workgroup_size`, as in its WGSL (tests/shaders.rs checks them against each
+    /// other): invocations per dispatch are its product times the groups.
+    pub fn workgroup_size(self) -> (u32, u32, u32) {
+        match self {
+            Kernel::MmNn
+            | Kernel::MmNt
+            | Kernel::MmTn
+            | Kernel::MmNnTex
+            | Kernel::MmTnTex
+            | Kernel::MmNtTex => (MM_WG, MM_WG, 1),
+            Kernel::SoftmaxXent => (XENT_WG as u32, 1, 1),
+            Kernel::AdamTex | Kernel::GradAdamGather => (16, 4, 1),
+            Kernel::Adam | Kernel::Gather => (WG_1D, 1, 1),
+            Kernel::ForwardGather => {
+                let blocks = (FG_TILE_ROWS / 4) * (FG_TILE_COLS / 4);
+                (FG_SLICES * blocks as u32, 1, 1)
+            }
+            Kernel::DenseTail => (TAIL_WG, 1, 1),
+        }
+    }
+
+    /// Storage buffers the entry point binds: a device with fewer per stage cannot run it (the downlevel
+    /// limit is 4; dense_tail and grad_adam_gather need more, see `Kernels::supports`).
+    pub fn storage_buffers(self) -> u32 {
+        match self {
+            Kernel::MmNn
+            | Kernel::MmNt
+            | Kernel::MmTn
+            | Kernel::MmNnTex
+            | Kernel::MmTnTex
+            | Kernel::MmNtTex
+            | Kernel::AdamTex
+            | Kernel::Adam
+            | Kernel::ForwardGather => 4,
+            Kernel::Gather => 3,
+            Kernel::SoftmaxXent => 5,
+            Kernel::DenseTail => 7,
+            Kernel::GradAdamGather => 6,
+        }
+    }
+
+    /// Invocations a dispatch of `groups` workgroups runs.
+    pub fn invocations(self, groups: (u32, u32, u32)) -> u64 {
+        let (x, y, z) = self.workgroup_size();
+        (x * y * z) as u64 * groups.0 as u64 * groups.1 as u64 * groups.2 as u64
     }
 }
 
@@ -135,11 +350,52 @@ pub fn matmul_groups(kernel: Kernel, m: usize, n: usize) -> (u32, u32, u32) {
     (n.div_ceil(tile) as u32, m.div_ceil(tile) as u32, 1)
 }
 
-/// Workgroups of adam over `len4` vec4s held in texture mirrors `row4` texels wide: the texel grid in
-/// 16x4 workgroups.
+/// Workgroups of adam_tex over `len4` vec4s held in texture mirrors `row4` texels wide: the texel grid
+/// in 16x4 workgroups.
 pub fn adam_groups(len4: usize, row4: usize) -> (u32, u32, u32) {
     let rows = len4.div_ceil(row4);
     (row4.div_ceil(16) as u32, rows.div_ceil(4) as u32, 1)
+}
+
+/// Workgroups of the buffer adam over `len4` vec4s: one vec4 per invocation, 64 a workgroup, folded
+/// into rows of at most `MAX_GROUPS_PER_DIM` workgroups (the shader unfolds them with num_workgroups).
+pub fn adam_range_groups(len4: usize) -> (u32, u32, u32) {
+    let groups = len4.div_ceil(WG_1D as usize).max(1);
+    let x = groups.min(MAX_GROUPS_PER_DIM);
+    (x as u32, groups.div_ceil(x) as u32, 1)
+}
+
+/// Workgroups of gather into x (capacity, ldx): one invocation per vec4 of x, rows along y.
+pub fn gather_groups(capacity: usize, ldx: usize) -> (u32, u32, u32) {
+    (
+        (ldx / 4).div_ceil(WG_1D as usize) as u32,
+        capacity as u32,
+        1,
+    )
+}
+
+/// Workgroups of forward_gather producing act (capacity, fan_out): one per 16 x 8 tile.
+pub fn forward_gather_groups(capacity: usize, fan_out: usize) -> (u32, u32, u32) {
+    (
+        fan_out.div_ceil(FG_TILE_COLS) as u32,
+        capacity.div_ceil(FG_TILE_ROWS) as u32,
+        1,
+    )
+}
+
+/// Workgroups of dense_tail: always one, whatever the shape (it loops over its work).
+pub fn dense_tail_groups() -> (u32, u32, u32) {
+    (1, 1, 1)
+}
+
+/// Workgroups of grad_adam_gather over W (inputs, fan_out): one invocation per 4x4 block, 16x4 blocks a
+/// workgroup.
+pub fn grad_adam_gather_groups(inputs: usize, fan_out: usize) -> (u32, u32, u32) {
+    (
+        fan_out.div_ceil(4).div_ceil(16) as u32,
+        inputs.div_ceil(4).div_ceil(4) as u32,
+        1,
+    )
 }
 
 /// Pipelines and their bind-group layouts, built once per device.
@@ -148,9 +404,17 @@ pub struct Kernels {
     /// Group 1 of the texture variants: A and B as rgba32float textures.
     pub tex_layout: wgpu::BindGroupLayout,
     pub xent_layout: wgpu::BindGroupLayout,
+    /// Group 0 of adam_tex: p, g (unused), m, v, AdamDims, step.
     pub adam_layout: wgpu::BindGroupLayout,
-    /// Group 1 of adam: the texture mirrors of p, g, m and v.
+    /// Group 1 of adam_tex: the texture mirrors of p, g, m and v.
     pub adam_tex_layout: wgpu::BindGroupLayout,
+    /// The buffer adam: p, g, m, v, AdamRangeDims, step.
+    pub adam_range_layout: wgpu::BindGroupLayout,
+    pub gather_layout: wgpu::BindGroupLayout,
+    pub forward_gather_layout: wgpu::BindGroupLayout,
+    /// None where the device allows fewer storage buffers per stage than the kernel binds.
+    pub dense_tail_layout: Option<wgpu::BindGroupLayout>,
+    pub grad_adam_gather_layout: Option<wgpu::BindGroupLayout>,
     mm_nn: wgpu::ComputePipeline,
     mm_nt: wgpu::ComputePipeline,
     mm_tn: wgpu::ComputePipeline,
@@ -158,7 +422,12 @@ pub struct Kernels {
     mm_tn_tex: wgpu::ComputePipeline,
     mm_nt_tex: wgpu::ComputePipeline,
     softmax_xent: wgpu::ComputePipeline,
+    adam_tex: wgpu::ComputePipeline,
     adam: wgpu::ComputePipeline,
+    gather: wgpu::ComputePipeline,
+    forward_gather: wgpu::ComputePipeline,
+    dense_tail: Option<wgpu::ComputePipeline>,
+    grad_adam_gather: Option<wgpu::ComputePipeline>,
 }
 
 fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
@@ -221,18 +490,19 @@ impl Kernels {
             entries: &[texture(0), texture(1), texture(2), texture(3)],
         });
         let xent_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("softmax_xent layout: logits, labels, dlogits, stats, dims, step"),
+            label: Some("softmax_xent layout: logits, labels, order, dlogits, stats, dims, step"),
             entries: &[
                 storage(0, true),
                 storage(1, true),
-                storage(2, false),
+                storage(2, true),
                 storage(3, false),
-                uniform::<XentDims>(4, false),
-                uniform::<StepRecord>(5, false),
+                storage(4, false),
+                uniform::<XentDims>(5, false),
+                uniform::<StepRecord>(6, false),
             ],
         });
         let adam_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("adam layout: p, g, m, v, dims, step"),
+            label: Some("adam_tex layout: p, g, m, v, dims, step"),
             entries: &[
                 storage(0, false),
                 storage(1, true),
@@ -241,6 +511,74 @@ impl Kernels {
                 uniform::<AdamDims>(4, false),
                 uniform::<StepRecord>(5, false),
             ],
+        });
+        let adam_range_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("adam layout: p, g, m, v, range dims, step"),
+            entries: &[
+                storage(0, false),
+                storage(1, true),
+                storage(2, false),
+                storage(3, false),
+                uniform::<AdamRangeDims>(4, false),
+                uniform::<StepRecord>(5, false),
+            ],
+        });
+        let gather_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("gather layout: images, order, x, dims, step"),
+            entries: &[
+                storage(0, true),
+                storage(1, true),
+                storage(2, false),
+                uniform::<GatherDims>(3, false),
+                uniform::<StepRecord>(4, false),
+            ],
+        });
+        let forward_gather_layout =
+            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some("forward_gather layout: images, order, params, act, dims, step"),
+                entries: &[
+                    storage(0, true),
+                    storage(1, true),
+                    storage(2, true),
+                    storage(3, false),
+                    uniform::<ForwardGatherDims>(4, false),
+                    uniform::<StepRecord>(5, false),
+                ],
+            });
+        let storage_limit = device.limits().max_storage_buffers_per_shader_stage;
+        let fits = |k: Kernel| k.storage_buffers() <= storage_limit;
+        let dense_tail_layout = fits(Kernel::DenseTail).then(|| {
+            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(
+                    "dense_tail layout: act, params, labels, order, grads, dz, stats, dims, step",
+                ),
+                entries: &[
+                    storage(0, true),
+                    storage(1, true),
+                    storage(2, true),
+                    storage(3, true),
+                    storage(4, false),
+                    storage(5, false),
+                    storage(6, false),
+                    uniform::<TailDims>(7, false),
+                    uniform::<StepRecord>(8, false),
+                ],
+            })
+        });
+        let grad_adam_gather_layout = fits(Kernel::GradAdamGather).then(|| {
+            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some("grad_adam_gather layout: images, order, dz, params, m, v, dims, step"),
+                entries: &[
+                    storage(0, true),
+                    storage(1, true),
+                    storage(2, true),
+                    storage(3, false),
+                    storage(4, false),
+                    storage(5, false),
+                    uniform::<GradAdamDims>(6, false),
+                    uniform::<StepRecord>(7, false),
+                ],
+            })
         });
         // Bounds checks stay on (an index bug reads zeros instead of memory it does not own), but
         // naga's forced loop bounding is off: it adds a 64-bit trip counter to every loop, which made
@@ -263,6 +601,8 @@ impl Kernels {
         let matmul = module("matmul.wgsl", MATMUL_WGSL);
         let xent = module("softmax_xent.wgsl", SOFTMAX_XENT_WGSL);
         let adam = module("adam.wgsl", ADAM_WGSL);
+        let gather = module("gather.wgsl", GATHER_WGSL);
+        let tail = module("tail.wgsl", TAIL_WGSL);
         let pipeline_with = |layouts: &[Option<&wgpu::BindGroupLayout>],
                              module: &wgpu::ShaderModule,
                              kernel: Kernel| {
@@ -293,19 +633,43 @@ impl Kernels {
             mm_nt: pipeline(&matmul_layout, &matmul, Kernel::MmNt),
             mm_tn: pipeline(&matmul_layout, &matmul, Kernel::MmTn),
             softmax_xent: pipeline(&xent_layout, &xent, Kernel::SoftmaxXent),
-            adam: pipeline_with(
+            adam_tex: pipeline_with(
                 &[Some(&adam_layout), Some(&adam_tex_layout)],
                 &adam,
-                Kernel::Adam,
+                Kernel::AdamTex,
             ),
+            adam: pipeline(&adam_range_layout, &adam, Kernel::Adam),
+            gather: pipeline(&gather_layout, &gather, Kernel::Gather),
+            forward_gather: pipeline(&forward_gather_layout, &gather, Kernel::ForwardGather),
+            dense_tail: dense_tail_layout
+                .as_ref()
+                .map(|l| pipeline(l, &tail, Kernel::DenseTail)),
+            grad_adam_gather: grad_adam_gather_layout
+                .as_ref()
+                .map(|l| pipeline(l, &gather, Kernel::GradAdamGather)),
             matmul_layout,
             tex_layout,
             xent_layout,
             adam_layout,
             adam_tex_layout,
+            adam_range_layout,
+            gather_layout,
+            forward_gather_layout,
+            dense_tail_layout,
+            grad_adam_gather_layout,
         }
     }
 
+    /// Whether this device runs `kernel` (it binds no more storage buffers than the device allows).
+    pub fn supports(&self, kernel: Kernel) -> bool {
+        match kernel {
+            Kernel::DenseTail => self.dense_tail.is_some(),
+            Kernel::GradAdamGather => self.grad_adam_gather.is_some(),
+            _ => true,
+        }
+    }
+
+    /// The pipeline of `kernel`. Panics for a kernel the device does not support (`supports`).
     pub fn pipeline(&self, kernel: Kernel) -> &wgpu::ComputePipeline {
         match kernel {
             Kernel::MmNn => &self.mm_nn,
@@ -315,10 +679,16 @@ impl Kernels {
             Kernel::MmTnTex => &self.mm_tn_tex,
             Kernel::MmNtTex => &self.mm_nt_tex,
             Kernel::SoftmaxXent => &self.softmax_xent,
+            Kernel::AdamTex => &self.adam_tex,
             Kernel::Adam => &self.adam,
+            Kernel::Gather => &self.gather,
+            Kernel::ForwardGather => &self.forward_gather,
+            Kernel::DenseTail => unsupported(kernel, self.dense_tail.as_ref()),
+            Kernel::GradAdamGather => unsupported(kernel, self.grad_adam_gather.as_ref()),
         }
     }
 
+    /// The group-0 layout of `kernel`. Panics for a kernel the device does not support (`supports`).
     pub fn layout(&self, kernel: Kernel) -> &wgpu::BindGroupLayout {
         match kernel {
             Kernel::MmNn
@@ -328,9 +698,24 @@ impl Kernels {
             | Kernel::MmTnTex
             | Kernel::MmNtTex => &self.matmul_layout,
             Kernel::SoftmaxXent => &self.xent_layout,
-            Kernel::Adam => &self.adam_layout,
+            Kernel::AdamTex => &self.adam_layout,
+            Kernel::Adam => &self.adam_range_layout,
+            Kernel::Gather => &self.gather_layout,
+            Kernel::ForwardGather => &self.forward_gather_layout,
+            Kernel::DenseTail => unsupported(kernel, self.dense_tail_layout.as_ref()),
+            Kernel::GradAdamGather => unsupported(kernel, self.grad_adam_gather_layout.as_ref()),
         }
     }
+}
+
+fn unsupported<T>(kernel: Kernel, x: Option<&T>) -> &T {
+    x.unwrap_or_else(|| {
+        panic!(
+            "{} binds {} storage buffers, more than this device allows per stage (check Kernels::supports)",
+            kernel.entry_point(),
+            kernel.storage_buffers()
+        )
+    })
 }
 
 /// The group-1 bind group of a texture variant: A and B as views of rgba32float textures.

@@ -28,7 +28,14 @@ impl ParamMirrors {
         v: &wgpu::Buffer,
     ) -> Result<Self> {
         let atlas = |label: &str, b: &wgpu::Buffer| {
-            TextureMirror::new(device, label, b, 0, layout.atlas_width(), layout.atlas_rows())
+            TextureMirror::new(
+                device,
+                label,
+                b,
+                0,
+                layout.atlas_width(),
+                layout.atlas_rows(),
+            )
         };
         Ok(Self {
             atlas: atlas("params atlas (rows, atlas_width)", params)?,
@@ -96,11 +103,8 @@ impl ParamState {
         let layout = GpuLayout::of(&cpu_layout);
         let bytes = (layout.total * 4) as u64;
         let packed = layout.pack(&cpu_layout, params);
-        let params = buffers::storage_init(
-            device,
-            "params (GpuLayout)",
-            bytemuck::cast_slice(&packed),
-        );
+        let params =
+            buffers::storage_init(device, "params (GpuLayout)", bytemuck::cast_slice(&packed));
         let grads = buffers::storage(device, "grads (GpuLayout)", bytes);
         let m = buffers::storage(device, "adam m (GpuLayout)", bytes);
         let v = buffers::storage(device, "adam v (GpuLayout)", bytes);

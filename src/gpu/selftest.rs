@@ -1,8 +1,9 @@
 //! Every WGSL entry point against its CPU twin (`cpu.rs`) on random inputs over a ladder of shapes, and one
 //! training step GPU vs CPU. Inputs are packed into the GPU's padded layout with NaN in every padding
 //! lane, and outputs are poisoned with NaN before each run, so a kernel that reads padding or skips an
-//! element fails. Closeness is `|gpu - cpu| <= atol + rtol * |cpu|`. Shared by `fmnist selftest` and
-//! tests/kernels.rs, tests/gpu_train.rs.
+//! element fails. Closeness is `|gpu - cpu| <= atol + rtol * |cpu|`. The buffer-path kernels read a
+//! step from a split of random u8 images (`StepCase`) through an order whose entries outside the
+//! step are valid sample indices too, so a kernel that reads them produces pixels where zeros belong. Shared by `fmnist selftest` and tests/kernels.rs, tests/gpu_train.rs.
 
 use anyhow::Result;
 use rand::{Rng, SeedableRng};
@@ -16,13 +17,14 @@ use crate::config::AdamConfig;
 use crate::cpu;
 use crate::data::Split;
 use crate::gpu::GpuBackend;
-use crate::gpu::plan::Operands;
 use crate::gpu::buffers::{self, pad4};
 use crate::gpu::context::GpuContext;
 use crate::gpu::kernels::{
-    self, AdamDims, FLAG_BIAS, FLAG_COLSUM, FLAG_MASK, FLAG_RELU, Kernel, Kernels, MatmulDims,
-    StepRecord, StepStat, XentDims,
+    self, AdamDims, AdamRangeDims, FLAG_BIAS, FLAG_COLSUM, FLAG_MASK, FLAG_RELU, ForwardGatherDims,
+    GatherDims, GradAdamDims, Kernel, Kernels, MatmulDims, StepRecord, StepStat, TailDims,
+    XentDims,
 };
+use crate::gpu::plan::Operands;
 use crate::model::{MlpSpec, glorot_init};
 
 /// Elementwise ops and Adam.
@@ -190,6 +192,16 @@ pub struct MatmulOut {
     pub c: Vec<f32>,
     pub colsum: Vec<f32>,
 }
+
+/// A stats record no kernel writes: what every stats buffer holds before a run.
+const POISON_STAT: StepStat = StepStat {
+    loss: f32::NAN,
+    correct: u32::MAX,
+    nonfinite: u32::MAX,
+    _pad: u32::MAX,
+};
+/// Floats (4-byte words) per `StepStat`.
+const STAT_FLOATS: usize = std::mem::size_of::<StepStat>() / 4;
 
 /// Floats per row of the texture mirrors in the Adam check (any multiple of 4 works; not the atlas
 /// width, so the index arithmetic is checked on a second shape).
@@ -383,7 +395,7 @@ impl Harness {
     }
 
     /// softmax_xent over `capacity` rows of which the first `rows` are live: returns dlogits (capacity,
-    /// cols), the summed loss and the correct count.
+    /// cols), the summed loss, the correct count and the non-finite count.
     pub fn softmax_xent(
         &self,
         logits: &[f32],
@@ -391,24 +403,27 @@ impl Harness {
         rows: usize,
         capacity: usize,
         cols: usize,
-    ) -> Result<(Vec<f32>, f32, u32)> {
+    ) -> Result<(Vec<f32>, f32, u32, u32)> {
         let d = &self.ctx.device;
         let ld = pad4(cols);
         let z = pad_rows(logits, capacity, cols);
         let poison = vec![f32::NAN; capacity * ld];
-        // Labels in slot 1 of a two-slot ring, so the slot arithmetic is exercised.
-        let mut lab = vec![u32::MAX; 2 * capacity];
-        lab[capacity..capacity + rows].copy_from_slice(&labels[..rows]);
+        // The labels of a split of `capacity + 5` samples read through an order that starts 3 entries
+        // in and maps row r to sample `samples - 1 - r`, so the indexing is exercised.
+        let (samples, start) = (capacity + 5, 3);
+        let mut lab = vec![0u32; samples];
+        let mut order: Vec<u32> = (0..(start + capacity) as u32)
+            .map(|i| i % samples as u32)
+            .collect();
+        for r in 0..rows {
+            lab[samples - 1 - r] = labels[r];
+            order[start + r] = (samples - 1 - r) as u32;
+        }
         // Four steps' worth of partials, poisoned; the step under test is stat slot 2.
-        let stats_init = vec![
-            StepStat {
-                loss: f32::NAN,
-                correct: u32::MAX,
-            };
-            4 * kernels::XENT_WG
-        ];
+        let stats_init = vec![POISON_STAT; 4 * kernels::XENT_WG];
         let z_buf = buffers::storage_init(d, "selftest logits", bytemuck::cast_slice(&z));
         let l_buf = buffers::storage_init(d, "selftest labels", bytemuck::cast_slice(&lab));
+        let o_buf = buffers::storage_init(d, "selftest order", bytemuck::cast_slice(&order));
         let dz_buf = buffers::storage_init(
             d,
             "selftest dlogits (poisoned)",
@@ -430,7 +445,8 @@ impl Harness {
             stat: 2,
             alpha: 0.0,
             scale: (1.0 / rows.max(1) as f64) as f32,
-            _pad: [0; 3],
+            start: start as u32,
+            _pad: [0; 2],
         };
         recs[stride..stride + std::mem::size_of::<StepRecord>()]
             .copy_from_slice(bytemuck::bytes_of(&rec));
@@ -439,22 +455,23 @@ impl Harness {
             d,
             "selftest softmax_xent",
             &self.kernels.xent_layout,
-            &[&z_buf, &l_buf, &dz_buf, &s_buf, &u, &r_buf],
-            Some((5, stride as u64, std::mem::size_of::<StepRecord>() as u64)),
+            &[&z_buf, &l_buf, &o_buf, &dz_buf, &s_buf, &u, &r_buf],
+            Some((6, stride as u64, std::mem::size_of::<StepRecord>() as u64)),
         );
         self.run(Kernel::SoftmaxXent, &bind, None, (1, 1, 1));
         let dz = unpad_rows(&self.download(&dz_buf, poison.len())?, capacity, cols);
-        let stats = self.download(&s_buf, 2 * stats_init.len())?;
+        let stats = self.download(&s_buf, STAT_FLOATS * stats_init.len())?;
         let partials = &bytemuck::cast_slice::<f32, StepStat>(&stats)
             [2 * kernels::XENT_WG..3 * kernels::XENT_WG];
         let loss = partials.iter().map(|p| p.loss).sum();
         let correct = partials.iter().map(|p| p.correct).sum();
-        Ok((dz, loss, correct))
+        let nonfinite = partials.iter().map(|p| p.nonfinite).sum();
+        Ok((dz, loss, correct, nonfinite))
     }
 
-    /// One Adam step over flat vectors (length a multiple of 4): returns (params, m, v).
+    /// One adam_tex step over flat vectors (length a multiple of 4): returns (params, m, v).
     #[allow(clippy::too_many_arguments)]
-    pub fn adam(
+    pub fn adam_tex(
         &self,
         p: &[f32],
         g: &[f32],
@@ -512,13 +529,849 @@ impl Harness {
             &self.kernels.adam_tex_layout,
             &[&views[0], &views[1], &views[2], &views[3]],
         );
-        self.run(Kernel::Adam, &bind, Some(&tex), groups);
+        self.run(Kernel::AdamTex, &bind, Some(&tex), groups);
         Ok((
             self.download(&pb, p.len())?,
             self.download(&mb, p.len())?,
             self.download(&vb, p.len())?,
         ))
     }
+}
+
+/// Packs u8 bytes 4 to a u32, little-endian, as the GPU holds a split; the bytes of the last u32 past
+/// the data are 0xa5, never a pixel.
+pub fn pack_u8(bytes: &[u8]) -> Vec<u32> {
+    bytes
+        .chunks(4)
+        .map(|c| {
+            let mut w = [0xa5u8; 4];
+            w[..c.len()].copy_from_slice(c);
+            u32::from_le_bytes(w)
+        })
+        .collect()
+}
+
+/// Tight `(rows, cols)` -> `(rows, ld)` with `fill` in the padding lanes.
+pub fn pad_ld(tight: &[f32], rows: usize, cols: usize, ld: usize, fill: f32) -> Vec<f32> {
+    let mut out = vec![fill; rows.max(1) * ld];
+    for r in 0..rows {
+        out[r * ld..r * ld + cols].copy_from_slice(&tight[r * cols..(r + 1) * cols]);
+    }
+    out
+}
+
+/// `(rows, ld)` from float `off` on -> tight `(rows, cols)`.
+pub fn unpad_ld(padded: &[f32], off: usize, rows: usize, cols: usize, ld: usize) -> Vec<f32> {
+    (0..rows)
+        .flat_map(|r| padded[off + r * ld..off + r * ld + cols].iter().copied())
+        .collect()
+}
+
+/// A pass/fail verdict as a `Closeness` (for checks that are exact: counts, untouched lanes).
+fn verdict(ok: bool) -> Closeness {
+    Closeness {
+        max_abs: 0.0,
+        max_rel: 0.0,
+        worst: 0,
+        gpu: f32::NAN,
+        cpu: f32::NAN,
+        used: if ok { 0.0 } else { f32::INFINITY },
+        atol: 0.0,
+        rtol: 0.0,
+    }
+}
+
+/// The samples of one step for the kernels that read the resident dataset: a split of `samples` random
+/// u8 images of `inputs` pixels with labels, an order of random sample indices (repeated and out of
+/// order), and which rows are live. The order runs past the step with valid indices too: out-of-range
+/// ones would read as zeros on a device with robust buffer access, hiding a kernel that fills the
+/// rows past a partial batch from them.
+#[derive(Clone, Debug)]
+pub struct StepCase {
+    pub images: Vec<u8>,
+    pub labels: Vec<u32>,
+    pub order: Vec<u32>,
+    pub samples: usize,
+    pub inputs: usize,
+    pub capacity: usize,
+    pub rows: cpu::StepRows,
+}
+
+impl StepCase {
+    /// `rows` live rows of `capacity`, from a split of at least 50 samples (more than a batch, so the
+    /// order matters), labels below `classes`; `direct` reads rows in split order from a non-zero start.
+    pub fn new(
+        inputs: usize,
+        classes: usize,
+        capacity: usize,
+        rows: usize,
+        direct: bool,
+        seed: u64,
+    ) -> Self {
+        let mut rng =
+            ChaCha8Rng::seed_from_u64(seed ^ (inputs * 7_919 + capacity * 31 + rows) as u64);
+        let samples = 50.max(capacity + 3);
+        let images = (0..samples * inputs).map(|_| rng.random()).collect();
+        let labels = (0..samples)
+            .map(|_| rng.random_range(0..classes as u32))
+            .collect();
+        let start = if direct { (samples - rows) / 2 } else { 3 };
+        let order = (0..start + capacity + 2)
+            .map(|_| rng.random_range(0..samples as u32))
+            .collect();
+        Self {
+            images,
+            labels,
+            order,
+            samples,
+            inputs,
+            capacity,
+            rows: cpu::StepRows {
+                rows,
+                start,
+                direct,
+            },
+        }
+    }
+
+    /// "5/8 of 50x7 shuffled".
+    pub fn describe(&self) -> String {
+        format!(
+            "{}/{} of {}x{} {}",
+            self.rows.rows,
+            self.capacity,
+            self.samples,
+            self.inputs,
+            if self.rows.direct {
+                "direct"
+            } else {
+                "shuffled"
+            }
+        )
+    }
+
+    fn record(&self) -> StepRecord {
+        let rows = self.rows.rows;
+        StepRecord {
+            rows: rows as u32,
+            slot: 0,
+            stat: 2,
+            alpha: 0.0,
+            scale: (1.0 / rows.max(1) as f64) as f32,
+            start: self.rows.start as u32,
+            _pad: [0; 2],
+        }
+    }
+}
+
+/// What a dense_tail run returns, tight: dlogits (capacity, classes), dW (k, classes), db (classes),
+/// dZ (capacity, k) (all NaN when not asked for), and the one stats record.
+pub struct TailOut {
+    pub dlogits: Vec<f32>,
+    pub dw: Vec<f32>,
+    pub db: Vec<f32>,
+    pub dx: Vec<f32>,
+    pub stat: StepStat,
+}
+
+/// What a grad_adam_gather run returns: params, m and v in their padded GPU layout (as `ParamsPacking`
+/// describes), to be unpacked and checked for untouched padding.
+pub struct Packed {
+    pub p: Vec<f32>,
+    pub m: Vec<f32>,
+    pub v: Vec<f32>,
+}
+
+/// Where a test puts one layer's W (rows, cols) and b (cols) in a flat padded buffer: W from float 4
+/// (a NaN quad before it) with one whole extra padding quad per row, b after a gap quad.
+#[derive(Clone, Copy, Debug)]
+pub struct ParamsPacking {
+    pub rows: usize,
+    pub cols: usize,
+    pub w_off: usize,
+    pub ld: usize,
+    pub b_off: usize,
+    pub total: usize,
+}
+
+impl ParamsPacking {
+    pub fn new(rows: usize, cols: usize) -> Self {
+        let ld = pad4(cols) + 4;
+        let w_off = 4;
+        let b_off = w_off + rows * ld + 4;
+        Self {
+            rows,
+            cols,
+            w_off,
+            ld,
+            b_off,
+            total: b_off + pad4(cols) + 4,
+        }
+    }
+
+    /// Tight W and b -> the flat buffer, `fill` everywhere else.
+    pub fn pack(&self, w: &[f32], b: &[f32], fill: f32) -> Vec<f32> {
+        let mut out = vec![fill; self.total];
+        for r in 0..self.rows {
+            let at = self.w_off + r * self.ld;
+            out[at..at + self.cols].copy_from_slice(&w[r * self.cols..(r + 1) * self.cols]);
+        }
+        out[self.b_off..self.b_off + self.cols].copy_from_slice(&b[..self.cols]);
+        out
+    }
+
+    /// The flat buffer -> tight (W, b).
+    pub fn unpack(&self, flat: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        (
+            unpad_ld(flat, self.w_off, self.rows, self.cols, self.ld),
+            flat[self.b_off..self.b_off + self.cols].to_vec(),
+        )
+    }
+
+    /// Whether every float outside W and b has the same bits in `a` and `b`.
+    pub fn padding_equal(&self, a: &[f32], b: &[f32]) -> bool {
+        let mut inside = vec![false; self.total];
+        for r in 0..self.rows {
+            let at = self.w_off + r * self.ld;
+            inside[at..at + self.cols].fill(true);
+        }
+        inside[self.b_off..self.b_off + self.cols].fill(true);
+        (0..self.total).all(|i| inside[i] || a[i].to_bits() == b[i].to_bits())
+    }
+
+    /// The same layer in the CPU's tight flat layout: W at 0, b right after it.
+    pub fn cpu_layer(&self) -> crate::model::LayerOffsets {
+        crate::model::LayerOffsets {
+            weight: 0,
+            bias: self.rows * self.cols,
+            fan_in: self.rows,
+            fan_out: self.cols,
+        }
+    }
+}
+
+impl Harness {
+    /// A step record bound as the window at byte `offset` of the returned buffer (not at 0, so the
+    /// window is exercised as the backend binds it).
+    fn record_buffer(&self, rec: &StepRecord) -> (wgpu::Buffer, u64) {
+        let stride = (self.ctx.device.limits().min_uniform_buffer_offset_alignment as usize)
+            .max(std::mem::size_of::<StepRecord>());
+        let mut bytes = vec![0xffu8; 2 * stride];
+        bytes[stride..stride + std::mem::size_of::<StepRecord>()]
+            .copy_from_slice(bytemuck::bytes_of(rec));
+        let buf = buffers::uniform_init(&self.ctx.device, "selftest step records", &bytes);
+        (buf, stride as u64)
+    }
+
+    fn split_buffers(&self, case: &StepCase) -> (wgpu::Buffer, wgpu::Buffer) {
+        let d = &self.ctx.device;
+        let images = pack_u8(&case.images);
+        (
+            buffers::storage_init(d, "selftest images (u8 x4)", bytemuck::cast_slice(&images)),
+            buffers::storage_init(d, "selftest order", bytemuck::cast_slice(&case.order)),
+        )
+    }
+
+    /// `gather` of `case` into x (capacity, ldx), poisoned first: returns x padded.
+    pub fn gather(&self, case: &StepCase, ldx: usize) -> Result<Vec<f32>> {
+        let d = &self.ctx.device;
+        let (images, order) = self.split_buffers(case);
+        let poison = vec![f32::NAN; case.capacity * ldx];
+        let x = buffers::storage_init(d, "selftest x (poisoned)", bytemuck::cast_slice(&poison));
+        let dims = GatherDims {
+            inputs: case.inputs as u32,
+            ldx: ldx as u32,
+            capacity: case.capacity as u32,
+            direct: case.rows.direct as u32,
+        };
+        let u = buffers::uniform_init(d, "selftest gather dims", bytemuck::bytes_of(&dims));
+        let (r, at) = self.record_buffer(&case.record());
+        let bind = kernels::bind_group(
+            d,
+            "selftest gather",
+            &self.kernels.gather_layout,
+            &[&images, &order, &x, &u, &r],
+            Some((4, at, std::mem::size_of::<StepRecord>() as u64)),
+        );
+        self.run(
+            Kernel::Gather,
+            &bind,
+            None,
+            kernels::gather_groups(case.capacity, ldx),
+        );
+        self.download(&x, poison.len())
+    }
+
+    /// `forward_gather` of `case` through W (inputs, fan_out) and b (fan_out), tight; NaN in every
+    /// padding lane of the parameters and in act before the run. Returns act (capacity, fan_out) tight.
+    pub fn forward_gather(
+        &self,
+        case: &StepCase,
+        w: &[f32],
+        b: &[f32],
+        fan_out: usize,
+        relu: bool,
+    ) -> Result<Vec<f32>> {
+        let d = &self.ctx.device;
+        let (images, order) = self.split_buffers(case);
+        let pk = ParamsPacking::new(case.inputs, fan_out);
+        let params = pk.pack(w, b, f32::NAN);
+        let p = buffers::storage_init(d, "selftest params", bytemuck::cast_slice(&params));
+        let ldc = pad4(fan_out);
+        let poison = vec![f32::NAN; case.capacity * ldc];
+        let act =
+            buffers::storage_init(d, "selftest act (poisoned)", bytemuck::cast_slice(&poison));
+        let dims = ForwardGatherDims {
+            inputs: case.inputs as u32,
+            fan_out: fan_out as u32,
+            capacity: case.capacity as u32,
+            ldc: ldc as u32,
+            w_off: pk.w_off as u32,
+            ldw: pk.ld as u32,
+            b_off: pk.b_off as u32,
+            direct: case.rows.direct as u32,
+            relu: relu as u32,
+            _pad: [0; 3],
+        };
+        let u = buffers::uniform_init(d, "selftest forward_gather dims", bytemuck::bytes_of(&dims));
+        let (r, at) = self.record_buffer(&case.record());
+        let bind = kernels::bind_group(
+            d,
+            "selftest forward_gather",
+            &self.kernels.forward_gather_layout,
+            &[&images, &order, &p, &act, &u, &r],
+            Some((5, at, std::mem::size_of::<StepRecord>() as u64)),
+        );
+        self.run(
+            Kernel::ForwardGather,
+            &bind,
+            None,
+            kernels::forward_gather_groups(case.capacity, fan_out),
+        );
+        let out = self.download(&act, poison.len())?;
+        Ok(unpad_ld(&out, 0, case.capacity, fan_out, ldc))
+    }
+
+    /// `dense_tail` on act (capacity, k) tight, whose rows past the step are sent as NaN (they must not
+    /// be read), W (k, classes), b (classes), the labels and order of `case`. Every padding lane of the
+    /// inputs is NaN, every output poisoned. `input_grad` asks for dZ.
+    #[allow(clippy::too_many_arguments)]
+    pub fn dense_tail(
+        &self,
+        case: &StepCase,
+        act: &[f32],
+        w: &[f32],
+        b: &[f32],
+        k: usize,
+        classes: usize,
+        input_grad: bool,
+    ) -> Result<TailOut> {
+        let d = &self.ctx.device;
+        let cap = case.capacity;
+        let lda = pad4(k);
+        let mut act_pad = pad_ld(act, cap, k, lda, f32::NAN);
+        act_pad[case.rows.rows * lda..].fill(f32::NAN);
+        let pk = ParamsPacking::new(k, classes);
+        let params = pk.pack(w, b, f32::NAN);
+        let ldo = pad4(classes);
+        let dl_off = cap * lda + 4;
+        let dz_poison = vec![f32::NAN; dl_off + cap * ldo];
+        let g_poison = vec![f32::NAN; pk.total];
+        let stats_init = [POISON_STAT; 4];
+        let a_buf = buffers::storage_init(d, "selftest act", bytemuck::cast_slice(&act_pad));
+        let p_buf = buffers::storage_init(d, "selftest params", bytemuck::cast_slice(&params));
+        let l_buf = buffers::storage_init(d, "selftest labels", bytemuck::cast_slice(&case.labels));
+        let (_, order) = self.split_buffers(case);
+        let g_buf = buffers::storage_init(
+            d,
+            "selftest grads (poisoned)",
+            bytemuck::cast_slice(&g_poison),
+        );
+        let dz_buf = buffers::storage_init(
+            d,
+            "selftest dz (poisoned)",
+            bytemuck::cast_slice(&dz_poison),
+        );
+        let s_buf = buffers::storage_init(d, "selftest stats", bytemuck::cast_slice(&stats_init));
+        let dims = TailDims {
+            k: k as u32,
+            classes: classes as u32,
+            capacity: cap as u32,
+            lda: lda as u32,
+            ldw: pk.ld as u32,
+            ldo: ldo as u32,
+            w_off: pk.w_off as u32,
+            b_off: pk.b_off as u32,
+            dl_off: dl_off as u32,
+            dx_off: 0,
+            direct: case.rows.direct as u32,
+            input_grad: input_grad as u32,
+        };
+        let u = buffers::uniform_init(d, "selftest dense_tail dims", bytemuck::bytes_of(&dims));
+        let (r, at) = self.record_buffer(&case.record());
+        let bind = kernels::bind_group(
+            d,
+            "selftest dense_tail",
+            self.kernels.layout(Kernel::DenseTail),
+            &[
+                &a_buf, &p_buf, &l_buf, &order, &g_buf, &dz_buf, &s_buf, &u, &r,
+            ],
+            Some((8, at, std::mem::size_of::<StepRecord>() as u64)),
+        );
+        self.run(Kernel::DenseTail, &bind, None, kernels::dense_tail_groups());
+        let dz = self.download(&dz_buf, dz_poison.len())?;
+        let grads = self.download(&g_buf, g_poison.len())?;
+        let stats = self.download(&s_buf, STAT_FLOATS * stats_init.len())?;
+        let stats: &[StepStat] = bytemuck::cast_slice(&stats);
+        let (dw, db) = pk.unpack(&grads);
+        Ok(TailOut {
+            dlogits: unpad_ld(&dz, dl_off, cap, classes, ldo),
+            dw,
+            db,
+            dx: unpad_ld(&dz, 0, cap, k, lda),
+            stat: stats[2],
+        })
+    }
+
+    /// `grad_adam_gather` of `case` with dZ (capacity, fan_out) tight, whose rows past the step and
+    /// padding lanes are NaN (neither may be read), on params, m and v already packed by `pk`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn grad_adam_gather(
+        &self,
+        case: &StepCase,
+        dz: &[f32],
+        pk: &ParamsPacking,
+        start: &Packed,
+        alpha: f32,
+        cfg: &AdamConfig,
+    ) -> Result<Packed> {
+        let d = &self.ctx.device;
+        let (images, order) = self.split_buffers(case);
+        let ldz = pad4(pk.cols) + 4;
+        let dz_off = 8;
+        let mut dz_pad = vec![f32::NAN; dz_off];
+        let mut live = pad_ld(dz, case.capacity, pk.cols, ldz, f32::NAN);
+        live[case.rows.rows * ldz..].fill(f32::NAN);
+        dz_pad.extend(live);
+        let dz_buf = buffers::storage_init(d, "selftest dz", bytemuck::cast_slice(&dz_pad));
+        let pb = buffers::storage_init(d, "selftest p", bytemuck::cast_slice(&start.p));
+        let mb = buffers::storage_init(d, "selftest m", bytemuck::cast_slice(&start.m));
+        let vb = buffers::storage_init(d, "selftest v", bytemuck::cast_slice(&start.v));
+        let dims = GradAdamDims {
+            inputs: pk.rows as u32,
+            fan_out: pk.cols as u32,
+            ld: pk.ld as u32,
+            ldz: ldz as u32,
+            w_off: pk.w_off as u32,
+            b_off: pk.b_off as u32,
+            dz_off: dz_off as u32,
+            direct: case.rows.direct as u32,
+            beta1: cfg.beta1 as f32,
+            beta2: cfg.beta2 as f32,
+            eps: cfg.epsilon as f32,
+            _pad: 0,
+        };
+        let u = buffers::uniform_init(d, "selftest grad_adam dims", bytemuck::bytes_of(&dims));
+        let rec = StepRecord {
+            alpha,
+            ..case.record()
+        };
+        let (r, at) = self.record_buffer(&rec);
+        let bind = kernels::bind_group(
+            d,
+            "selftest grad_adam_gather",
+            self.kernels.layout(Kernel::GradAdamGather),
+            &[&images, &order, &dz_buf, &pb, &mb, &vb, &u, &r],
+            Some((7, at, std::mem::size_of::<StepRecord>() as u64)),
+        );
+        self.run(
+            Kernel::GradAdamGather,
+            &bind,
+            None,
+            kernels::grad_adam_gather_groups(pk.rows, pk.cols),
+        );
+        Ok(Packed {
+            p: self.download(&pb, pk.total)?,
+            m: self.download(&mb, pk.total)?,
+            v: self.download(&vb, pk.total)?,
+        })
+    }
+
+    /// The buffer `adam` over the vec4s `[off4, off4 + len4)` of flat p, g, m, v: returns the whole
+    /// (p, m, v), which must be unchanged outside the range.
+    #[allow(clippy::too_many_arguments)]
+    pub fn adam_range(
+        &self,
+        bufs: &Packed,
+        g: &[f32],
+        off4: usize,
+        len4: usize,
+        alpha: f32,
+        cfg: &AdamConfig,
+    ) -> Result<Packed> {
+        let d = &self.ctx.device;
+        let n = bufs.p.len();
+        let pb = buffers::storage_init(d, "selftest p", bytemuck::cast_slice(&bufs.p));
+        let gb = buffers::storage_init(d, "selftest g", bytemuck::cast_slice(g));
+        let mb = buffers::storage_init(d, "selftest m", bytemuck::cast_slice(&bufs.m));
+        let vb = buffers::storage_init(d, "selftest v", bytemuck::cast_slice(&bufs.v));
+        let dims = AdamRangeDims {
+            off4: off4 as u32,
+            len4: len4 as u32,
+            beta1: cfg.beta1 as f32,
+            beta2: cfg.beta2 as f32,
+            eps: cfg.epsilon as f32,
+            _pad: [0; 3],
+        };
+        let u = buffers::uniform_init(d, "selftest adam range dims", bytemuck::bytes_of(&dims));
+        let rec = StepRecord {
+            alpha,
+            ..Default::default()
+        };
+        let (r, at) = self.record_buffer(&rec);
+        let bind = kernels::bind_group(
+            d,
+            "selftest adam",
+            &self.kernels.adam_range_layout,
+            &[&pb, &gb, &mb, &vb, &u, &r],
+            Some((5, at, std::mem::size_of::<StepRecord>() as u64)),
+        );
+        self.run(Kernel::Adam, &bind, None, kernels::adam_range_groups(len4));
+        Ok(Packed {
+            p: self.download(&pb, n)?,
+            m: self.download(&mb, n)?,
+            v: self.download(&vb, n)?,
+        })
+    }
+}
+
+fn case_result(kernel: &str, shape: &str, closeness: Closeness) -> CaseResult {
+    CaseResult {
+        kernel: kernel.to_string(),
+        shape: shape.to_string(),
+        closeness,
+    }
+}
+
+/// `gather` against cpu::gather, with x `pad` floats wider than `pad4(inputs)`: the values (which
+/// must agree bit for bit, since both sides normalise by the same multiply), and zeros in every
+/// padding lane and every row past the step.
+pub fn gather_case(h: &Harness, case: &StepCase, pad: usize) -> Result<Vec<CaseResult>> {
+    let (cap, inputs) = (case.capacity, case.inputs);
+    let ldx = pad4(inputs) + pad;
+    let got = h.gather(case, ldx)?;
+    let mut want = vec![f32::NAN; cap * inputs];
+    cpu::gather(&case.images, &case.order, &mut want, inputs, cap, case.rows);
+    let tight = unpad_ld(&got, 0, cap, inputs, ldx);
+    let bits_equal = tight
+        .iter()
+        .zip(&want)
+        .all(|(a, b)| a.to_bits() == b.to_bits());
+    let padding_zero = (0..cap).all(|r| {
+        got[r * ldx + inputs..(r + 1) * ldx]
+            .iter()
+            .all(|&v| v == 0.0)
+    });
+    let s = case.describe();
+    Ok(vec![
+        case_result("gather x", &s, compare(&tight, &want, TOL_ELEMENTWISE)),
+        case_result(
+            "gather x bit for bit, padding 0",
+            &s,
+            verdict(bits_equal && padding_zero),
+        ),
+    ])
+}
+
+fn to_f64(x: &[f32]) -> Vec<f64> {
+    x.iter().map(|&v| v as f64).collect()
+}
+
+fn to_f32(x: &[f64]) -> Vec<f32> {
+    x.iter().map(|&v| v as f32).collect()
+}
+
+/// `forward_gather` against cpu::forward_gather run in f64 (so the reference's own rounding, which
+/// over 784 terms is as large as the GPU's, does not count against the GPU), with Glorot-sized W and
+/// b in [-0.5, 0.5]: pre-activations of the size training sees.
+pub fn forward_gather_case(
+    h: &Harness,
+    case: &StepCase,
+    fan_out: usize,
+    relu: bool,
+    seed: u64,
+) -> Result<Vec<CaseResult>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (case.inputs * 131 + fan_out) as u64);
+    let limit = (6.0 / (case.inputs + fan_out) as f32).sqrt();
+    let w = random(case.inputs * fan_out, -limit, limit, &mut rng);
+    let b = random(fan_out, -0.5, 0.5, &mut rng);
+    let got = h.forward_gather(case, &w, &b, fan_out, relu)?;
+    let pk = ParamsPacking::new(case.inputs, fan_out);
+    let mut params = to_f64(&w);
+    params.extend(to_f64(&b));
+    let mut want = vec![f64::NAN; case.capacity * fan_out];
+    cpu::forward_gather(
+        &case.images,
+        &case.order,
+        &params,
+        &mut want,
+        &pk.cpu_layer(),
+        case.capacity,
+        case.rows,
+        relu,
+    );
+    let want = to_f32(&want);
+    Ok(vec![case_result(
+        &format!("forward_gather{}", if relu { "+relu" } else { "" }),
+        &format!("{} ->{fan_out}", case.describe()),
+        compare(&got, &want, TOL_REDUCTION),
+    )])
+}
+
+/// `dense_tail` against cpu::dense_tail on a layer of k inputs and `classes` outputs: act a ReLU output
+/// (so the mask has zeros), Glorot-sized W and b (logits of a few units, as in training).
+pub fn dense_tail_case(
+    h: &Harness,
+    case: &StepCase,
+    classes: usize,
+    input_grad: bool,
+    seed: u64,
+) -> Result<Vec<CaseResult>> {
+    let k = case.inputs;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (k * 977 + classes) as u64);
+    let limit = (6.0 / (k + classes) as f32).sqrt();
+    let mut act = random(case.capacity * k, -1.0, 1.0, &mut rng);
+    cpu::relu(&mut act);
+    let w = random(k * classes, -limit, limit, &mut rng);
+    let b = random(classes, -0.5, 0.5, &mut rng);
+    dense_tail_check(h, case, &act, &w, &b, classes, input_grad)
+}
+
+/// Runs dense_tail on the GPU and its twin on the CPU (in f64, the reference's rounding left out) on the
+/// given operands and compares every output.
+pub fn dense_tail_check(
+    h: &Harness,
+    case: &StepCase,
+    act: &[f32],
+    w: &[f32],
+    b: &[f32],
+    classes: usize,
+    input_grad: bool,
+) -> Result<Vec<CaseResult>> {
+    let (k, cap) = (case.inputs, case.capacity);
+    let got = h.dense_tail(case, act, w, b, k, classes, input_grad)?;
+    let pk = ParamsPacking::new(k, classes);
+    let layer = pk.cpu_layer();
+    let mut params = to_f64(w);
+    params.extend(to_f64(b));
+    let mut grads = vec![f64::NAN; params.len()];
+    let mut dl = vec![f64::NAN; cap * classes];
+    let mut dx = vec![f64::NAN; cap * k];
+    let want = cpu::dense_tail(
+        &to_f64(act),
+        &params,
+        &case.labels,
+        &case.order,
+        &mut grads,
+        &mut dl,
+        input_grad.then_some(&mut dx[..]),
+        &layer,
+        cap,
+        case.rows,
+        case.record().scale as f64,
+    );
+    let (grads, dl, dx) = (to_f32(&grads), to_f32(&dl), to_f32(&dx));
+    let s = format!("{} ->{classes}", case.describe());
+    let red = TOL_REDUCTION;
+    let mut loss = compare(&[got.stat.loss], &[want.loss as f32], red);
+    if got.stat.correct != want.correct || got.stat.nonfinite != want.nonfinite {
+        loss.used = f32::INFINITY;
+    }
+    let mut out = vec![
+        case_result("dense_tail dlogits", &s, compare(&got.dlogits, &dl, red)),
+        case_result(
+            "dense_tail dW",
+            &s,
+            compare(&got.dw, &grads[layer.weight_range()], red),
+        ),
+        case_result(
+            "dense_tail db",
+            &s,
+            compare(&got.db, &grads[layer.bias_range()], red),
+        ),
+        case_result(
+            &format!(
+                "dense_tail loss, correct {}/{}, nonfinite {}/{}",
+                got.stat.correct, want.correct, got.stat.nonfinite, want.nonfinite
+            ),
+            &s,
+            loss,
+        ),
+    ];
+    if input_grad {
+        out.push(case_result(
+            "dense_tail dZ (masked)",
+            &s,
+            compare(&got.dx, &dx, red),
+        ));
+    } else {
+        // Without input_grad the dZ region is not written: it must still hold its poison.
+        out.push(case_result(
+            "dense_tail no dZ written",
+            &s,
+            verdict(got.dx.iter().all(|v| v.is_nan())),
+        ));
+    }
+    Ok(out)
+}
+
+/// `grad_adam_gather` against cpu::grad_adam_gather from a state that has seen a few steps; padding
+/// lanes of p, m and v hold finite sentinels that must come back bit for bit, and dZ's padding lanes
+/// and rows past the step are NaN.
+pub fn grad_adam_gather_case(
+    h: &Harness,
+    case: &StepCase,
+    fan_out: usize,
+    seed: u64,
+) -> Result<Vec<CaseResult>> {
+    let inputs = case.inputs;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (inputs * 613 + fan_out) as u64);
+    let cfg = AdamConfig::default();
+    let alpha = cpu::adam_alpha(cfg.learning_rate, cfg.beta1, cfg.beta2, 3) as f32;
+    let n = inputs * fan_out + fan_out;
+    let (p, m, v) = (
+        random(n, -1.0, 1.0, &mut rng),
+        random(n, -0.01, 0.01, &mut rng),
+        random(n, 0.0, 1e-4, &mut rng),
+    );
+    let scale = 1.0 / case.rows.rows as f32;
+    let dz: Vec<f32> = random(case.capacity * fan_out, -scale, scale, &mut rng);
+    let pk = ParamsPacking::new(inputs, fan_out);
+    let w = inputs * fan_out;
+    let start = Packed {
+        p: pk.pack(&p[..w], &p[w..], 7.0),
+        m: pk.pack(&m[..w], &m[w..], 0.5),
+        v: pk.pack(&v[..w], &v[w..], 0.25),
+    };
+    let got = h.grad_adam_gather(case, &dz, &pk, &start, alpha, &cfg)?;
+    let (mut cp, mut cm, mut cv) = (p, m, v);
+    cpu::grad_adam_gather(
+        &case.images,
+        &case.order,
+        &dz,
+        &mut cp,
+        &mut cm,
+        &mut cv,
+        &pk.cpu_layer(),
+        case.rows,
+        cpu::AdamStep {
+            alpha,
+            beta1: cfg.beta1 as f32,
+            beta2: cfg.beta2 as f32,
+            epsilon: cfg.epsilon as f32,
+        },
+    );
+    let s = format!("{} ->{fan_out}", case.describe());
+    let mut out = Vec::new();
+    for (name, gpu, cpu_side, before) in [
+        ("params", &got.p, &cp, &start.p),
+        ("m", &got.m, &cm, &start.m),
+        ("v", &got.v, &cv, &start.v),
+    ] {
+        let (gw, gb) = pk.unpack(gpu);
+        out.push(case_result(
+            &format!("grad_adam_gather W {name}"),
+            &s,
+            compare(&gw, &cpu_side[..w], TOL_REDUCTION),
+        ));
+        out.push(case_result(
+            &format!("grad_adam_gather b {name}"),
+            &s,
+            compare(&gb, &cpu_side[w..], TOL_REDUCTION),
+        ));
+        out.push(case_result(
+            &format!("grad_adam_gather {name} padding kept"),
+            &s,
+            verdict(pk.padding_equal(gpu, before)),
+        ));
+    }
+    Ok(out)
+}
+
+/// The buffer `adam` over vec4s `[off4, off4 + len4)` of `n` floats against cpu::adam on that range;
+/// g is NaN outside the range and p, m, v must come back unchanged there.
+pub fn adam_range_case(
+    h: &Harness,
+    n: usize,
+    off4: usize,
+    len4: usize,
+    seed: u64,
+) -> Result<Vec<CaseResult>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (n * 7 + off4) as u64);
+    let cfg = AdamConfig::default();
+    let start = Packed {
+        p: random(n, -1.0, 1.0, &mut rng),
+        m: random(n, -0.01, 0.01, &mut rng),
+        v: random(n, 0.0, 1e-4, &mut rng),
+    };
+    let mut g = vec![f32::NAN; n];
+    let range = 4 * off4..4 * (off4 + len4);
+    g[range.clone()].copy_from_slice(&random(4 * len4, -0.1, 0.1, &mut rng));
+    let alpha = cpu::adam_alpha(cfg.learning_rate, cfg.beta1, cfg.beta2, 3) as f32;
+    let got = h.adam_range(&start, &g, off4, len4, alpha, &cfg)?;
+    let (mut cp, mut cm, mut cv) = (start.p.clone(), start.m.clone(), start.v.clone());
+    cpu::adam(
+        &mut cp[range.clone()],
+        &g[range.clone()],
+        &mut cm[range.clone()],
+        &mut cv[range],
+        alpha,
+        cfg.beta1 as f32,
+        cfg.beta2 as f32,
+        cfg.epsilon as f32,
+    );
+    let s = format!("[{off4}, +{len4}) of {}", n / 4);
+    Ok(vec![
+        case_result("adam params", &s, compare(&got.p, &cp, TOL_ELEMENTWISE)),
+        case_result("adam m", &s, compare(&got.m, &cm, TOL_ELEMENTWISE)),
+        case_result("adam v", &s, compare(&got.v, &cv, TOL_ELEMENTWISE)),
+    ])
+}
+
+/// The step cases of the buffer-path kernels for a ladder shape `(batch, fan_in, fan_out)`: the full
+/// batch from a shuffled order, and a partial one (about two thirds) in split order.
+pub fn step_cases((bt, fi, fo): (usize, usize, usize), seed: u64) -> [(StepCase, bool); 2] {
+    let partial = (bt - bt / 3).max(1);
+    [
+        (StepCase::new(fi, fo, bt, bt, false, seed), true),
+        (StepCase::new(fi, fo, bt, partial, true, seed), false),
+    ]
+}
+
+/// Every buffer-path kernel on the ladder, plus the partial batches 5 of 8 and 31 of 32 and odd row
+/// lengths (7, 785 pixels: rows start mid-u32), and Adam over ranges.
+pub fn buffer_path_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
+    let mut shapes = shape_ladder();
+    shapes.extend([(8, 7, 5), (32, 785, 128), (32, 784, 10)]);
+    let mut out = Vec::new();
+    for s in shapes {
+        for (case, flag) in step_cases(s, seed) {
+            out.extend(gather_case(h, &case, if flag { 0 } else { 8 })?);
+            out.extend(forward_gather_case(h, &case, s.2, flag, seed)?);
+            out.extend(dense_tail_case(h, &case, s.2, flag, seed)?);
+            out.extend(grad_adam_gather_case(h, &case, s.2, seed)?);
+        }
+    }
+    for (inputs, classes, cap, rows) in [(7, 5, 8, 5), (784, 128, 32, 31), (785, 10, 32, 31)] {
+        let case = StepCase::new(inputs, classes, cap, rows, false, seed);
+        out.extend(forward_gather_case(h, &case, classes, true, seed)?);
+        out.extend(dense_tail_case(h, &case, classes, true, seed)?);
+        out.extend(grad_adam_gather_case(h, &case, classes, seed)?);
+    }
+    for (n, off4, len4) in [(4, 0, 1), (1000, 3, 200), (101_776, 23_000, 2_064)] {
+        out.extend(adam_range_case(h, n, off4, len4, seed)?);
+    }
+    Ok(out)
 }
 
 fn shape(b: usize, i: usize, o: usize) -> String {
@@ -650,10 +1503,11 @@ pub fn softmax_case(
     let scale = 1.0 / rows as f64;
     let mut want = vec![0.0f32; capacity * cols];
     let (loss, correct) = cpu::softmax_xent(&logits, &labels, &mut want, rows, cols, scale as f32);
-    let (got, gl, gc) = h.softmax_xent(&logits, &labels, rows, capacity, cols)?;
+    let bad = cpu::xent_nonfinite(&logits, &labels, rows, cols);
+    let (got, gl, gc, gbad) = h.softmax_xent(&logits, &labels, rows, capacity, cols)?;
     let s = format!("{rows}/{capacity}x{cols}");
     let mut dl = compare(&got, &want, TOL_ELEMENTWISE);
-    if gc != correct {
+    if gc != correct || gbad != bad {
         // A wrong count fails the case whatever the values say.
         dl.used = f32::INFINITY;
     }
@@ -671,7 +1525,7 @@ pub fn softmax_case(
     ])
 }
 
-/// One Adam step over `n` floats from a state that has already seen a few steps.
+/// One adam_tex step over `n` floats from a state that has already seen a few steps.
 pub fn adam_case(h: &Harness, n: usize, seed: u64) -> Result<Vec<CaseResult>> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ n as u64);
     let cfg = AdamConfig::default();
@@ -680,7 +1534,7 @@ pub fn adam_case(h: &Harness, n: usize, seed: u64) -> Result<Vec<CaseResult>> {
     let m = random(n, -0.01, 0.01, &mut rng);
     let v = random(n, 0.0, 1e-4, &mut rng);
     let alpha = cpu::adam_alpha(cfg.learning_rate, cfg.beta1, cfg.beta2, 3) as f32;
-    let (gp, gm, gv) = h.adam(&p, &g, &m, &v, alpha, &cfg)?;
+    let (gp, gm, gv) = h.adam_tex(&p, &g, &m, &v, alpha, &cfg)?;
     let (mut cp, mut cm, mut cv) = (p.clone(), m.clone(), v.clone());
     cpu::adam(
         &mut cp,
@@ -695,17 +1549,17 @@ pub fn adam_case(h: &Harness, n: usize, seed: u64) -> Result<Vec<CaseResult>> {
     let s = format!("{n}");
     Ok(vec![
         CaseResult {
-            kernel: "adam params".into(),
+            kernel: "adam_tex params".into(),
             shape: s.clone(),
             closeness: compare(&gp, &cp, TOL_ELEMENTWISE),
         },
         CaseResult {
-            kernel: "adam m".into(),
+            kernel: "adam_tex m".into(),
             shape: s.clone(),
             closeness: compare(&gm, &cm, TOL_ELEMENTWISE),
         },
         CaseResult {
-            kernel: "adam v".into(),
+            kernel: "adam_tex v".into(),
             shape: s,
             closeness: compare(&gv, &cv, TOL_ELEMENTWISE),
         },
@@ -731,6 +1585,7 @@ pub fn kernel_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
     for n in [4, 1000, 101_776] {
         out.extend(adam_case(h, n, seed)?);
     }
+    out.extend(buffer_path_ladder(h, seed)?);
     Ok(out)
 }
 

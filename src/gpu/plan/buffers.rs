@@ -9,7 +9,7 @@
 //! backwards for their middle layers; a model without hidden layers gathers x and runs the tail on it.
 //! Tested by tests/gpu_train.rs (vs the CPU path, and D <= 4, C = 0, P <= 1 per step).
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 
 use crate::gpu::buffers::{self as gbuf, pad4};
 use crate::gpu::kernels::{
@@ -38,6 +38,18 @@ fn per_slot(
 pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
     let d = p.device;
     let k = p.kernels;
+    for kernel in [Kernel::DenseTail, Kernel::GradAdamGather] {
+        if !k.supports(kernel) {
+            bail!(
+                "{} binds {} storage buffers, more than this device allows per shader stage ({}); \
+                 {}=textures trains without it",
+                kernel.entry_point(),
+                kernel.storage_buffers(),
+                d.limits().max_storage_buffers_per_shader_stage,
+                Operands::ENV
+            );
+        }
+    }
     let layout = p.layout().clone();
     let st = p.state;
     let cap = p.cap;
@@ -59,7 +71,11 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
     let widest = layout.layers.iter().map(|l| l.ld).max().unwrap_or(4);
     let out_ld = layout.layers[last].ld;
     let dz = [
-        gbuf::storage(d, "dz A (cap, out_ld + widest)", f32_bytes(cap * (out_ld + widest))),
+        gbuf::storage(
+            d,
+            "dz A (cap, out_ld + widest)",
+            f32_bytes(cap * (out_ld + widest)),
+        ),
         gbuf::storage(d, "dz B (cap, widest)", f32_bytes(cap * widest)),
     ];
     // Forward of the first layer (or the plain gather).
@@ -71,7 +87,13 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
             direct: 0,
         };
         let u = uniform("gather dims", bytemuck::bytes_of(&dims));
-        let binds = per_slot(p, "gather (slot)", &k.gather_layout, &[&p.train.images, p.order, x, &u], 4);
+        let binds = per_slot(
+            p,
+            "gather (slot)",
+            &k.gather_layout,
+            &[&p.train.images, p.order, x, &u],
+            4,
+        );
         let mut site = Site::plain(
             format!("gather {cap}x{}", p.inputs),
             Kernel::Gather,
@@ -104,7 +126,10 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
             5,
         );
         let mut site = Site::plain(
-            format!("L1 fwd forward_gather+bias+relu {cap}x{}x{}", l0.fan_in, l0.fan_out),
+            format!(
+                "L1 fwd forward_gather+bias+relu {cap}x{}x{}",
+                l0.fan_in, l0.fan_out
+            ),
             Kernel::ForwardGather,
             kernels::forward_gather_groups(cap, l0.fan_out),
             binds,
@@ -117,7 +142,10 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
     for l in 1..last {
         let g = layout.layers[l];
         let dims = super::textures::forward_dims(&layout, l, cap, 0, false);
-        let u = uniform(&format!("L{} forward dims", l + 1), bytemuck::bytes_of(&dims));
+        let u = uniform(
+            &format!("L{} forward dims", l + 1),
+            bytemuck::bytes_of(&dims),
+        );
         let bind = kernels::bind_group(
             d,
             "forward",
@@ -126,7 +154,12 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
             None,
         );
         let mut site = Site::plain(
-            format!("L{} fwd mm_nn+bias+relu {cap}x{}x{}", l + 1, g.fan_in, g.fan_out),
+            format!(
+                "L{} fwd mm_nn+bias+relu {cap}x{}x{}",
+                l + 1,
+                g.fan_in,
+                g.fan_out
+            ),
             Kernel::MmNn,
             kernels::matmul_groups(Kernel::MmNn, cap, g.fan_out),
             vec![bind],
@@ -137,7 +170,11 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
     }
     // The tail: the last layer forward and backward, the loss and the step's stats.
     let out = layout.layers[last];
-    let below_ld = if last > 0 { layout.layers[last - 1].ld } else { ldx };
+    let below_ld = if last > 0 {
+        layout.layers[last - 1].ld
+    } else {
+        ldx
+    };
     let tdims = TailDims {
         k: out.fan_in as u32,
         classes: out.fan_out as u32,
@@ -153,16 +190,34 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
         input_grad: u32::from(last > 0),
     };
     let tu = uniform("dense_tail dims", bytemuck::bytes_of(&tdims));
-    let tail_input = if last > 0 { &acts[last - 1] } else { x.as_ref().expect("gathered x") };
+    let tail_input = if last > 0 {
+        &acts[last - 1]
+    } else {
+        x.as_ref().expect("gathered x")
+    };
     let binds = per_slot(
         p,
         "dense_tail (slot)",
-        &k.dense_tail_layout,
-        &[tail_input, &st.params, &p.train.labels, p.order, &st.grads, &dz[0], p.stats, &tu],
+        k.layout(Kernel::DenseTail),
+        &[
+            tail_input,
+            &st.params,
+            &p.train.labels,
+            p.order,
+            &st.grads,
+            &dz[0],
+            p.stats,
+            &tu,
+        ],
         8,
     );
     let mut site = Site::plain(
-        format!("L{} dense_tail {cap}x{}x{}", last + 1, out.fan_in, out.fan_out),
+        format!(
+            "L{} dense_tail {cap}x{}x{}",
+            last + 1,
+            out.fan_in,
+            out.fan_out
+        ),
         Kernel::DenseTail,
         kernels::dense_tail_groups(),
         binds,
@@ -188,7 +243,10 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
             c_off: g.weight as u32,
             e_off: g.bias as u32,
         };
-        let u = uniform(&format!("L{} weight-grad dims", l + 1), bytemuck::bytes_of(&wdims));
+        let u = uniform(
+            &format!("L{} weight-grad dims", l + 1),
+            bytemuck::bytes_of(&wdims),
+        );
         let bind = kernels::bind_group(
             d,
             "weight grad",
@@ -197,7 +255,12 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
             None,
         );
         let mut site = Site::plain(
-            format!("L{} dW mm_tn+colsum {}x{cap}x{}", l + 1, g.fan_in, g.fan_out),
+            format!(
+                "L{} dW mm_tn+colsum {}x{cap}x{}",
+                l + 1,
+                g.fan_in,
+                g.fan_out
+            ),
             Kernel::MmTn,
             kernels::matmul_groups(Kernel::MmTn, g.fan_in, g.fan_out),
             vec![bind],
@@ -220,7 +283,10 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
             c_off: 0,
             e_off: 0,
         };
-        let u = uniform(&format!("L{} input-grad dims", l + 1), bytemuck::bytes_of(&xdims));
+        let u = uniform(
+            &format!("L{} input-grad dims", l + 1),
+            bytemuck::bytes_of(&xdims),
+        );
         let bind = kernels::bind_group(
             d,
             "input grad",
@@ -229,7 +295,12 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
             None,
         );
         let mut site = Site::plain(
-            format!("L{} dX mm_nt+relu_mask {cap}x{}x{}", l + 1, g.fan_out, g.fan_in),
+            format!(
+                "L{} dX mm_nt+relu_mask {cap}x{}x{}",
+                l + 1,
+                g.fan_out,
+                g.fan_in
+            ),
             Kernel::MmNt,
             kernels::matmul_groups(Kernel::MmNt, cap, g.fan_in),
             vec![bind],
@@ -261,12 +332,23 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
         let binds = per_slot(
             p,
             "grad_adam_gather (slot)",
-            &k.grad_adam_gather_layout,
-            &[&p.train.images, p.order, &dz[side], &st.params, &st.m, &st.v, &u],
+            k.layout(Kernel::GradAdamGather),
+            &[
+                &p.train.images,
+                p.order,
+                &dz[side],
+                &st.params,
+                &st.m,
+                &st.v,
+                &u,
+            ],
             7,
         );
         let mut site = Site::plain(
-            format!("L1 dW+adam grad_adam_gather {}x{cap}x{}", l0.fan_in, l0.fan_out),
+            format!(
+                "L1 dW+adam grad_adam_gather {}x{cap}x{}",
+                l0.fan_in, l0.fan_out
+            ),
             Kernel::GradAdamGather,
             kernels::grad_adam_gather_groups(l0.fan_in, l0.fan_out),
             binds,

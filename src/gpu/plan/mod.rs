@@ -47,10 +47,7 @@ impl Operands {
         match v.trim() {
             "buffers" => Ok(Operands::Buffers),
             "textures" => Ok(Operands::Textures),
-            other => bail!(
-                "{}={other:?}: expected `buffers` or `textures`",
-                Self::ENV
-            ),
+            other => bail!("{}={other:?}: expected `buffers` or `textures`", Self::ENV),
         }
     }
 

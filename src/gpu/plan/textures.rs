@@ -84,13 +84,27 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
     let act_mirrors = (0..last)
         .map(|l| {
             let ld = layout.layers[l].ld;
-            TextureMirror::new(d, &format!("act {l} mirror (cap, ld)"), &acts[l], 0, ld, cap)
+            TextureMirror::new(
+                d,
+                &format!("act {l} mirror (cap, ld)"),
+                &acts[l],
+                0,
+                ld,
+                cap,
+            )
         })
         .collect::<Result<Vec<_>>>()?;
     let dz_mirrors = (0..=last)
         .map(|l| {
             let ld = layout.layers[l].ld;
-            TextureMirror::new(d, &format!("dz {l} mirror (cap, ld)"), &dz[l % 2], 0, ld, cap)
+            TextureMirror::new(
+                d,
+                &format!("dz {l} mirror (cap, ld)"),
+                &dz[l % 2],
+                0,
+                ld,
+                cap,
+            )
         })
         .collect::<Result<Vec<_>>>()?;
     let input_view = |l: usize| {
@@ -135,7 +149,10 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
     // Forward: input and weight from textures; group 0 supplies the bias (in b) and the output.
     for (l, g) in layout.layers.iter().enumerate() {
         let dims = forward_dims(&layout, l, cap, in_ld, true);
-        let u = uniform(&format!("L{} forward dims", l + 1), bytemuck::bytes_of(&dims));
+        let u = uniform(
+            &format!("L{} forward dims", l + 1),
+            bytemuck::bytes_of(&dims),
+        );
         let bind = kernels::bind_group(
             d,
             "forward",
@@ -143,10 +160,21 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
             &[&st.params, &st.params, &acts[l], &st.params, &u],
             None,
         );
-        let tex = kernels::tex_bind_group(d, "forward textures", k, &input_view(l), &mirrors.weight_view(l));
+        let tex = kernels::tex_bind_group(
+            d,
+            "forward textures",
+            k,
+            &input_view(l),
+            &mirrors.weight_view(l),
+        );
         let relu = if l == last { "" } else { "+relu" };
         let mut site = Site::plain(
-            format!("L{} fwd mm_nn_tex+bias{relu} {cap}x{}x{}", l + 1, g.fan_in, g.fan_out),
+            format!(
+                "L{} fwd mm_nn_tex+bias{relu} {cap}x{}x{}",
+                l + 1,
+                g.fan_in,
+                g.fan_out
+            ),
             Kernel::MmNnTex,
             kernels::matmul_groups(Kernel::MmNnTex, cap, g.fan_out),
             vec![bind],
@@ -210,7 +238,10 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
             e_off: g.bias as u32,
             ..MatmulDims::default()
         };
-        let u = uniform(&format!("L{} weight-grad dims", l + 1), bytemuck::bytes_of(&dims));
+        let u = uniform(
+            &format!("L{} weight-grad dims", l + 1),
+            bytemuck::bytes_of(&dims),
+        );
         let bind = kernels::bind_group(
             d,
             "weight grad",
@@ -221,7 +252,12 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
         let dz_view = dz_mirrors[l].view();
         let tex = kernels::tex_bind_group(d, "weight grad textures", k, &input_view(l), &dz_view);
         let mut site = Site::plain(
-            format!("L{} dW mm_tn_tex+colsum {}x{cap}x{} (+dZ copy)", l + 1, g.fan_in, g.fan_out),
+            format!(
+                "L{} dW mm_tn_tex+colsum {}x{cap}x{} (+dZ copy)",
+                l + 1,
+                g.fan_in,
+                g.fan_out
+            ),
             Kernel::MmTnTex,
             kernels::matmul_groups(Kernel::MmTnTex, g.fan_in, g.fan_out),
             vec![bind],
@@ -244,7 +280,10 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
             lde: prev.ld as u32,
             ..MatmulDims::default()
         };
-        let u = uniform(&format!("L{} input-grad dims", l + 1), bytemuck::bytes_of(&dims));
+        let u = uniform(
+            &format!("L{} input-grad dims", l + 1),
+            bytemuck::bytes_of(&dims),
+        );
         let bind = kernels::bind_group(
             d,
             "input grad",
@@ -252,9 +291,20 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
             &[&acts[l - 1], &st.params, &dz[(l - 1) % 2], &acts[l - 1], &u],
             None,
         );
-        let tex = kernels::tex_bind_group(d, "input grad textures", k, &dz_view, &mirrors.weight_view(l));
+        let tex = kernels::tex_bind_group(
+            d,
+            "input grad textures",
+            k,
+            &dz_view,
+            &mirrors.weight_view(l),
+        );
         let mut site = Site::plain(
-            format!("L{} dX mm_nt_tex+relu_mask {cap}x{}x{}", l + 1, g.fan_out, g.fan_in),
+            format!(
+                "L{} dX mm_nt_tex+relu_mask {cap}x{}x{}",
+                l + 1,
+                g.fan_out,
+                g.fan_in
+            ),
             Kernel::MmNtTex,
             kernels::matmul_groups(Kernel::MmNtTex, cap, g.fan_in),
             vec![bind],
@@ -281,7 +331,12 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
         d,
         "adam textures: p, g, m, v",
         &k.adam_tex_layout,
-        &[&mirrors.atlas.view(), &mirrors.g.view(), &mirrors.m.view(), &mirrors.v.view()],
+        &[
+            &mirrors.atlas.view(),
+            &mirrors.g.view(),
+            &mirrors.m.view(),
+            &mirrors.v.view(),
+        ],
     );
     let binds = (0..p.ring.slots)
         .map(|s| {

@@ -1,0 +1,287 @@
+// The kernels that read a step's samples straight from the dataset resident on the GPU as u8 pixels,
+// so no normalised batch is ever uploaded:
+//   gather            x (capacity, ldx) = normalise(images[sample(r)])            (texture path, 1-layer models)
+//   forward_gather    act (capacity, ldc) = relu(normalise(images[sample(r)]) · W + b)   (first layer forward)
+//   grad_adam_gather  dW = x^T · dZ, db = colsum(dZ), each applied by Adam to W, b, m, v at once
+// Row r < step.rows is sample order[step.start + r] (or step.start + r when dims.direct != 0); rows from
+// step.rows on are a partial batch's empty tail: forward kernels write 0 there and never read `order`
+// for them, and the gradient sums stop at step.rows. `images` holds a split's pixels 4 to a u32,
+// little-endian (byte b is (images[b / 4] >> (8 (b % 4))) & 0xff), sample i's pixel p being byte
+// i * inputs + p, so with an odd `inputs` a row starts mid-u32.
+// Each entry point has its own bind-group layout; WGSL lets variables of different entry points share
+// a binding number, so each entry point's variables carry its prefix (g_, f_, a_).
+// Twins: cpu::gather, cpu::forward_gather, cpu::grad_adam_gather. Tested by tests/kernels.rs (through
+// gpu::selftest, with NaN in every padding lane and every output).
+
+// 1 / 255 as Rust's `1.0f32 / 255.0` rounds it (cpu::PIXEL_SCALE, bits 0x3b808081), written as an exact
+// hexadecimal literal so every compiler reads the same bits (naga cannot fold a bitcast in a const).
+// normalise(px) = f32(px) * PIXEL_SCALE is one correctly rounded multiply: bit-identical on every
+// device, fast math or not. tests/kernels.rs checks the literal's bits.
+const PIXEL_SCALE: f32 = 0x1.010102p-8f;
+
+// Same record as in softmax_xent.wgsl; here rows, start (and alpha for grad_adam_gather) are read.
+struct Step {
+    rows: u32,
+    slot: u32,
+    stat: u32,
+    alpha: f32,
+    scale: f32,
+    start: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+struct GatherDims {
+    inputs: u32,   // pixels per sample
+    ldx: u32,      // row stride of x in floats (a multiple of 4, >= inputs)
+    capacity: u32, // rows of x
+    direct: u32,   // != 0: row r is sample step.start + r
+}
+
+struct ForwardGatherDims {
+    inputs: u32,   // pixels per sample = rows of W
+    fan_out: u32,  // columns of W and act
+    capacity: u32, // rows of act
+    ldc: u32,      // row stride of act (a multiple of 4)
+    w_off: u32,    // W (inputs, ldw) in params, in floats (a multiple of 4)
+    ldw: u32,      // row stride of W (a multiple of 4)
+    b_off: u32,    // b (fan_out) in params (a multiple of 4)
+    direct: u32,
+    relu: u32,     // != 0: ReLU on the output
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+struct GradAdamDims {
+    inputs: u32,  // pixels per sample = rows of W
+    fan_out: u32, // columns of W and dZ
+    ld: u32,      // row stride of W in params, m and v (a multiple of 4)
+    ldz: u32,     // row stride of dZ (a multiple of 4)
+    w_off: u32,   // W (inputs, ld) in params, m and v, in floats (a multiple of 4)
+    b_off: u32,   // b (fan_out) in params, m and v (a multiple of 4)
+    dz_off: u32,  // dZ (>= step.rows, ldz) in dz (a multiple of 4)
+    direct: u32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    _pad: u32,
+}
+
+// Shared by all three entry points.
+@group(0) @binding(0) var<storage, read> images: array<u32>; // (split bytes / 4, rounded up): u8 pixels
+@group(0) @binding(1) var<storage, read> order: array<u32>;  // (order length): sample indices
+
+// gather
+@group(0) @binding(2) var<storage, read_write> g_x: array<vec4<f32>>; // (capacity, ldx)
+@group(0) @binding(3) var<uniform> g_dims: GatherDims;
+@group(0) @binding(4) var<uniform> g_step: Step;
+
+// forward_gather
+@group(0) @binding(2) var<storage, read> f_params: array<vec4<f32>>;     // W (inputs, ldw) at w_off, b at b_off
+@group(0) @binding(3) var<storage, read_write> f_act: array<vec4<f32>>;  // (capacity, ldc)
+@group(0) @binding(4) var<uniform> f_dims: ForwardGatherDims;
+@group(0) @binding(5) var<uniform> f_step: Step;
+
+// grad_adam_gather
+@group(0) @binding(2) var<storage, read> a_dz: array<vec4<f32>>;         // dZ (>= rows, ldz) at dz_off
+@group(0) @binding(3) var<storage, read_write> a_p: array<vec4<f32>>;    // W (inputs, ld) at w_off, b at b_off
+@group(0) @binding(4) var<storage, read_write> a_m: array<vec4<f32>>;    // Adam m, same layout
+@group(0) @binding(5) var<storage, read_write> a_v: array<vec4<f32>>;    // Adam v, same layout
+@group(0) @binding(6) var<uniform> a_dims: GradAdamDims;
+@group(0) @binding(7) var<uniform> a_step: Step;
+
+// The sample of live row r (r < step.rows; `order` is never read for the others).
+fn sample_of(start: u32, r: u32, direct: u32) -> u32 {
+    if (direct != 0u) {
+        return start + r;
+    }
+    return order[start + r];
+}
+
+// Pixels k0..k0+3 of the sample whose first byte is `base`, normalised; lanes at or past `inputs` are
+// 0. The quad is shifted out of the (one or two) u32s it straddles; `hi` is the u32 holding the last
+// pixel the quad needs, so no index passes the sample's last byte, hence the split's. The second term
+// is hi << (32 - sh) written as two shifts, because a shift by 32 is undefined in SPIR-V and MSL (it is
+// 0 here when the quad is aligned).
+fn pixels4(base: u32, k0: u32, inputs: u32) -> vec4<f32> {
+    let b = base + k0;
+    let sh = (b & 3u) * 8u;
+    let lo = images[b / 4u];
+    let hi = images[(base + min(k0 + 3u, inputs - 1u)) / 4u];
+    let w = (lo >> sh) | ((hi << (31u - sh)) << 1u);
+    let bytes = vec4<u32>(w, w >> 8u, w >> 16u, w >> 24u) & vec4<u32>(0xffu);
+    let lanes = vec4<u32>(k0, k0 + 1u, k0 + 2u, k0 + 3u) < vec4<u32>(inputs);
+    return select(vec4<f32>(0.0), vec4<f32>(bytes) * PIXEL_SCALE, lanes);
+}
+
+// Lanes of the column quad n4 that lie inside n.
+fn n_lanes(n4: u32, n: u32) -> vec4<bool> {
+    let n0 = n4 * 4u;
+    return vec4<u32>(n0, n0 + 1u, n0 + 2u, n0 + 3u) < vec4<u32>(n);
+}
+
+// ReLU's keep mask, v > 0, from the bit patterns: a positive sign and a non-NaN magnitude above +0
+// (+inf kept). Under fast math (Metal) a NaN comparison is undefined; this is not, and it agrees with
+// cpu::relu (NaN -> 0) everywhere.
+fn relu_keep(v: vec4<f32>) -> vec4<bool> {
+    let b = bitcast<vec4<i32>>(v);
+    return (b > vec4<i32>(0)) & (b <= vec4<i32>(0x7f800000));
+}
+
+// gid.x: column quad of x (all ldx / 4 of them, so padding lanes are written 0), gid.y: row.
+@compute @workgroup_size(64)
+fn gather(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let q = gid.x;
+    let r = gid.y;
+    let ldx4 = g_dims.ldx / 4u;
+    if (q >= ldx4 || r >= g_dims.capacity) {
+        return;
+    }
+    var x = vec4<f32>(0.0);
+    if (r < g_step.rows && q * 4u < g_dims.inputs) {
+        let s = sample_of(g_step.start, r, g_dims.direct);
+        x = pixels4(s * g_dims.inputs, q * 4u, g_dims.inputs);
+    }
+    g_x[r * ldx4 + q] = x;
+}
+
+// forward_gather: one workgroup per 16 x 8 tile of act (FG_BLOCKS 4x4 blocks: 4 row quads x 2 column
+// quads), with K split into FG_SLICES interleaved slices of k-quads, one invocation per (slice, block):
+// 128 invocations a workgroup, 4,096 for 32x784x128, where one invocation per 4x4 block would leave a
+// real GPU with 256. The slices' partial blocks are summed through workgroup memory (8 KiB).
+const FG_SLICES: u32 = 16u;
+const FG_BLOCKS: u32 = 8u;
+var<workgroup> f_partial: array<vec4<f32>, 512>; // (FG_SLICES, FG_BLOCKS, 4 rows)
+
+@compute @workgroup_size(128)
+fn forward_gather(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let block = lid % FG_BLOCKS;
+    let slice = lid / FG_BLOCKS;
+    let inputs = f_dims.inputs;
+    // Column quads past fan_out are read clamped (and never stored); rows past the step read sample 0's
+    // pixels (in range whatever `order` holds there) and are stored as 0. No invocation returns early:
+    // all of them reach the barrier.
+    let n4 = min(wg.x * 2u + block % 2u, (f_dims.fan_out - 1u) / 4u);
+    let m0 = wg.y * 16u + (block / 2u) * 4u;
+    var base = vec4<u32>(0u);
+    for (var i = 0u; i < 4u; i++) {
+        if (m0 + i < f_step.rows) {
+            base[i] = sample_of(f_step.start, m0 + i, f_dims.direct) * inputs;
+        }
+    }
+    let ldw4 = f_dims.ldw / 4u;
+    let wi = f_dims.w_off / 4u + n4;
+    let kl = inputs - 1u;
+    let z = vec4<f32>(0.0);
+    var acc0 = z;
+    var acc1 = z;
+    var acc2 = z;
+    var acc3 = z;
+    let kq = (inputs + 3u) / 4u;
+    for (var q = slice; q < kq; q += FG_SLICES) {
+        // In the last quad, pixel lanes past `inputs` are 0 and W's rows past it, which do not exist,
+        // are clamped to row inputs-1: zero times a real weight.
+        let k0 = q * 4u;
+        let w0 = f_params[wi + k0 * ldw4];
+        let w1 = f_params[wi + min(k0 + 1u, kl) * ldw4];
+        let w2 = f_params[wi + min(k0 + 2u, kl) * ldw4];
+        let w3 = f_params[wi + min(k0 + 3u, kl) * ldw4];
+        let x0 = pixels4(base.x, k0, inputs);
+        let x1 = pixels4(base.y, k0, inputs);
+        let x2 = pixels4(base.z, k0, inputs);
+        let x3 = pixels4(base.w, k0, inputs);
+        acc0 += x0.x * w0 + x0.y * w1 + x0.z * w2 + x0.w * w3;
+        acc1 += x1.x * w0 + x1.y * w1 + x1.z * w2 + x1.w * w3;
+        acc2 += x2.x * w0 + x2.y * w1 + x2.z * w2 + x2.w * w3;
+        acc3 += x3.x * w0 + x3.y * w1 + x3.z * w2 + x3.w * w3;
+    }
+    let at = (slice * FG_BLOCKS + block) * 4u;
+    f_partial[at] = acc0;
+    f_partial[at + 1u] = acc1;
+    f_partial[at + 2u] = acc2;
+    f_partial[at + 3u] = acc3;
+    workgroupBarrier();
+    // The tile's 32 output quads, one invocation each: sum the slices, add the bias, ReLU, store.
+    if (lid < FG_BLOCKS * 4u) {
+        let b = lid / 4u;
+        let i = lid % 4u;
+        var sum = z;
+        for (var s = 0u; s < FG_SLICES; s++) {
+            sum += f_partial[(s * FG_BLOCKS + b) * 4u + i];
+        }
+        let row = wg.y * 16u + (b / 2u) * 4u + i;
+        let q = wg.x * 2u + b % 2u;
+        if (row < f_dims.capacity && q * 4u < f_dims.fan_out) {
+            var y = sum + f_params[f_dims.b_off / 4u + q];
+            if (f_dims.relu != 0u) {
+                y = select(z, y, relu_keep(y));
+            }
+            let keep = n_lanes(q, f_dims.fan_out) & vec4<bool>(row < f_step.rows);
+            f_act[row * (f_dims.ldc / 4u) + q] = select(z, y, keep);
+        }
+    }
+}
+
+// Adam on one vec4 of the flat buffers; lanes outside `keep` (columns past fan_out, whose values may be
+// anything) are written back as they were.
+fn adam4(i: u32, g: vec4<f32>, keep: vec4<bool>) {
+    let p0 = a_p[i];
+    let m0 = a_m[i];
+    let v0 = a_v[i];
+    let m1 = m0 + (g - m0) * (1.0 - a_dims.beta1);
+    let v1 = v0 + (g * g - v0) * (1.0 - a_dims.beta2);
+    let p1 = p0 - a_step.alpha * m1 / (sqrt(v1) + vec4<f32>(a_dims.eps));
+    a_p[i] = select(p0, p1, keep);
+    a_m[i] = select(m0, m1, keep);
+    a_v[i] = select(v0, v1, keep);
+}
+
+// grad_adam_gather: gid.x: column quad of W, gid.y: quad of W's rows (pixels), so an invocation holds a
+// 4x4 block of dW: per live row, one u32 of pixels (two when unaligned) and one vec4 of dZ feed 16
+// multiply-adds; the invocations of a workgroup row share the pixel loads. Row-quad 0 also sums dZ's
+// columns for db. 6,272 invocations for 784x128. No workgroup memory, no barrier: early return is safe.
+@compute @workgroup_size(16, 4)
+fn grad_adam_gather(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let n4 = gid.x;
+    let k0 = gid.y * 4u;
+    let inputs = a_dims.inputs;
+    if (n4 * 4u >= a_dims.fan_out || k0 >= inputs) {
+        return;
+    }
+    let ldz4 = a_dims.ldz / 4u;
+    var zi = a_dims.dz_off / 4u + n4;
+    let z = vec4<f32>(0.0);
+    var acc0 = z;
+    var acc1 = z;
+    var acc2 = z;
+    var acc3 = z;
+    var sum = z;
+    for (var r = 0u; r < a_step.rows; r++) {
+        // dZ's lanes past fan_out may hold anything: they reach only lanes that adam4 leaves as they were.
+        let x = pixels4(sample_of(a_step.start, r, a_dims.direct) * inputs, k0, inputs);
+        let d = a_dz[zi];
+        zi += ldz4;
+        acc0 += x.x * d;
+        acc1 += x.y * d;
+        acc2 += x.z * d;
+        acc3 += x.w * d;
+        sum += d;
+    }
+    let keep = n_lanes(n4, a_dims.fan_out);
+    let ld4 = a_dims.ld / 4u;
+    let wi = a_dims.w_off / 4u + gid.y * 4u * ld4 + n4;
+    adam4(wi, acc0, keep);
+    if (k0 + 1u < inputs) {
+        adam4(wi + ld4, acc1, keep);
+    }
+    if (k0 + 2u < inputs) {
+        adam4(wi + 2u * ld4, acc2, keep);
+    }
+    if (k0 + 3u < inputs) {
+        adam4(wi + 3u * ld4, acc3, keep);
+    }
+    if (gid.y == 0u) {
+        adam4(a_dims.b_off / 4u + n4, sum, keep);
+    }
+}
