@@ -33,7 +33,7 @@ struct AdamDims {
     _pad2: u32,
 }
 
-// Same record as in softmax_xent.wgsl; only alpha is read here.
+// Same record as in gather.wgsl and tail.wgsl (tests/shaders.rs checks); only alpha is read here.
 struct Step {
     rows: u32,
     slot: u32,

@@ -19,7 +19,7 @@
 // device, fast math or not. tests/kernels.rs checks the literal's bits.
 const PIXEL_SCALE: f32 = 0x1.010102p-8f;
 
-// Same record as in softmax_xent.wgsl; here rows, start (and alpha for grad_adam_gather) are read.
+// Same record as in adam.wgsl and tail.wgsl (tests/shaders.rs checks); here rows, start (and alpha for grad_adam_gather) are read.
 struct Step {
     rows: u32,
     slot: u32,

@@ -29,7 +29,7 @@ struct TailDims {
     input_grad: u32, // != 0: write dZ (the layer below has weights)
 }
 
-// Same record as in softmax_xent.wgsl; rows, stat, scale and start are read here.
+// Same record as in adam.wgsl and gather.wgsl (tests/shaders.rs checks); rows, stat, scale and start are read here.
 struct Step {
     rows: u32,
     slot: u32,

@@ -48,39 +48,16 @@ fn matmuls_bias_relu_and_bias_grad_match_cpu_twins_atol1e5_rtol1e4() {
 }
 
 #[test]
-fn softmax_xent_matches_cpu_twin_atol1e6_rtol1e5() {
-    let Some(h) = harness("softmax_xent") else {
+fn dense_tail_stays_finite_and_matches_at_logits_of_plus_minus_1000_atol1e5_rtol1e4() {
+    let Some(h) = harness("dense_tail spread") else {
         return;
     };
     let mut cases = Vec::new();
-    for (rows, cap, cols, spread) in [
-        (1, 1, 1, 1.0),
-        (1, 1, 10, 5.0),
-        (32, 32, 10, 5.0),
-        (33, 40, 10, 5.0),
-        (7, 7, 3, 1000.0),
-        (130, 130, 10, 20.0),
-    ] {
-        cases.extend(selftest::softmax_case(&h, rows, cap, cols, spread, 5).unwrap());
+    for (inputs, classes, cap, rows, spread) in [(7, 3, 7, 7, 1000.0), (16, 10, 130, 129, 20.0)] {
+        let case = StepCase::new(inputs, classes, cap, rows, false, 5);
+        cases.extend(selftest::dense_tail_spread_case(&h, &case, classes, spread, 5).unwrap());
     }
-    common::assert_all_pass("softmax_xent", &cases);
-}
-
-#[test]
-fn softmax_xent_zeroes_the_rows_past_a_partial_batch() {
-    let Some(h) = harness("softmax_xent partial") else {
-        return;
-    };
-    let (rows, cap, cols) = (3, 8, 10);
-    let logits = selftest::random(cap * cols, -3.0, 3.0, &mut rand_seed(1));
-    let labels = vec![1u32; cap];
-    let (dz, _, _, _) = h.softmax_xent(&logits, &labels, rows, cap, cols).unwrap();
-    assert!(
-        dz[rows * cols..].iter().all(|&v| v == 0.0),
-        "rows past {rows} must be 0: {:?}",
-        &dz[rows * cols..]
-    );
-    assert!(dz[..rows * cols].iter().all(|v| v.is_finite() && *v != 0.0));
+    common::assert_all_pass("dense_tail spread", &cases);
 }
 
 fn rand_seed(s: u64) -> rand_chacha::ChaCha8Rng {
@@ -313,21 +290,6 @@ fn dense_tail_counts_non_finite_logits() {
         );
         assert_eq!(twin.nonfinite, want, "cpu::dense_tail, weight {bad:?}");
     }
-}
-
-#[test]
-fn softmax_xent_counts_non_finite_rows() {
-    let Some(h) = harness("softmax_xent non-finite") else {
-        return;
-    };
-    let (rows, cols) = (5, 4);
-    let mut logits = selftest::random(rows * cols, -2.0, 2.0, &mut rand_seed(29));
-    logits[cols + 2] = f32::INFINITY;
-    logits[3 * cols] = f32::NAN;
-    let labels = vec![1u32; rows];
-    let (_, _, _, bad) = h.softmax_xent(&logits, &labels, rows, rows, cols).unwrap();
-    assert_eq!(bad, 2);
-    assert_eq!(fmnist::cpu::xent_nonfinite(&logits, &labels, rows, cols), 2);
 }
 
 #[test]

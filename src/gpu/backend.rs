@@ -31,8 +31,6 @@ use crate::model::MlpSpec;
 const STAT_SLOTS: usize = 8192;
 /// Most steps recorded into one submission.
 const MAX_SLOTS: usize = 32;
-/// The most stats records one step writes (the texture path's per-invocation partials).
-const MAX_STAT_PARTIALS: usize = crate::gpu::kernels::XENT_WG;
 
 /// The training split on the device, its order, and the step built over them.
 struct Training {
@@ -56,7 +54,7 @@ pub struct GpuBackend {
     ring: StepRing,
     /// `(slots, ring.stride)` bytes: the records of the steps waiting to be submitted.
     records_host: Vec<u8>,
-    /// `(STAT_SLOTS * partials)` StepStat.
+    /// `(STAT_SLOTS)` StepStat: one per step, written by `dense_tail`.
     stats: wgpu::Buffer,
     stats_read: wgpu::Buffer,
     stats_host: Vec<StepStat>,
@@ -159,16 +157,15 @@ impl GpuBackend {
                     operands == Operands::Textures,
                 )?;
                 let ring = StepRing::new(d, "step records (slots x stride)", slots);
-                let stats_bytes =
-                    (STAT_SLOTS * MAX_STAT_PARTIALS * std::mem::size_of::<StepStat>()) as u64;
-                let stats = buffers::storage(d, "step stats (STAT_SLOTS, partials)", stats_bytes);
+                let stats_bytes = (STAT_SLOTS * std::mem::size_of::<StepStat>()) as u64;
+                let stats = buffers::storage(d, "step stats (STAT_SLOTS)", stats_bytes);
                 let stats_read = buffers::readback(d, "step stats readback", stats_bytes);
                 let eval = EvalPlan::new(&ctx, &kernels, &state, spec.inputs, operands)?;
                 Ok((kernels, state, ring, stats, stats_read, eval))
             })?;
         let mut backend = Self {
             records_host: vec![0; slots * ring.stride],
-            stats_host: vec![StepStat::default(); STAT_SLOTS * MAX_STAT_PARTIALS],
+            stats_host: vec![StepStat::default(); STAT_SLOTS],
             kernels,
             state,
             ring,
@@ -376,11 +373,6 @@ impl GpuBackend {
         Ok(())
     }
 
-    /// Stats records per step on this plan.
-    fn stat_partials(&self) -> usize {
-        self.train.as_ref().map_or(1, |t| t.plan.stat_partials)
-    }
-
     /// Reads the GPU's per-step stats into `carried` and frees their slots.
     fn read_stats(&mut self) -> Result<()> {
         self.flush()?;
@@ -389,7 +381,7 @@ impl GpuBackend {
             return Ok(());
         }
         let t = Instant::now();
-        let records = n * self.stat_partials();
+        let records = n;
         let bytes = (records * std::mem::size_of::<StepStat>()) as u64;
         let mut enc = self
             .ctx

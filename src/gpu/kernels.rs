@@ -7,15 +7,13 @@
 use bytemuck::{Pod, Zeroable};
 
 pub const MATMUL_WGSL: &str = include_str!("../../shaders/matmul.wgsl");
-pub const SOFTMAX_XENT_WGSL: &str = include_str!("../../shaders/softmax_xent.wgsl");
 pub const ADAM_WGSL: &str = include_str!("../../shaders/adam.wgsl");
 pub const GATHER_WGSL: &str = include_str!("../../shaders/gather.wgsl");
 pub const TAIL_WGSL: &str = include_str!("../../shaders/tail.wgsl");
 
 /// Every shader file, for validation tests.
-pub const SHADERS: [(&str, &str); 5] = [
+pub const SHADERS: [(&str, &str); 4] = [
     ("matmul.wgsl", MATMUL_WGSL),
-    ("softmax_xent.wgsl", SOFTMAX_XENT_WGSL),
     ("adam.wgsl", ADAM_WGSL),
     ("gather.wgsl", GATHER_WGSL),
     ("tail.wgsl", TAIL_WGSL),
@@ -29,9 +27,6 @@ pub const MM_TILE: usize = (MM_WG * 4) as usize;
 pub const TEX_TILE: usize = (MM_WG * 8) as usize;
 /// Invocations per workgroup of the 1-D kernels.
 pub const WG_1D: u32 = 64;
-/// Invocations of softmax_xent's one workgroup (`WG` in the shader): each writes its own partial
-/// `StepStat`, so a step's stats are this many records that the host adds up.
-pub const XENT_WG: usize = 64;
 /// Invocations of dense_tail's one workgroup (`WG` in tail.wgsl); it writes one `StepStat` per step.
 pub const TAIL_WG: u32 = 256;
 /// forward_gather's tile of act per workgroup (rows, columns), and the K slices that share it
@@ -65,16 +60,6 @@ pub struct MatmulDims {
     pub b_off: u32,
     pub c_off: u32,
     pub e_off: u32,
-}
-
-/// Mirror of `XentDims` in softmax_xent.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
-pub struct XentDims {
-    pub cols: u32,
-    pub ld: u32,
-    pub capacity: u32,
-    pub _pad: u32,
 }
 
 /// Mirror of `AdamDims` in adam.wgsl (adam_tex).
@@ -188,7 +173,7 @@ pub struct GradAdamDims {
     pub _pad: u32,
 }
 
-/// Mirror of `Step` (every shader that reads it: softmax_xent, adam, gather, tail): one record per
+/// Mirror of `Step` (every shader that reads it: adam, gather, tail): one record per
 /// queued step, each bound at its own offset so many steps fit in one submission.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
@@ -208,7 +193,7 @@ pub struct StepRecord {
     pub _pad: [u32; 2],
 }
 
-/// Mirror of `StepStat` (softmax_xent.wgsl, tail.wgsl).
+/// Mirror of `StepStat` (tail.wgsl).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub struct StepStat {
@@ -231,7 +216,6 @@ pub enum Kernel {
     MmTnTex,
     /// `mm_nt` with A and B read from textures (group 1).
     MmNtTex,
-    SoftmaxXent,
     /// Adam reading p, g, m and v from texture mirrors (group 1).
     AdamTex,
     /// Adam over a range of the flat storage buffers.
@@ -251,7 +235,6 @@ impl Kernel {
             Kernel::MmNnTex => "mm_nn_tex",
             Kernel::MmTnTex => "mm_tn_tex",
             Kernel::MmNtTex => "mm_nt_tex",
-            Kernel::SoftmaxXent => "softmax_xent",
             Kernel::AdamTex => "adam_tex",
             Kernel::Adam => "adam",
             Kernel::Gather => "gather",
@@ -261,14 +244,13 @@ impl Kernel {
         }
     }
 
-    pub const ALL: [Kernel; 13] = [
+    pub const ALL: [Kernel; 12] = [
         Kernel::MmNn,
         Kernel::MmNt,
         Kernel::MmTn,
         Kernel::MmNnTex,
         Kernel::MmTnTex,
         Kernel::MmNtTex,
-        Kernel::SoftmaxXent,
         Kernel::AdamTex,
         Kernel::Adam,
         Kernel::Gather,
@@ -286,7 +268,6 @@ impl Kernel {
             | Kernel::MmNnTex
             | Kernel::MmTnTex
             | Kernel::MmNtTex => "matmul.wgsl",
-            Kernel::SoftmaxXent => "softmax_xent.wgsl",
             Kernel::AdamTex | Kernel::Adam => "adam.wgsl",
             Kernel::Gather | Kernel::ForwardGather | Kernel::GradAdamGather => "gather.wgsl",
             Kernel::DenseTail => "tail.wgsl",
@@ -303,7 +284,6 @@ impl Kernel {
             | Kernel::MmNnTex
             | Kernel::MmTnTex
             | Kernel::MmNtTex => (MM_WG, MM_WG, 1),
-            Kernel::SoftmaxXent => (XENT_WG as u32, 1, 1),
             Kernel::AdamTex | Kernel::GradAdamGather => (16, 4, 1),
             Kernel::Adam | Kernel::Gather => (WG_1D, 1, 1),
             Kernel::ForwardGather => {
@@ -328,7 +308,6 @@ impl Kernel {
             | Kernel::Adam
             | Kernel::ForwardGather => 4,
             Kernel::Gather => 3,
-            Kernel::SoftmaxXent => 5,
             Kernel::DenseTail => 7,
             Kernel::GradAdamGather => 6,
         }
@@ -403,7 +382,6 @@ pub struct Kernels {
     pub matmul_layout: wgpu::BindGroupLayout,
     /// Group 1 of the texture variants: A and B as rgba32float textures.
     pub tex_layout: wgpu::BindGroupLayout,
-    pub xent_layout: wgpu::BindGroupLayout,
     /// Group 0 of adam_tex: p, g (unused), m, v, AdamDims, step.
     pub adam_layout: wgpu::BindGroupLayout,
     /// Group 1 of adam_tex: the texture mirrors of p, g, m and v.
@@ -421,7 +399,6 @@ pub struct Kernels {
     mm_nn_tex: wgpu::ComputePipeline,
     mm_tn_tex: wgpu::ComputePipeline,
     mm_nt_tex: wgpu::ComputePipeline,
-    softmax_xent: wgpu::ComputePipeline,
     adam_tex: wgpu::ComputePipeline,
     adam: wgpu::ComputePipeline,
     gather: wgpu::ComputePipeline,
@@ -488,18 +465,6 @@ impl Kernels {
         let adam_tex_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("adam texture layout: p_tex, g_tex, m_tex, v_tex"),
             entries: &[texture(0), texture(1), texture(2), texture(3)],
-        });
-        let xent_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("softmax_xent layout: logits, labels, order, dlogits, stats, dims, step"),
-            entries: &[
-                storage(0, true),
-                storage(1, true),
-                storage(2, true),
-                storage(3, false),
-                storage(4, false),
-                uniform::<XentDims>(5, false),
-                uniform::<StepRecord>(6, false),
-            ],
         });
         let adam_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("adam_tex layout: p, g, m, v, dims, step"),
@@ -582,7 +547,7 @@ impl Kernels {
         });
         // Bounds checks stay on (an index bug reads zeros instead of memory it does not own), but
         // naga's forced loop bounding is off: it adds a 64-bit trip counter to every loop, which made
-        // softmax_xent 3x slower on lavapipe (examples measured in docs/perf.md). Every loop in
+        // a softmax kernel 3-7x slower on lavapipe (examples measured in docs/perf.md). Every loop in
         // shaders/ is bounded by a uniform dimension, so the guard protects against nothing here.
         let module = |label: &str, src: &str| {
             let desc = wgpu::ShaderModuleDescriptor {
@@ -599,7 +564,6 @@ impl Kernels {
             unsafe { device.create_shader_module_trusted(desc, checks) }
         };
         let matmul = module("matmul.wgsl", MATMUL_WGSL);
-        let xent = module("softmax_xent.wgsl", SOFTMAX_XENT_WGSL);
         let adam = module("adam.wgsl", ADAM_WGSL);
         let gather = module("gather.wgsl", GATHER_WGSL);
         let tail = module("tail.wgsl", TAIL_WGSL);
@@ -632,7 +596,6 @@ impl Kernels {
             mm_nn: pipeline(&matmul_layout, &matmul, Kernel::MmNn),
             mm_nt: pipeline(&matmul_layout, &matmul, Kernel::MmNt),
             mm_tn: pipeline(&matmul_layout, &matmul, Kernel::MmTn),
-            softmax_xent: pipeline(&xent_layout, &xent, Kernel::SoftmaxXent),
             adam_tex: pipeline_with(
                 &[Some(&adam_layout), Some(&adam_tex_layout)],
                 &adam,
@@ -649,7 +612,6 @@ impl Kernels {
                 .map(|l| pipeline(l, &gather, Kernel::GradAdamGather)),
             matmul_layout,
             tex_layout,
-            xent_layout,
             adam_layout,
             adam_tex_layout,
             adam_range_layout,
@@ -678,7 +640,6 @@ impl Kernels {
             Kernel::MmNnTex => &self.mm_nn_tex,
             Kernel::MmTnTex => &self.mm_tn_tex,
             Kernel::MmNtTex => &self.mm_nt_tex,
-            Kernel::SoftmaxXent => &self.softmax_xent,
             Kernel::AdamTex => &self.adam_tex,
             Kernel::Adam => &self.adam,
             Kernel::Gather => &self.gather,
@@ -697,7 +658,6 @@ impl Kernels {
             | Kernel::MmNnTex
             | Kernel::MmTnTex
             | Kernel::MmNtTex => &self.matmul_layout,
-            Kernel::SoftmaxXent => &self.xent_layout,
             Kernel::AdamTex => &self.adam_layout,
             Kernel::Adam => &self.adam_range_layout,
             Kernel::Gather => &self.gather_layout,

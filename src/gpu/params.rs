@@ -39,7 +39,9 @@ impl ParamMirrors {
         };
         Ok(Self {
             atlas: atlas("params atlas (rows, atlas_width)", params)?,
-            weights: layout.layers[1..]
+            // The weights a texture product reads: the hidden layers' after the first (the last
+            // layer's is read from its buffer by the tail).
+            weights: layout.layers[1..layout.layers.len().saturating_sub(1).max(1)]
                 .iter()
                 .enumerate()
                 .map(|(i, g)| {

@@ -22,7 +22,6 @@ use crate::gpu::context::GpuContext;
 use crate::gpu::kernels::{
     self, AdamDims, AdamRangeDims, FLAG_BIAS, FLAG_COLSUM, FLAG_MASK, FLAG_RELU, ForwardGatherDims,
     GatherDims, GradAdamDims, Kernel, Kernels, MatmulDims, StepRecord, StepStat, TailDims,
-    XentDims,
 };
 use crate::gpu::plan::Operands;
 use crate::model::{MlpSpec, glorot_init};
@@ -392,81 +391,6 @@ impl Harness {
             c: unpad_rows(&out, m, n),
             colsum: out[colsum_off..colsum_off + n].to_vec(),
         })
-    }
-
-    /// softmax_xent over `capacity` rows of which the first `rows` are live: returns dlogits (capacity,
-    /// cols), the summed loss, the correct count and the non-finite count.
-    pub fn softmax_xent(
-        &self,
-        logits: &[f32],
-        labels: &[u32],
-        rows: usize,
-        capacity: usize,
-        cols: usize,
-    ) -> Result<(Vec<f32>, f32, u32, u32)> {
-        let d = &self.ctx.device;
-        let ld = pad4(cols);
-        let z = pad_rows(logits, capacity, cols);
-        let poison = vec![f32::NAN; capacity * ld];
-        // The labels of a split of `capacity + 5` samples read through an order that starts 3 entries
-        // in and maps row r to sample `samples - 1 - r`, so the indexing is exercised.
-        let (samples, start) = (capacity + 5, 3);
-        let mut lab = vec![0u32; samples];
-        let mut order: Vec<u32> = (0..(start + capacity) as u32)
-            .map(|i| i % samples as u32)
-            .collect();
-        for r in 0..rows {
-            lab[samples - 1 - r] = labels[r];
-            order[start + r] = (samples - 1 - r) as u32;
-        }
-        // Four steps' worth of partials, poisoned; the step under test is stat slot 2.
-        let stats_init = vec![POISON_STAT; 4 * kernels::XENT_WG];
-        let z_buf = buffers::storage_init(d, "selftest logits", bytemuck::cast_slice(&z));
-        let l_buf = buffers::storage_init(d, "selftest labels", bytemuck::cast_slice(&lab));
-        let o_buf = buffers::storage_init(d, "selftest order", bytemuck::cast_slice(&order));
-        let dz_buf = buffers::storage_init(
-            d,
-            "selftest dlogits (poisoned)",
-            bytemuck::cast_slice(&poison),
-        );
-        let s_buf = buffers::storage_init(d, "selftest stats", bytemuck::cast_slice(&stats_init));
-        let dims = XentDims {
-            cols: cols as u32,
-            ld: ld as u32,
-            capacity: capacity as u32,
-            _pad: 0,
-        };
-        let u = buffers::uniform_init(d, "selftest xent dims", bytemuck::bytes_of(&dims));
-        let stride = self.ctx.device.limits().min_uniform_buffer_offset_alignment as usize;
-        let mut recs = vec![0u8; 2 * stride];
-        let rec = StepRecord {
-            rows: rows as u32,
-            slot: 1,
-            stat: 2,
-            alpha: 0.0,
-            scale: (1.0 / rows.max(1) as f64) as f32,
-            start: start as u32,
-            _pad: [0; 2],
-        };
-        recs[stride..stride + std::mem::size_of::<StepRecord>()]
-            .copy_from_slice(bytemuck::bytes_of(&rec));
-        let r_buf = buffers::uniform_init(d, "selftest step records", &recs);
-        let bind = kernels::bind_group(
-            d,
-            "selftest softmax_xent",
-            &self.kernels.xent_layout,
-            &[&z_buf, &l_buf, &o_buf, &dz_buf, &s_buf, &u, &r_buf],
-            Some((6, stride as u64, std::mem::size_of::<StepRecord>() as u64)),
-        );
-        self.run(Kernel::SoftmaxXent, &bind, None, (1, 1, 1));
-        let dz = unpad_rows(&self.download(&dz_buf, poison.len())?, capacity, cols);
-        let stats = self.download(&s_buf, STAT_FLOATS * stats_init.len())?;
-        let partials = &bytemuck::cast_slice::<f32, StepStat>(&stats)
-            [2 * kernels::XENT_WG..3 * kernels::XENT_WG];
-        let loss = partials.iter().map(|p| p.loss).sum();
-        let correct = partials.iter().map(|p| p.correct).sum();
-        let nonfinite = partials.iter().map(|p| p.nonfinite).sum();
-        Ok((dz, loss, correct, nonfinite))
     }
 
     /// One adam_tex step over flat vectors (length a multiple of 4): returns (params, m, v).
@@ -1147,6 +1071,24 @@ pub fn dense_tail_case(
     dense_tail_check(h, case, &act, &w, &b, classes, input_grad)
 }
 
+/// `dense_tail` with logits of about `±spread` (from the bias): the max-subtracted softmax and the
+/// log-sum-exp loss must stay finite at ±1000.
+pub fn dense_tail_spread_case(
+    h: &Harness,
+    case: &StepCase,
+    classes: usize,
+    spread: f32,
+    seed: u64,
+) -> Result<Vec<CaseResult>> {
+    let k = case.inputs;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
+    let mut act = random(case.capacity * k, -1.0, 1.0, &mut rng);
+    cpu::relu(&mut act);
+    let w = random(k * classes, -0.1, 0.1, &mut rng);
+    let b = random(classes, -spread, spread, &mut rng);
+    dense_tail_check(h, case, &act, &w, &b, classes, true)
+}
+
 /// Runs dense_tail on the GPU and its twin on the CPU (in f64, the reference's rounding left out) on the
 /// given operands and compares every output.
 pub fn dense_tail_check(
@@ -1368,6 +1310,10 @@ pub fn buffer_path_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
         out.extend(dense_tail_case(h, &case, classes, true, seed)?);
         out.extend(grad_adam_gather_case(h, &case, classes, seed)?);
     }
+    for (inputs, classes, cap, rows, spread) in [(7, 3, 7, 7, 1000.0), (16, 10, 100, 100, 20.0)] {
+        let case = StepCase::new(inputs, classes, cap, rows, false, seed);
+        out.extend(dense_tail_spread_case(h, &case, classes, spread, seed)?);
+    }
     for (n, off4, len4) in [(4, 0, 1), (1000, 3, 200), (101_776, 23_000, 2_064)] {
         out.extend(adam_range_case(h, n, off4, len4, seed)?);
     }
@@ -1486,45 +1432,6 @@ pub fn matmul_cases(
     Ok(out)
 }
 
-/// softmax_xent on `rows` live rows of `capacity`, logits scaled by `spread`.
-pub fn softmax_case(
-    h: &Harness,
-    rows: usize,
-    capacity: usize,
-    cols: usize,
-    spread: f32,
-    seed: u64,
-) -> Result<Vec<CaseResult>> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (rows * 7919 + cols) as u64);
-    let logits = random(capacity * cols, -spread, spread, &mut rng);
-    let labels: Vec<u32> = (0..capacity)
-        .map(|_| rng.random_range(0..cols as u32))
-        .collect();
-    let scale = 1.0 / rows as f64;
-    let mut want = vec![0.0f32; capacity * cols];
-    let (loss, correct) = cpu::softmax_xent(&logits, &labels, &mut want, rows, cols, scale as f32);
-    let bad = cpu::xent_nonfinite(&logits, &labels, rows, cols);
-    let (got, gl, gc, gbad) = h.softmax_xent(&logits, &labels, rows, capacity, cols)?;
-    let s = format!("{rows}/{capacity}x{cols}");
-    let mut dl = compare(&got, &want, TOL_ELEMENTWISE);
-    if gc != correct || gbad != bad {
-        // A wrong count fails the case whatever the values say.
-        dl.used = f32::INFINITY;
-    }
-    Ok(vec![
-        CaseResult {
-            kernel: format!("softmax_xent dlogits (±{spread})"),
-            shape: s.clone(),
-            closeness: dl,
-        },
-        CaseResult {
-            kernel: format!("softmax_xent loss sum, correct {gc}/{correct}"),
-            shape: s,
-            closeness: compare(&[gl], &[loss], TOL_REDUCTION),
-        },
-    ])
-}
-
 /// One adam_tex step over `n` floats from a state that has already seen a few steps.
 pub fn adam_case(h: &Harness, n: usize, seed: u64) -> Result<Vec<CaseResult>> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ n as u64);
@@ -1571,16 +1478,6 @@ pub fn kernel_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
     let mut out = Vec::new();
     for s in shape_ladder() {
         out.extend(matmul_cases(h, s, seed)?);
-    }
-    for (rows, cap, cols, spread) in [
-        (1, 1, 1, 1.0),
-        (1, 1, 10, 5.0),
-        (32, 32, 10, 5.0),
-        (33, 40, 10, 5.0),
-        (7, 7, 3, 1000.0),
-        (100, 100, 10, 20.0),
-    ] {
-        out.extend(softmax_case(h, rows, cap, cols, spread, seed)?);
     }
     for n in [4, 1000, 101_776] {
         out.extend(adam_case(h, n, seed)?);

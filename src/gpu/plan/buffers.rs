@@ -391,7 +391,6 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
     Ok(StepPlan {
         operands: Operands::Buffers,
         sites,
-        stat_partials: 1,
         keep,
     })
 }

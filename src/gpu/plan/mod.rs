@@ -106,7 +106,7 @@ pub struct PlanInputs<'a> {
     pub train: &'a ResidentSplit,
     pub order: &'a wgpu::Buffer,
     pub ring: &'a StepRing,
-    /// Per-step stats records (`StepStat`), `stat_partials` per step.
+    /// Per-step stats records (`StepStat`), one per step.
     pub stats: &'a wgpu::Buffer,
 }
 
@@ -194,8 +194,6 @@ pub struct Encoded {
 pub struct StepPlan {
     pub operands: Operands,
     pub sites: Vec<Site>,
-    /// Stats records each step writes (the host adds them).
-    pub stat_partials: usize,
     pub keep: Vec<wgpu::Buffer>,
 }
 

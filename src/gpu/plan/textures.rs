@@ -4,16 +4,17 @@
 //! mirrors of the buffers the kernels write, refreshed by copies (so passes split there). Every mirrored
 //! row stride is a multiple of 64 floats, as buffer-to-texture copies need; the flat parameter buffer is
 //! mirrored whole into one "atlas" texture whose first rows are W1.
-//!   gather -> L fwd mm_nn_tex+bias(+relu) per layer -> softmax_xent -> per layer, last first:
-//!   dW mm_tn_tex+colsum, dX mm_nt_tex+relu_mask -> adam_tex over everything.
+//!   gather -> mm_nn_tex+bias+relu per hidden layer -> dense_tail (the last layer forward and
+//!   backward, the loss and stats, from buffers: a texture gains nothing on 10 columns) -> per hidden
+//!   layer, last first: dW mm_tn_tex+colsum, dX mm_nt_tex+relu_mask -> adam_tex over everything.
 //! Tested by tests/gpu_train.rs (FMNIST_GPU_OPERANDS=textures runs, vs the CPU path).
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 
 use crate::gpu::buffers::{self as gbuf, GpuLayout, TextureMirror, pad_texture_row};
 use crate::gpu::kernels::{
     self, AdamDims, FLAG_BIAS, FLAG_COLSUM, FLAG_MASK, FLAG_RELU, GatherDims, Kernel, MatmulDims,
-    XentDims,
+    TailDims,
 };
 use crate::gpu::plan::{Operands, PlanInputs, Site, StepPlan, f32_bytes};
 
@@ -54,6 +55,13 @@ pub fn forward_dims(
 pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
     let d = p.device;
     let k = p.kernels;
+    if !k.supports(Kernel::DenseTail) {
+        bail!(
+            "dense_tail binds {} storage buffers, more than this device allows per shader stage ({})",
+            Kernel::DenseTail.storage_buffers(),
+            d.limits().max_storage_buffers_per_shader_stage
+        );
+    }
     let layout = p.layout().clone();
     let st = p.state;
     let cap = p.cap;
@@ -69,38 +77,20 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
     // The step's normalised samples (cap, in_ld) and their texture.
     let x = gbuf::storage(d, "x (cap, in_ld)", f32_bytes(cap * in_ld));
     let x_mirror = TextureMirror::new(d, "x mirror (cap, in_ld)", &x, 0, in_ld, cap)?;
-    // Activations (cap, ld) per layer, and two gradient buffers (cap, widest ld) used in turn.
-    let widest = layout.layers.iter().map(|l| l.ld).max().unwrap_or(4);
-    let acts: Vec<wgpu::Buffer> = layout
-        .layers
+    // Hidden activations (cap, ld); those a later texture product reads are mirrored after their
+    // forward (the last hidden one is read by the tail from its buffer).
+    let acts: Vec<wgpu::Buffer> = layout.layers[..last]
         .iter()
         .enumerate()
         .map(|(i, l)| gbuf::storage(d, &format!("act {i} (cap, ld)"), f32_bytes(cap * l.ld)))
         .collect();
-    let dz = [
-        gbuf::storage(d, "dz 0 (cap, widest)", f32_bytes(cap * widest)),
-        gbuf::storage(d, "dz 1 (cap, widest)", f32_bytes(cap * widest)),
-    ];
-    let act_mirrors = (0..last)
+    let act_mirrors = (0..last.saturating_sub(1))
         .map(|l| {
             let ld = layout.layers[l].ld;
             TextureMirror::new(
                 d,
                 &format!("act {l} mirror (cap, ld)"),
                 &acts[l],
-                0,
-                ld,
-                cap,
-            )
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let dz_mirrors = (0..=last)
-        .map(|l| {
-            let ld = layout.layers[l].ld;
-            TextureMirror::new(
-                d,
-                &format!("dz {l} mirror (cap, ld)"),
-                &dz[l % 2],
                 0,
                 ld,
                 cap,
@@ -114,7 +104,17 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
             act_mirrors[l - 1].view()
         }
     };
-    let record = |s: usize| p.ring.record(4, s);
+    // Two gradient buffers used in turn: A holds the tail's dlogits then dZ of the last hidden layer.
+    let widest = layout.layers.iter().map(|l| l.ld).max().unwrap_or(4);
+    let out = layout.layers[last];
+    let dz = [
+        gbuf::storage(
+            d,
+            "dz A (cap, out_ld + widest)",
+            f32_bytes(cap * (out.ld + widest)),
+        ),
+        gbuf::storage(d, "dz B (cap, widest)", f32_bytes(cap * widest)),
+    ];
 
     // gather -> x, mirrored into its texture.
     let gdims = GatherDims {
@@ -131,7 +131,7 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
                 "gather (slot)",
                 &k.gather_layout,
                 &[&p.train.images, p.order, &x, &gu, &p.ring.buffer],
-                record(s),
+                p.ring.record(4, s),
             )
         })
         .collect();
@@ -146,8 +146,8 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
     sites.push(site);
     keep.push(gu);
 
-    // Forward: input and weight from textures; group 0 supplies the bias (in b) and the output.
-    for (l, g) in layout.layers.iter().enumerate() {
+    // Hidden layers forward: input and weight from textures; group 0 supplies the bias and the output.
+    for (l, g) in layout.layers[..last].iter().enumerate() {
         let dims = forward_dims(&layout, l, cap, in_ld, true);
         let u = uniform(
             &format!("L{} forward dims", l + 1),
@@ -167,10 +167,9 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
             &input_view(l),
             &mirrors.weight_view(l),
         );
-        let relu = if l == last { "" } else { "+relu" };
         let mut site = Site::plain(
             format!(
-                "L{} fwd mm_nn_tex+bias{relu} {cap}x{}x{}",
+                "L{} fwd mm_nn_tex+bias+relu {cap}x{}x{}",
                 l + 1,
                 g.fan_in,
                 g.fan_out
@@ -180,54 +179,82 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
             vec![bind],
         );
         site.tex_binds = vec![tex];
-        if l < last {
-            site.copy_after = vec![act_mirrors[l].clone()];
-        }
+        site.copy_after = act_mirrors.get(l).cloned().into_iter().collect();
         site.flops = 2.0 * (cap * g.fan_in * g.fan_out) as f64;
         sites.push(site);
         keep.push(u);
     }
-    // Softmax cross-entropy: dlogits into dz[last % 2], the step's stats as WG partials.
-    let out = layout.layers[last];
-    let xdims = XentDims {
-        cols: out.fan_out as u32,
-        ld: out.ld as u32,
-        capacity: cap as u32,
-        _pad: 0,
+    // The tail, from buffers: the last layer forward and backward, the loss and the step's stats.
+    let (tail_input, lda) = if last > 0 {
+        (&acts[last - 1], layout.layers[last - 1].ld)
+    } else {
+        (&x, in_ld)
     };
-    let xu = uniform("softmax_xent dims", bytemuck::bytes_of(&xdims));
+    let tdims = TailDims {
+        k: out.fan_in as u32,
+        classes: out.fan_out as u32,
+        capacity: cap as u32,
+        lda: lda as u32,
+        ldw: out.ld as u32,
+        ldo: out.ld as u32,
+        w_off: out.weight as u32,
+        b_off: out.bias as u32,
+        dl_off: 0,
+        dx_off: (cap * out.ld) as u32,
+        direct: 0,
+        input_grad: u32::from(last > 0),
+    };
+    let tu = uniform("dense_tail dims", bytemuck::bytes_of(&tdims));
     let binds = (0..p.ring.slots)
         .map(|s| {
             kernels::bind_group(
                 d,
-                "softmax_xent (slot)",
-                &k.xent_layout,
+                "dense_tail (slot)",
+                k.layout(Kernel::DenseTail),
                 &[
-                    &acts[last],
+                    tail_input,
+                    &st.params,
                     &p.train.labels,
                     p.order,
-                    &dz[last % 2],
+                    &st.grads,
+                    &dz[0],
                     p.stats,
-                    &xu,
+                    &tu,
                     &p.ring.buffer,
                 ],
-                p.ring.record(6, s),
+                p.ring.record(8, s),
             )
         })
         .collect();
     let mut site = Site::plain(
-        format!("softmax_xent {cap}x{}", out.fan_out),
-        Kernel::SoftmaxXent,
-        (1, 1, 1),
+        format!(
+            "L{} dense_tail {cap}x{}x{}",
+            last + 1,
+            out.fan_in,
+            out.fan_out
+        ),
+        Kernel::DenseTail,
+        kernels::dense_tail_groups(),
         binds,
     );
-    site.bytes = f32_bytes(2 * cap * out.fan_out + cap) as f64;
+    site.flops = 6.0 * (cap * out.fan_in * out.fan_out) as f64;
     sites.push(site);
-    keep.push(xu);
-    // Backward, last layer first: dW_l, db_l = input^T · dZ_l, colsum(dZ_l); then dZ_{l-1} = (dZ_l ·
-    // W_l^T) masked by act_{l-1} > 0. Adam runs after all of them, so W_l is still the forward's. dZ_l is
-    // mirrored into its texture before the weight gradient, which both products then read.
-    for (l, g) in layout.layers.iter().enumerate().rev() {
+    keep.push(tu);
+    // Hidden layers backward, last first: dW_l, db_l = input^T · dZ_l, colsum(dZ_l); then dZ_{l-1} =
+    // (dZ_l · W_l^T) masked by act_{l-1} > 0. Adam runs after all of them, so W_l is still the
+    // forward's. dZ_l (in `dz[side]` at `off`) is mirrored before the weight gradient, which both
+    // products then read.
+    let (mut side, mut off) = (0usize, cap * out.ld);
+    for l in (0..last).rev() {
+        let g = layout.layers[l];
+        let dz_mirror = TextureMirror::new(
+            d,
+            &format!("dz {l} mirror (cap, ld)"),
+            &dz[side],
+            off,
+            g.ld,
+            cap,
+        )?;
         let dims = MatmulDims {
             m: g.fan_in as u32,
             n: g.fan_out as u32,
@@ -246,10 +273,10 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
             d,
             "weight grad",
             &k.matmul_layout,
-            &[&dz[l % 2], &dz[l % 2], &st.grads, &dz[l % 2], &u],
+            &[&dz[side], &dz[side], &st.grads, &dz[side], &u],
             None,
         );
-        let dz_view = dz_mirrors[l].view();
+        let dz_view = dz_mirror.view();
         let tex = kernels::tex_bind_group(d, "weight grad textures", k, &input_view(l), &dz_view);
         let mut site = Site::plain(
             format!(
@@ -263,7 +290,7 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
             vec![bind],
         );
         site.tex_binds = vec![tex];
-        site.copy_before = vec![dz_mirrors[l].clone()];
+        site.copy_before = vec![dz_mirror];
         site.flops = 2.0 * (cap * g.fan_in * g.fan_out) as f64;
         sites.push(site);
         keep.push(u);
@@ -288,7 +315,7 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
             d,
             "input grad",
             &k.matmul_layout,
-            &[&acts[l - 1], &st.params, &dz[(l - 1) % 2], &acts[l - 1], &u],
+            &[&acts[l - 1], &st.params, &dz[1 - side], &acts[l - 1], &u],
             None,
         );
         let tex = kernels::tex_bind_group(
@@ -313,6 +340,7 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
         site.flops = 2.0 * (cap * g.fan_in * g.fan_out) as f64;
         sites.push(site);
         keep.push(u);
+        (side, off) = (1 - side, 0);
     }
     // Adam over the whole flat buffer, reading p, g, m and v through the atlas-shaped mirrors.
     let len4 = layout.total / 4;
@@ -367,7 +395,6 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
     Ok(StepPlan {
         operands: Operands::Textures,
         sites,
-        stat_partials: kernels::XENT_WG,
         keep,
     })
 }
