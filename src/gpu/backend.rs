@@ -146,6 +146,9 @@ pub struct GpuBackend {
     host_data: HostData,
     /// Keeps the activations, gradients, Adam state and uniforms alive.
     _keep: Vec<wgpu::Buffer>,
+    /// Adam's m and v `(layout.total)` (also in `_keep`), read and written by checkpoints.
+    adam_m: wgpu::Buffer,
+    adam_v: wgpu::Buffer,
 }
 
 /// Dimensions of layer `l`'s forward product `act_l = relu(input · W_l + b_l)` over `rows` rows (no ReLU
@@ -757,6 +760,7 @@ impl GpuBackend {
             _acts: eacts,
         };
 
+        let (adam_m, adam_v) = (m.clone(), v.clone());
         keep.extend([grads, m, v]);
         keep.extend(acts);
         keep.extend(dz);
@@ -804,6 +808,8 @@ impl GpuBackend {
                 ..HostData::default()
             },
             _keep: keep,
+            adam_m,
+            adam_v,
             ctx,
             spec,
             cpu_layout,
@@ -1389,5 +1395,59 @@ impl Backend for GpuBackend {
 
     fn profile_report(&mut self) -> Result<Option<ProfileReport>> {
         self.report()
+    }
+
+    // ---- Optimizer state for run checkpoints and `train --resume` ----
+    // m and v live in the padded GpuLayout like the parameters and cross the trait in the flat
+    // ParamLayout order, as `params()` does. Adam reads p, g, m and v through texture mirrors that are
+    // otherwise refreshed only after Adam runs, so replacing m and v refreshes every mirror at once.
+
+    fn optimizer_state(&mut self) -> Result<crate::backend::OptimizerState> {
+        self.flush()?;
+        let mut flat = [Vec::new(), Vec::new()];
+        for (buffer, out) in [&self.adam_m, &self.adam_v].into_iter().zip(&mut flat) {
+            let mut gpu = vec![0.0f32; self.layout.total];
+            buffers::download_f32(
+                &self.ctx.device,
+                &self.ctx.queue,
+                buffer,
+                0,
+                &self.params_read,
+                &mut gpu,
+            )?;
+            *out = self.layout.unpack(&self.cpu_layout, &gpu);
+        }
+        self.in_flight = None;
+        let [m, v] = flat;
+        Ok(crate::backend::OptimizerState {
+            m,
+            v,
+            steps: self.steps,
+        })
+    }
+
+    fn set_optimizer_state(&mut self, state: &crate::backend::OptimizerState) -> Result<()> {
+        state.check(self.cpu_layout.total)?;
+        self.flush()?;
+        self.wait_all()?;
+        let q = &self.ctx.queue;
+        for (buffer, flat) in [(&self.adam_m, &state.m), (&self.adam_v, &state.v)] {
+            let packed = self.layout.pack(&self.cpu_layout, flat);
+            q.write_buffer(buffer, 0, bytemuck::cast_slice(&packed));
+        }
+        let mut enc = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("refresh mirrors after set_optimizer_state"),
+            });
+        for site in &self.sites {
+            for mirror in site.copy_before.iter().chain(&site.copy_after) {
+                mirror.encode(&mut enc);
+            }
+        }
+        q.submit([enc.finish()]);
+        self.steps = state.steps;
+        Ok(())
     }
 }
