@@ -21,4 +21,5 @@ pub mod photo;
 pub mod plot;
 pub mod progress;
 pub mod run;
+pub mod tensorfile;
 pub mod train;
