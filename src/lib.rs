@@ -8,6 +8,7 @@ pub mod backend;
 pub mod batches;
 pub mod checkpoint;
 pub mod config;
+pub mod console;
 pub mod cpu;
 pub mod data;
 pub mod device;

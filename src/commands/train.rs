@@ -14,6 +14,7 @@ use fmnist::model::{MlpSpec, glorot_init};
 use fmnist::progress::KerasProgress;
 use fmnist::run;
 use fmnist::train::fit;
+use fmnist::{out, outln};
 
 use super::{DataArgs, DeviceArgs};
 
@@ -132,20 +133,20 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         cfg.batch_size,
     )?;
     let out = args.out.clone().unwrap_or_else(run::default_run_dir);
-    println!("Device: {}", backend.device_name());
-    println!(
+    outln!("Device: {}", backend.device_name());
+    outln!(
         "Data:   {} ({}) - train {} images, test {} images",
         location.dir.display(),
         location.source,
         dataset.train.len(),
         dataset.test.len()
     );
-    println!(
+    outln!(
         "Model:  {} ({} parameters), {start}",
         spec.describe(),
         spec.parameter_count()
     );
-    println!(
+    outln!(
         "Config: epochs {} - batch size {} - Adam lr {} beta1 {} beta2 {} epsilon {:e} - seed {}{}{}",
         cfg.epochs,
         cfg.batch_size,
@@ -159,9 +160,9 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
             .map(|s| format!(" - stop after {s} steps"))
             .unwrap_or_default()
     );
-    println!("Output: {}", out.display());
+    outln!("Output: {}", out.display());
     if args.profile && !backend.start_profile()? {
-        println!(
+        outln!(
             "Profile: {} has no per-kernel profile",
             backend.device_name()
         );
@@ -184,10 +185,10 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     };
     checkpoint::save(&model_path, &spec, &params, &meta)?;
     if let Some(report) = backend.profile_report()? {
-        print!("{}", report.table());
+        out!("{}", report.table());
     }
-    println!("Test accuracy: {:.4}", result.final_eval.accuracy);
-    println!("Model saved to {}", model_path.display());
+    outln!("Test accuracy: {:.4}", result.final_eval.accuracy);
+    outln!("Model saved to {}", model_path.display());
     super::report::print_per_class(&result.final_eval.confusion());
     let figures =
         fmnist::plot::run_figures::write(&out, &result.history, &result.final_eval, &dataset.test)?;
