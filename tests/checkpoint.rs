@@ -138,7 +138,7 @@ fn non_finite_weights_are_refused() {
 }
 
 #[test]
-fn the_same_seed_gives_a_byte_identical_model_file() {
+fn the_same_seed_gives_byte_identical_model_and_checkpoint_files() {
     let root = tempfile::tempdir().unwrap();
     let files = |name: &str| {
         let dir = root.path().join(name);
@@ -154,12 +154,16 @@ fn the_same_seed_gives_a_byte_identical_model_file() {
             dir.to_str().unwrap(),
         ]);
         assert!(o.status.success(), "{}", common::stderr(&o));
-        ["model.safetensors"].map(|f| std::fs::read(dir.join(f)).unwrap())
+        ["model.safetensors", "checkpoint.safetensors"].map(|f| std::fs::read(dir.join(f)).unwrap())
     };
     let (a, b) = (files("a"), files("b"));
     assert!(
         a[0] == b[0],
         "model.safetensors differs between two runs of one seed"
+    );
+    assert!(
+        a[1] == b[1],
+        "checkpoint.safetensors differs between two runs of one seed"
     );
     // The metadata comes in one documented order.
     let header_len = u64::from_le_bytes(a[0][..8].try_into().unwrap()) as usize;

@@ -64,7 +64,9 @@ fn train_with_stdout_on_a_full_disk_still_saves_the_model_and_says_so() {
         dir.join("model.safetensors").is_file(),
         "the model was lost"
     );
-    assert!(dir.join("history.csv").is_file());
+    let record = fmnist::run::RunRecord::read(&dir).unwrap();
+    assert_eq!(record.status, fmnist::run::RunStatus::Finished);
+    assert_eq!(record.epochs_done, 2);
 }
 
 #[test]

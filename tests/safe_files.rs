@@ -2,8 +2,11 @@
 //! names, so symlinks planted at guessable names are never followed, and the result is a plain file.
 #![cfg(unix)]
 
+mod common;
+
 use std::os::unix::fs::symlink;
 
+use common::{fmnist, stderr};
 use fmnist::atomic::write_atomic;
 
 #[test]
@@ -28,4 +31,33 @@ fn symlinks_planted_at_temp_names_are_never_followed() {
         "config.json must be a plain file"
     );
     assert_eq!(std::fs::read(dir.join("config.json")).unwrap(), b"{}");
+}
+
+#[test]
+fn a_planted_lock_symlink_is_refused_not_followed() {
+    let root = tempfile::tempdir().unwrap();
+    let victim = root.path().join("victim");
+    std::fs::write(&victim, "keep").unwrap();
+    let dir = root.path().join("run");
+    std::fs::create_dir(&dir).unwrap();
+    symlink(&victim, dir.join(".fmnist.lock")).unwrap();
+    let o = fmnist(&[
+        "train",
+        "--device",
+        "cpu",
+        "--limit-train",
+        "100",
+        "--epochs",
+        "1",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success(), "a planted lock link must stop the run");
+    assert!(
+        stderr(&o).contains("cannot open the lock file"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+    assert!(!dir.join("config.json").exists());
 }
