@@ -121,7 +121,7 @@ fn sigkill_in_epoch_2_loses_only_that_epoch_and_the_resumed_run_ends_byte_identi
     assert_eq!((ck.position.epoch, ck.position.sample), (1, 0));
     let text = resume_and_compare(&dir, &reference);
     assert!(
-        text.contains("epoch 1 done, 0 samples into epoch 2"),
+        text.contains("checkpoint.safetensors after epoch 1 (625 steps)"),
         "{text}"
     );
 }

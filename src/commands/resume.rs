@@ -72,12 +72,14 @@ pub fn plan(dir: &Path, args: &TrainArgs) -> Result<Option<Plan>> {
             }
         }
         let p = &ck.position;
+        let at = if p.sample == 0 {
+            format!("after epoch {}", p.epoch)
+        } else {
+            format!("in epoch {}, after {} samples", p.epoch + 1, p.sample)
+        };
         let origin = format!(
-            "resumed from {} (epoch {} done, {} samples into epoch {}, {} steps)",
+            "resumed from {} {at} ({} steps)",
             ck_path.display(),
-            p.epoch,
-            p.sample,
-            p.epoch + 1,
             ck.optimizer.steps
         );
         (ck.spec, ck.params, Some(ck.optimizer), ck.position, origin)

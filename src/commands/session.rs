@@ -199,6 +199,10 @@ fn train_and_save(
                 None => evaluate(backend, &test)?,
             };
             save_model(plan, backend, pos.history.len())?;
+            // The model is final: the folder says so before anything is printed (a closed stdout
+            // ends the process).
+            plan.record.status = RunStatus::Finished;
+            plan.record.write(plan.dir.path())?;
             if let Some(report) = backend.profile_report()? {
                 out!("{}", report.table());
             }
@@ -208,8 +212,6 @@ fn train_and_save(
             let figures =
                 fmnist::plot::run_figures::write(plan.dir.path(), &pos.history, &eval, &test)?;
             super::report::print_figures(&figures);
-            plan.record.status = RunStatus::Finished;
-            plan.record.write(plan.dir.path())?;
             Ok(ExitCode::SUCCESS)
         }
         FitEnd::Interrupted => {
