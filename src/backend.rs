@@ -20,6 +20,31 @@ pub enum Role {
     Eval,
 }
 
+/// Adam's state in the flat `ParamLayout` order: the first and second moments, and the steps taken,
+/// which set the bias correction of the next step. With the parameters it is all a step depends on
+/// besides its samples, so saving and restoring it continues a run exactly.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptimizerState {
+    /// `(params)`: Adam's first moment.
+    pub m: Vec<f32>,
+    /// `(params)`: Adam's second moment.
+    pub v: Vec<f32>,
+    pub steps: u64,
+}
+
+impl OptimizerState {
+    /// Checks that `m` and `v` fit a model of `params` parameters.
+    pub fn check(&self, params: usize) -> Result<()> {
+        ensure!(
+            self.m.len() == params && self.v.len() == params,
+            "the optimizer state holds {} and {} values for a model of {params} parameters",
+            self.m.len(),
+            self.v.len()
+        );
+        Ok(())
+    }
+}
+
 pub trait Backend {
     /// What the run is computed on, e.g. `cpu (matrixmultiply, 2 threads)` or `llvmpipe ... (Vulkan, Cpu)`.
     fn device_name(&self) -> String;
@@ -45,6 +70,10 @@ pub trait Backend {
     fn params(&mut self) -> Result<Vec<f32>>;
     /// Optimizer steps taken so far.
     fn steps_done(&self) -> u64;
+    /// Adam's moments and step count (waits for queued steps).
+    fn optimizer_state(&mut self) -> Result<OptimizerState>;
+    /// Replaces Adam's moments and step count, e.g. with those of a checkpoint being resumed.
+    fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()>;
     /// Starts timing every kernel; `false` when this device has no per-kernel profile (the CPU path).
     fn start_profile(&mut self) -> Result<bool> {
         Ok(false)
@@ -286,5 +315,21 @@ impl Backend for CpuBackend {
 
     fn steps_done(&self) -> u64 {
         self.steps
+    }
+
+    fn optimizer_state(&mut self) -> Result<OptimizerState> {
+        Ok(OptimizerState {
+            m: self.m.clone(),
+            v: self.v.clone(),
+            steps: self.steps,
+        })
+    }
+
+    fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
+        state.check(self.layout.total)?;
+        self.m.copy_from_slice(&state.m);
+        self.v.copy_from_slice(&state.v);
+        self.steps = state.steps;
+        Ok(())
     }
 }

@@ -2,7 +2,6 @@
 //! (F32, `[out]`), metadata with the hidden sizes, class names, epochs trained and seed. Saved atomically;
 //! loading checks names, dtypes and shapes and says which is wrong. Tested by tests/checkpoint.rs.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -12,6 +11,7 @@ use safetensors::{Dtype, SafeTensors};
 use crate::atomic::write_atomic;
 use crate::data::{CLASS_NAMES, NUM_CLASSES, PIXELS};
 use crate::model::MlpSpec;
+use crate::tensorfile::{self, Tensor};
 
 /// What a checkpoint says about how it was made (all optional when loading foreign files).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -36,56 +36,65 @@ fn bias_name(i: usize) -> String {
     format!("layers.{i}.bias")
 }
 
-/// Saves `params` (flat, `spec.layout()` order) to `path` as safetensors, atomically.
-pub fn save(path: &Path, spec: &MlpSpec, params: &[f32], meta: &CheckpointMeta) -> Result<()> {
+/// `format` in the metadata of a model file.
+pub const MODEL_FORMAT: &str = "fmnist-mlp";
+/// `format` of a run checkpoint (`resume`): a model file plus tensors named `optimizer.*`.
+pub const RUN_CHECKPOINT_FORMAT: &str = "fmnist-checkpoint";
+
+/// The model's tensors in file order: `layers.{i}.weight` then `layers.{i}.bias`, layer by layer.
+pub fn model_tensors<'a>(spec: &MlpSpec, params: &'a [f32]) -> Vec<Tensor<'a>> {
     let layout = spec.layout();
     let mut tensors = Vec::new();
     for (i, l) in layout.layers.iter().enumerate() {
-        tensors.push((
-            weight_name(i),
-            vec![l.fan_in, l.fan_out],
-            bytemuck::cast_slice::<f32, u8>(&params[l.weight_range()]),
-        ));
-        tensors.push((
-            bias_name(i),
-            vec![l.fan_out],
-            bytemuck::cast_slice::<f32, u8>(&params[l.bias_range()]),
-        ));
+        tensors.push(Tensor {
+            name: weight_name(i),
+            shape: vec![l.fan_in, l.fan_out],
+            data: &params[l.weight_range()],
+        });
+        tensors.push(Tensor {
+            name: bias_name(i),
+            shape: vec![l.fan_out],
+            data: &params[l.bias_range()],
+        });
     }
-    let views = tensors
-        .iter()
-        .map(|(name, shape, data)| {
-            Ok((
-                name.clone(),
-                TensorView::new(Dtype::F32, shape.clone(), data)?,
-            ))
-        })
-        .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
-    let mut info = HashMap::new();
-    info.insert("format".to_string(), "fmnist-mlp".to_string());
-    info.insert(
-        "hidden".to_string(),
-        spec.hidden
-            .iter()
-            .map(|h| h.to_string())
-            .collect::<Vec<_>>()
-            .join(","),
+    tensors
+}
+
+/// A model file's metadata, always in this order (so the same model gives the same bytes).
+pub fn model_metadata(
+    format: &str,
+    spec: &MlpSpec,
+    meta: &CheckpointMeta,
+) -> Vec<(&'static str, String)> {
+    let hidden: Vec<String> = spec.hidden.iter().map(|h| h.to_string()).collect();
+    let mut info = vec![
+        ("format", format.to_string()),
+        ("hidden", hidden.join(",")),
+        (
+            "class_names",
+            serde_json::to_string(&CLASS_NAMES).expect("names serialise"),
+        ),
+    ];
+    let numbers = [
+        ("epochs", meta.epochs.map(|e| e as u64)),
+        ("seed", meta.seed),
+        ("steps", meta.steps),
+    ];
+    info.extend(
+        numbers
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v.to_string()))),
     );
-    info.insert(
-        "class_names".to_string(),
-        serde_json::to_string(&CLASS_NAMES)?,
+    info
+}
+
+/// Saves `params` (flat, `spec.layout()` order) to `path` as safetensors, atomically. The same input
+/// gives the same bytes.
+pub fn save(path: &Path, spec: &MlpSpec, params: &[f32], meta: &CheckpointMeta) -> Result<()> {
+    let bytes = tensorfile::serialize(
+        &model_tensors(spec, params),
+        &model_metadata(MODEL_FORMAT, spec, meta),
     );
-    if let Some(e) = meta.epochs {
-        info.insert("epochs".to_string(), e.to_string());
-    }
-    if let Some(s) = meta.seed {
-        info.insert("seed".to_string(), s.to_string());
-    }
-    if let Some(s) = meta.steps {
-        info.insert("steps".to_string(), s.to_string());
-    }
-    let bytes = safetensors::serialize(views, Some(info))
-        .with_context(|| format!("{}: cannot serialise the checkpoint", path.display()))?;
     write_atomic(path, &bytes)
 }
 
@@ -97,9 +106,16 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
     parse(&bytes).with_context(|| format!("{}: not a usable fmnist checkpoint", path.display()))
 }
 
-fn parse(bytes: &[u8]) -> Result<Checkpoint> {
+/// Parses a model file (or a run checkpoint, whose `optimizer.*` tensors are left to `resume`).
+pub fn parse(bytes: &[u8]) -> Result<Checkpoint> {
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| anyhow::anyhow!("not a safetensors file ({e})"))?;
+    let (_, header) = SafeTensors::read_metadata(bytes)?;
+    let run_checkpoint = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("format"))
+        .is_some_and(|f| f == RUN_CHECKPOINT_FORMAT);
     let n_layers = (0..)
         .take_while(|&i| st.tensor(&weight_name(i)).is_ok())
         .count();
@@ -112,11 +128,11 @@ fn parse(bytes: &[u8]) -> Result<Checkpoint> {
     let expected: Vec<String> = (0..n_layers)
         .flat_map(|i| [weight_name(i), bias_name(i)])
         .collect();
-    if let Some(extra) = st
-        .names()
-        .into_iter()
-        .find(|n| !expected.iter().any(|e| e == n))
-    {
+    if let Some(extra) = st.names().into_iter().find(|n| {
+        let known = expected.iter().any(|e| e == n);
+        let optimizer = run_checkpoint && n.starts_with("optimizer.");
+        !(known || optimizer)
+    }) {
         bail!(
             "unexpected tensor {extra} (a model with {n_layers} layers has only layers.0-{}.weight/bias)",
             n_layers - 1
@@ -183,7 +199,8 @@ fn parse(bytes: &[u8]) -> Result<Checkpoint> {
     Ok(Checkpoint { spec, params, meta })
 }
 
-fn copy_f32(t: &TensorView<'_>, out: &mut [f32]) {
+/// Copies an F32 tensor's data into `out`.
+pub fn copy_f32(t: &TensorView<'_>, out: &mut [f32]) {
     // The data may be unaligned inside the file, so decode bytewise rather than cast.
     for (o, chunk) in out.iter_mut().zip(t.data().chunks_exact(4)) {
         *o = f32::from_le_bytes(chunk.try_into().expect("4 bytes"));

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use clap::ValueEnum;
 
-use crate::backend::{Backend, CpuBackend, Role};
+use crate::backend::{Backend, CpuBackend, OptimizerState, Role};
 use crate::config::AdamConfig;
 use crate::data::Split;
 use crate::gpu::GpuBackend;
@@ -152,6 +152,12 @@ impl Backend for Explained {
     }
     fn steps_done(&self) -> u64 {
         self.inner.steps_done()
+    }
+    fn optimizer_state(&mut self) -> Result<OptimizerState> {
+        self.inner.optimizer_state()
+    }
+    fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
+        self.inner.set_optimizer_state(state)
     }
     fn start_profile(&mut self) -> Result<bool> {
         self.inner.start_profile()

@@ -6,9 +6,11 @@ mod commands;
 use std::process::ExitCode;
 
 use clap::Parser;
+use fmnist::errln;
 
 fn main() -> ExitCode {
-    // `fmnist info | head` should end quietly like any Unix tool, not panic on the closed pipe.
+    // `fmnist info | head` should end quietly like any Unix tool, not panic on the closed pipe (other
+    // write failures go through `fmnist::console`, which never panics).
     #[cfg(unix)]
     // SAFETY: restoring the default action of SIGPIPE before any thread starts.
     unsafe {
@@ -16,14 +18,20 @@ fn main() -> ExitCode {
     }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = commands::Cli::parse();
-    match commands::run(cli) {
+    let code = match commands::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            errln!("error: {err:#}");
             if let Some(hint) = fmnist::error::hint_of(&err) {
-                eprintln!("hint: {hint}");
+                errln!("hint: {hint}");
             }
             ExitCode::FAILURE
         }
+    };
+    // Output that could not be written never panics (the work is still done and saved), but it is said
+    // on the stream that still works and turns a success into a failure.
+    if fmnist::console::report_failures() && code == ExitCode::SUCCESS {
+        return ExitCode::FAILURE;
     }
+    code
 }

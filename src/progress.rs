@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::metrics::StepStats;
+use crate::outln;
 use crate::train::EpochRecord;
 
 /// Receives the fit loop's events.
@@ -72,7 +73,7 @@ impl Progress for KerasProgress {
     }
 
     fn epoch_start(&mut self, epoch: usize, epochs: usize, steps: usize) {
-        println!("Epoch {}/{epochs}", epoch + 1);
+        outln!("Epoch {}/{epochs}", epoch + 1);
         if self.terminal {
             let bar =
                 ProgressBar::with_draw_target(Some(steps as u64), ProgressDrawTarget::stdout());
@@ -100,6 +101,6 @@ impl Progress for KerasProgress {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        println!("{}", epoch_line(record, steps_done, steps_per_epoch));
+        outln!("{}", epoch_line(record, steps_done, steps_per_epoch));
     }
 }

@@ -1,11 +1,12 @@
 //! The fit loop over any `Backend`: epochs of shuffled minibatches, Keras-style progress, a full
 //! test-set evaluation after each epoch, divergence detection, and the history that is saved with the
-//! run. Tested end to end by tests/train_cpu.rs (real data) and tests/gpu_train.rs.
+//! run. A fit can start from a saved position (`train --resume`) and stop between two steps (Ctrl-C).
+//! Tested end to end by tests/train_cpu.rs (real data), tests/gpu_train.rs and tests/resume.rs.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Result, bail, ensure};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, Role};
@@ -38,6 +39,60 @@ pub struct FitResult {
     pub steps: u64,
 }
 
+/// Where a fit stands, between two steps: what a run checkpoint saves and `fit_from` continues from.
+/// An epoch's sample order depends only on (seed, epoch), so `epoch` and `sample` are all the shuffle
+/// needs to continue.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FitPosition {
+    /// Epochs finished (the next step belongs to epoch `epoch`, counted from 0).
+    pub epoch: usize,
+    /// Samples of that epoch already trained: 0 at an epoch boundary.
+    pub sample: usize,
+    /// The running loss and accuracy of that epoch's steps so far.
+    pub running: StepStats,
+    /// Seconds spent in that epoch so far.
+    pub seconds: f64,
+    /// One record per finished epoch.
+    pub history: Vec<EpochRecord>,
+}
+
+/// What the fit loop asks and tells its caller between steps.
+pub trait FitHooks {
+    /// Asked after every step and before every epoch: `true` stops the fit there.
+    fn should_stop(&self) -> bool {
+        false
+    }
+    /// Called after every finished epoch (evaluated, its record in `position.history`).
+    fn epoch_done(&mut self, _backend: &mut dyn Backend, _position: &FitPosition) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Hooks that never stop and save nothing.
+pub struct NoHooks;
+impl FitHooks for NoHooks {}
+
+/// How a fit ended.
+#[derive(Debug)]
+pub enum FitEnd {
+    /// Every epoch (or `max_steps`) done.
+    Finished,
+    /// `should_stop` said so; the position says where.
+    Interrupted,
+    /// The loss became NaN or infinite; the position is the end of the last finished epoch.
+    Diverged(anyhow::Error),
+}
+
+/// What `fit_from` returns.
+pub struct FitOutcome {
+    pub end: FitEnd,
+    pub position: FitPosition,
+    /// The test evaluation after the last epoch finished by this call.
+    pub final_eval: Option<Evaluation>,
+    /// Optimizer steps of the whole run.
+    pub steps: u64,
+}
+
 /// Trains `backend` on `train` as `cfg` says, evaluating on `test` after every epoch. The backend
 /// reads the samples itself (a GPU from its resident copy), in the order `epoch_order` gives: the host
 /// hands it one order per epoch and then only `(start, rows)` per step.
@@ -48,59 +103,123 @@ pub fn fit(
     cfg: &TrainConfig,
     progress: &mut dyn Progress,
 ) -> Result<FitResult> {
+    let outcome = fit_from(
+        backend,
+        train,
+        test,
+        cfg,
+        progress,
+        FitPosition::default(),
+        &mut NoHooks,
+    )?;
+    if let FitEnd::Diverged(err) = outcome.end {
+        return Err(err);
+    }
+    let Some(final_eval) = outcome.final_eval else {
+        bail!("no training step was run (--steps 0?)")
+    };
+    Ok(FitResult {
+        history: outcome.position.history,
+        final_eval,
+        steps: outcome.steps,
+    })
+}
+
+/// `fit` from `start` (a resumed run: the backend already holds the checkpoint's parameters and
+/// optimizer state), asking `hooks` whether to stop between steps and telling it every finished epoch.
+pub fn fit_from(
+    backend: &mut dyn Backend,
+    train: &Arc<Split>,
+    test: &Arc<Split>,
+    cfg: &TrainConfig,
+    progress: &mut dyn Progress,
+    start: FitPosition,
+    hooks: &mut dyn FitHooks,
+) -> Result<FitOutcome> {
     if train.is_empty() {
         bail!("the training split is empty");
     }
+    ensure!(
+        start.sample <= train.len(),
+        "the run stopped at sample {} of an epoch, but the training split has {}",
+        start.sample,
+        train.len()
+    );
     backend.attach(Role::Train, train)?;
     let steps_per_epoch = steps_per_epoch(train.len(), cfg.batch_size);
-    let mut history = Vec::new();
+    let max_reached = |b: &dyn Backend| {
+        cfg.max_steps
+            .is_some_and(|max| b.steps_done() >= max as u64)
+    };
+    let mut pos = start;
     let mut final_eval = None;
-    let mut steps_done = 0usize;
-    for epoch in 0..cfg.epochs {
-        if cfg.max_steps.is_some_and(|max| steps_done >= max) {
+    let mut end = FitEnd::Finished;
+    'epochs: while pos.epoch < cfg.epochs {
+        if pos.sample == 0 && (max_reached(backend) || hooks.should_stop()) {
+            if !max_reached(backend) {
+                end = FitEnd::Interrupted;
+            }
             break;
         }
-        backend.set_order(&epoch_order(train.len(), cfg.seed, epoch, cfg.shuffle))?;
-        progress.epoch_start(epoch, cfg.epochs, steps_per_epoch);
+        backend.set_order(&epoch_order(train.len(), cfg.seed, pos.epoch, cfg.shuffle))?;
+        progress.epoch_start(pos.epoch, cfg.epochs, steps_per_epoch);
         let started = Instant::now();
         let mut last_tick = started;
-        let mut running = StepStats::default();
-        let mut steps_this_epoch = 0;
-        for start in (0..train.len()).step_by(cfg.batch_size) {
-            if cfg.max_steps.is_some_and(|max| steps_done >= max) {
-                break;
-            }
-            backend.train_step(start, cfg.batch_size.min(train.len() - start))?;
+        let mut steps_this_epoch = pos.sample.div_ceil(cfg.batch_size);
+        while pos.sample < train.len() && !max_reached(backend) {
+            let rows = cfg.batch_size.min(train.len() - pos.sample);
+            backend.train_step(pos.sample, rows)?;
+            pos.sample += rows;
             steps_this_epoch += 1;
-            steps_done += 1;
             if progress.live() && last_tick.elapsed() >= TICK {
-                running.add(backend.take_stats()?);
-                check_finite(&running, epoch, steps_this_epoch)?;
-                progress.tick(steps_this_epoch, &running);
+                pos.running.add(backend.take_stats()?);
+                if let Err(e) = check_finite(&pos.running, pos.epoch, steps_this_epoch) {
+                    end = FitEnd::Diverged(e);
+                    break 'epochs;
+                }
+                progress.tick(steps_this_epoch, &pos.running);
                 last_tick = Instant::now();
             }
+            if pos.sample < train.len() && hooks.should_stop() {
+                pos.running.add(backend.take_stats()?);
+                pos.seconds += started.elapsed().as_secs_f64();
+                end = FitEnd::Interrupted;
+                break 'epochs;
+            }
         }
-        running.add(backend.take_stats()?);
-        check_finite(&running, epoch, steps_this_epoch)?;
-        let seconds = started.elapsed().as_secs_f64();
+        pos.running.add(backend.take_stats()?);
+        if let Err(e) = check_finite(&pos.running, pos.epoch, steps_this_epoch) {
+            end = FitEnd::Diverged(e);
+            break;
+        }
+        let seconds = pos.seconds + started.elapsed().as_secs_f64();
         let eval = evaluate(backend, test)?;
         let record = EpochRecord {
-            epoch: epoch + 1,
-            loss: running.mean_loss(),
-            accuracy: running.accuracy(),
+            epoch: pos.epoch + 1,
+            loss: pos.running.mean_loss(),
+            accuracy: pos.running.accuracy(),
             test_loss: eval.loss,
             test_accuracy: eval.accuracy,
             seconds,
         };
         progress.epoch_end(&record, steps_this_epoch, steps_per_epoch);
-        history.push(record);
+        pos.history.push(record);
+        pos.epoch += 1;
+        pos.sample = 0;
+        pos.running = StepStats::default();
+        pos.seconds = 0.0;
         final_eval = Some(eval);
+        hooks.epoch_done(backend, &pos)?;
     }
-    let Some(final_eval) = final_eval else {
-        bail!("no training step was run (--steps 0?)")
-    };
-    Ok(FitResult {
-        history,
+    if let FitEnd::Diverged(_) = end {
+        // What a checkpoint of this run may hold is the end of the last finished epoch.
+        pos.sample = 0;
+        pos.running = StepStats::default();
+        pos.seconds = 0.0;
+    }
+    Ok(FitOutcome {
+        end,
+        position: pos,
         final_eval,
         steps: backend.steps_done(),
     })

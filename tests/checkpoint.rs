@@ -1,4 +1,7 @@
-//! Checkpoint format: round trip, and a clear error for every way a file can be wrong.
+//! Checkpoint format: round trip, a clear error for every way a file can be wrong, and (issue 9,
+//! item 6) the same seed gives the same bytes.
+
+mod common;
 
 use std::collections::HashMap;
 
@@ -132,4 +135,47 @@ fn non_finite_weights_are_refused() {
         ("layers.0.bias", Dtype::F32, vec![10], f32s(10)),
     ]);
     assert!(e.contains("NaN"), "{e}");
+}
+
+#[test]
+fn the_same_seed_gives_byte_identical_model_and_checkpoint_files() {
+    let root = tempfile::tempdir().unwrap();
+    let files = |name: &str| {
+        let dir = root.path().join(name);
+        let o = common::fmnist(&[
+            "train",
+            "--device",
+            "cpu",
+            "--limit-train",
+            "1000",
+            "--epochs",
+            "2",
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", common::stderr(&o));
+        ["model.safetensors", "checkpoint.safetensors"].map(|f| std::fs::read(dir.join(f)).unwrap())
+    };
+    let (a, b) = (files("a"), files("b"));
+    assert!(
+        a[0] == b[0],
+        "model.safetensors differs between two runs of one seed"
+    );
+    assert!(
+        a[1] == b[1],
+        "checkpoint.safetensors differs between two runs of one seed"
+    );
+    // The metadata comes in one documented order.
+    let header_len = u64::from_le_bytes(a[0][..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&a[0][8..8 + header_len]).unwrap();
+    let keys = [
+        "\"format\"",
+        "\"hidden\"",
+        "\"class_names\"",
+        "\"epochs\"",
+        "\"seed\"",
+        "\"steps\"",
+    ];
+    let at: Vec<usize> = keys.iter().map(|k| header.find(k).unwrap()).collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{header}");
 }

@@ -322,3 +322,76 @@ fn texture_path_counts_its_copies_and_passes() {
     assert_eq!(s.copies, 6 * 32, "{s:?}");
     assert_eq!(s.passes, 4 * 32, "{s:?}");
 }
+
+/// Issue 9: a GPU run stopped mid-epoch, saved as a run checkpoint and continued on a fresh backend
+/// ends where the same run uninterrupted does (Adam's m, v and step count restored).
+#[test]
+fn a_run_resumed_from_its_checkpoint_on_a_fresh_gpu_backend_matches_atol1e5_rtol1e4() {
+    use fmnist::resume::{self, RunCheckpoint};
+    use fmnist::train::{FitHooks, FitPosition, NoHooks, fit_from};
+    let data = common::dataset();
+    let Some(ctx) = common::gpu_or_skip("resume") else {
+        return;
+    };
+    let train = Arc::new(data.train.truncated(1000));
+    let test = Arc::new(data.test.truncated(1000));
+    let cfg = TrainConfig {
+        epochs: 2,
+        limit_train: Some(1000),
+        ..TrainConfig::default()
+    };
+    let spec = MlpSpec::fashion(&cfg.hidden).unwrap();
+    let params = glorot_init(&spec, cfg.seed);
+    /// Stops at the `after + 1`-th question (1 before epoch 1, 31 inside it, 1 before epoch 2, ...).
+    struct StopAt(std::cell::Cell<usize>, usize);
+    impl FitHooks for StopAt {
+        fn should_stop(&self) -> bool {
+            self.0.set(self.0.get() + 1);
+            self.0.get() > self.1
+        }
+    }
+    let mut first = GpuBackend::with_context(ctx, spec.clone(), params, cfg.adam, 32).unwrap();
+    let mut stop = StopAt(Default::default(), 1 + 31 + 1 + 6);
+    let fit = |b: &mut GpuBackend, start: FitPosition, hooks: &mut dyn FitHooks| {
+        fit_from(b, &train, &test, &cfg, &mut Silent, start, hooks).unwrap()
+    };
+    let stopped = fit(&mut first, FitPosition::default(), &mut stop);
+    assert_eq!((stopped.position.epoch, stopped.position.sample), (1, 224));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("checkpoint.safetensors");
+    let saved = RunCheckpoint {
+        spec: spec.clone(),
+        params: first.params().unwrap(),
+        optimizer: first.optimizer_state().unwrap(),
+        position: stopped.position.clone(),
+        seed: cfg.seed,
+        shuffle: cfg.shuffle,
+        train_samples: train.len(),
+    };
+    assert_eq!(saved.optimizer.steps, 32 + 7);
+    assert!(saved.optimizer.v.iter().any(|&v| v > 0.0));
+    resume::save(&path, &saved).unwrap();
+    // The first backend goes on: the uninterrupted run.
+    fit(&mut first, stopped.position, &mut NoHooks);
+
+    let ck = resume::load(&path).unwrap();
+    let Some(ctx) = common::gpu_or_skip("resume (second backend)") else {
+        return;
+    };
+    let mut resumed = GpuBackend::with_context(ctx, spec, ck.params, cfg.adam, 32).unwrap();
+    resumed.set_optimizer_state(&ck.optimizer).unwrap();
+    assert_eq!(
+        resumed.optimizer_state().unwrap(),
+        saved.optimizer,
+        "the optimizer state reads back as it was set"
+    );
+    fit(&mut resumed, ck.position, &mut NoHooks);
+    assert_eq!(resumed.steps_done(), first.steps_done());
+    let c = compare(
+        &resumed.params().unwrap(),
+        &first.params().unwrap(),
+        TOL_REDUCTION,
+    );
+    eprintln!("resumed vs uninterrupted: {}", c.describe());
+    assert!(c.pass(), "{}", c.describe());
+}

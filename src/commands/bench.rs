@@ -13,6 +13,7 @@ use fmnist::gpu::bench::{EpochTiming, profile_steps, time_epochs, warm_up};
 use fmnist::model::{MlpSpec, glorot_init};
 
 use super::DataArgs;
+use fmnist::{out, outln};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -65,13 +66,17 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         Some(s) => t.seconds_per_epoch * steps_per_epoch as f64 / s.min(steps_per_epoch) as f64,
         None => t.seconds_per_epoch,
     };
-    println!(
+    outln!(
         "{:<64} {:>10} {:>12} {:>10} {:>9}",
-        "device", "s/epoch", "samples/s", "vs CPU", "test acc"
+        "device",
+        "s/epoch",
+        "samples/s",
+        "vs CPU",
+        "test acc"
     );
     let cpu_s = scale(&rows[0]);
     for t in &rows {
-        println!(
+        outln!(
             "{:<64} {:>10.2} {:>12.0} {:>9.2}x {:>9.4}",
             t.device,
             scale(t),
@@ -80,7 +85,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             t.test_accuracy
         );
     }
-    println!("(vs CPU > 1 means faster than the CPU path in this same run)");
+    outln!("(vs CPU > 1 means faster than the CPU path in this same run)");
     let (report, _) = profile_steps(
         &mut gpu,
         &ds.train,
@@ -88,9 +93,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         args.profile_steps as usize,
     )?;
     if let Some(r) = report {
-        print!("{}", r.table());
+        out!("{}", r.table());
         if let Some(h) = r.heaviest() {
-            println!("Bound by: {}", h.name);
+            outln!("Bound by: {}", h.name);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -9,6 +9,7 @@ use fmnist::checkpoint;
 use fmnist::evaluate::evaluate;
 
 use super::{DataArgs, DeviceArgs};
+use fmnist::outln;
 
 #[derive(Args, Debug)]
 pub struct EvaluateArgs {
@@ -25,16 +26,16 @@ pub fn run(args: EvaluateArgs) -> Result<ExitCode> {
     let ck = checkpoint::load(&args.model)?;
     let test = args.data.load_test()?;
     let mut backend = args.device.inference_backend(ck)?;
-    println!("Device: {}", backend.device_name());
+    outln!("Device: {}", backend.device_name());
     let eval = evaluate(backend.as_mut(), &test)?;
-    println!(
+    outln!(
         "{}/{} - test_loss: {:.4} - test_accuracy: {:.4}",
         test.len(),
         test.len(),
         eval.loss,
         eval.accuracy
     );
-    println!("Test accuracy: {:.4}", eval.accuracy);
+    outln!("Test accuracy: {:.4}", eval.accuracy);
     super::report::print_per_class(&eval.confusion());
     Ok(ExitCode::SUCCESS)
 }

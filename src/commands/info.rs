@@ -7,6 +7,7 @@ use clap::Args;
 use fmnist::data::{self, CLASS_NAMES, IMAGE_SIDE};
 
 use super::DataArgs;
+use fmnist::outln;
 
 #[derive(Args, Debug)]
 pub struct InfoArgs {
@@ -18,25 +19,25 @@ pub fn run(args: InfoArgs) -> Result<ExitCode> {
     let location = data::locate(args.data.data_dir.as_deref())?;
     let ds = data::load(&location.dir)
         .with_context(|| format!("loading Fashion-MNIST from {}", location.dir.display()))?;
-    println!("Data: {} ({})", location.dir.display(), location.source);
-    println!(
+    outln!("Data: {} ({})", location.dir.display(), location.source);
+    outln!(
         "  train images ({}, {IMAGE_SIDE}, {IMAGE_SIDE}) u8, labels ({})",
         ds.train.len(),
         ds.train.len()
     );
-    println!(
+    outln!(
         "  test  images ({}, {IMAGE_SIDE}, {IMAGE_SIDE}) u8, labels ({})",
         ds.test.len(),
         ds.test.len()
     );
-    println!("  {:<12} {:>6} {:>6}", "class", "train", "test");
+    outln!("  {:<12} {:>6} {:>6}", "class", "train", "test");
     let (tr, te) = (ds.train.class_counts(), ds.test.class_counts());
     for (c, name) in CLASS_NAMES.iter().enumerate() {
-        println!("  {c} {name:<10} {:>6} {:>6}", tr[c], te[c]);
+        outln!("  {c} {name:<10} {:>6} {:>6}", tr[c], te[c]);
     }
-    println!("Devices:");
+    outln!("Devices:");
     for line in fmnist::device::describe_devices() {
-        println!("  {line}");
+        outln!("  {line}");
     }
     Ok(ExitCode::SUCCESS)
 }

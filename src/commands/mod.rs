@@ -7,7 +7,9 @@ mod plot;
 mod predict;
 mod profile;
 mod report;
+mod resume;
 mod selftest;
+mod session;
 mod show;
 mod train;
 
@@ -67,15 +69,20 @@ pub struct DataArgs {
 /// `--device` and `--adapter`, shared by every command that computes.
 #[derive(Args, Debug, Clone)]
 pub struct DeviceArgs {
-    /// Where to compute.
-    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
-    pub device: DeviceChoice,
+    /// Where to compute [default: auto; for `train --resume`, the run's own].
+    #[arg(long, value_enum)]
+    pub device: Option<DeviceChoice>,
     /// Pick the GPU adapter whose name contains this text (case-insensitive).
     #[arg(long, value_name = "NAME")]
     pub adapter: Option<String>,
 }
 
 impl DeviceArgs {
+    /// `--device`, `auto` when not given.
+    pub fn choice(&self) -> DeviceChoice {
+        self.device.unwrap_or(DeviceChoice::Auto)
+    }
+
     pub fn adapter_choice(&self) -> AdapterChoice {
         AdapterChoice {
             name: self.adapter.clone(),
@@ -85,7 +92,7 @@ impl DeviceArgs {
     /// A backend on the chosen device that evaluates and predicts with a loaded model.
     pub fn inference_backend(&self, ck: Checkpoint) -> Result<Box<dyn Backend>> {
         make_backend(
-            self.device,
+            self.choice(),
             &self.adapter_choice(),
             ck.spec,
             ck.params,

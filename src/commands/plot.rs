@@ -14,6 +14,7 @@ use fmnist::run;
 
 use super::report::{print_figures, print_per_class};
 use super::{DataArgs, DeviceArgs};
+use fmnist::outln;
 
 #[derive(Args, Debug)]
 pub struct PlotArgs {
@@ -41,9 +42,9 @@ pub fn run(args: PlotArgs) -> Result<ExitCode> {
     let ck = checkpoint::load(&dir.join(run::MODEL_FILE))?;
     let test = args.data.load_test()?;
     let mut backend = args.device.inference_backend(ck)?;
-    println!("Device: {}", backend.device_name());
+    outln!("Device: {}", backend.device_name());
     let eval = evaluate(backend.as_mut(), &test)?;
-    println!("Test accuracy: {:.4}", eval.accuracy);
+    outln!("Test accuracy: {:.4}", eval.accuracy);
     print_per_class(&eval.confusion());
     let paths = run_figures::write(dir, &history, &eval, &test)?;
     print_figures(&paths);

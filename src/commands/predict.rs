@@ -18,6 +18,7 @@ use serde::Serialize;
 use serde::ser::SerializeMap;
 
 use super::{DataArgs, DeviceArgs};
+use fmnist::{errln, outln};
 
 #[derive(Args, Debug)]
 pub struct PredictArgs {
@@ -156,12 +157,12 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
             Input::File(_, Err(e)) => {
                 failed += 1;
                 if args.json {
-                    println!(
+                    outln!(
                         "{}",
                         serde_json::json!({"input": input.name(), "error": format!("{e:#}")})
                     );
                 } else {
-                    eprintln!("error: {e:#}");
+                    errln!("error: {e:#}");
                 }
                 continue;
             }
@@ -181,7 +182,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
         };
         row += 1;
         if args.json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string(&JsonPrediction::new(input, p, truth))?
             );
@@ -219,7 +220,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
     }
     if failed > 0 {
         if !args.json {
-            eprintln!("{failed} of {} inputs could not be predicted", inputs.len());
+            errln!("{failed} of {} inputs could not be predicted", inputs.len());
         }
         return Ok(ExitCode::FAILURE);
     }
@@ -244,9 +245,9 @@ fn default_figure_name(input: &Input, bars_only: bool) -> PathBuf {
 fn save(figure: &Figure, path: &Path, json: bool) -> Result<()> {
     figure.save(path)?;
     if json {
-        eprintln!("Figure saved to {}", path.display());
+        errln!("Figure saved to {}", path.display());
     } else {
-        println!("Figure saved to {}", path.display());
+        outln!("Figure saved to {}", path.display());
     }
     Ok(())
 }
@@ -255,15 +256,15 @@ fn print_text(input: &Input, p: &[f32], truth: Option<usize>) {
     let pred = argmax(p);
     match (input, truth) {
         (Input::Test(i), Some(label)) => {
-            println!("Test image {i} (true: {})", CLASS_NAMES[label]);
+            outln!("Test image {i} (true: {})", CLASS_NAMES[label]);
             for (c, name) in CLASS_NAMES.iter().enumerate() {
-                println!(
+                outln!(
                     "  {name:<12} {:>7.2}%{}",
                     100.0 * p[c],
                     if c == pred { "  <-" } else { "" }
                 );
             }
-            println!(
+            outln!(
                 "  Predicted: {} {:.0}% ({})",
                 CLASS_NAMES[pred],
                 100.0 * p[pred],
@@ -272,7 +273,7 @@ fn print_text(input: &Input, p: &[f32], truth: Option<usize>) {
         }
         (Input::File(path, Ok(photo)), _) => {
             let (w, h) = photo.source_size;
-            println!(
+            outln!(
                 "{} ({w}x{h}{})",
                 path.display(),
                 if photo.inverted {
@@ -284,7 +285,7 @@ fn print_text(input: &Input, p: &[f32], truth: Option<usize>) {
             let mut order: Vec<usize> = (0..NUM_CLASSES).collect();
             order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
             for (rank, &c) in order.iter().take(3).enumerate() {
-                println!(
+                outln!(
                     "  {}. {:<12} {:>7.2}%",
                     rank + 1,
                     CLASS_NAMES[c],

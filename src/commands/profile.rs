@@ -12,6 +12,7 @@ use fmnist::gpu::bench::{profile_steps, warm_up};
 use fmnist::model::{MlpSpec, glorot_init};
 
 use super::DataArgs;
+use fmnist::{out, outln};
 
 #[derive(Args, Debug)]
 pub struct ProfileArgs {
@@ -50,8 +51,8 @@ pub fn run(args: ProfileArgs) -> Result<ExitCode> {
             ds.train.len()
         );
     }
-    println!("Device: {}", fmnist::backend::Backend::device_name(&gpu));
-    println!(
+    outln!("Device: {}", fmnist::backend::Backend::device_name(&gpu));
+    outln!(
         "Model:  {} - batch {batch} - {} steps per submission",
         spec.describe(),
         gpu.steps_per_submission()
@@ -62,9 +63,9 @@ pub fn run(args: ProfileArgs) -> Result<ExitCode> {
     let Some(report) = report else {
         bail!("the GPU backend returned no profile")
     };
-    print!("{}", report.table());
+    out!("{}", report.table());
     if let Some(h) = report.heaviest() {
-        println!(
+        outln!(
             "Bound by: {} ({:.0}% of GPU time); {:.2} ms per step with profiling = {:.1} s per {}-sample epoch",
             h.name,
             100.0 * h.total_ns / report.gpu_ns().max(1.0),

@@ -4,21 +4,25 @@
 use std::path::PathBuf;
 
 use fmnist::data::{CLASS_NAMES, NUM_CLASSES};
+use fmnist::outln;
 use fmnist::per_class::per_class;
 
 /// The per-class accuracy table of `counts[true][predicted]`.
 pub fn print_per_class(counts: &[[u32; NUM_CLASSES]; NUM_CLASSES]) {
-    println!("Per-class accuracy (test set):");
-    println!(
+    outln!("Per-class accuracy (test set):");
+    outln!(
         "  {:<12} {:>6} {:>6} {:>9}   most often taken for",
-        "class", "right", "total", "accuracy"
+        "class",
+        "right",
+        "total",
+        "accuracy"
     );
     for row in per_class(counts) {
         let confused = row
             .confused_with
             .map(|(c, n)| format!("{} ({n})", CLASS_NAMES[c]))
             .unwrap_or_else(|| "-".to_string());
-        println!(
+        outln!(
             "  {:<12} {:>6} {:>6} {:>8.1}%   {confused}",
             CLASS_NAMES[row.class],
             row.correct,
@@ -30,8 +34,8 @@ pub fn print_per_class(counts: &[[u32; NUM_CLASSES]; NUM_CLASSES]) {
 
 /// `Figures:` and one path per line.
 pub fn print_figures(paths: &[PathBuf]) {
-    println!("Figures:");
+    outln!("Figures:");
     for p in paths {
-        println!("  {}", p.display());
+        outln!("  {}", p.display());
     }
 }

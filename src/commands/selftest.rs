@@ -10,6 +10,7 @@ use fmnist::gpu::context::Needs;
 use fmnist::gpu::plan::Operands;
 use fmnist::gpu::selftest::{self, CaseResult, Harness};
 use fmnist::model::MlpSpec;
+use fmnist::outln;
 
 #[derive(Args, Debug)]
 pub struct SelftestArgs {
@@ -23,28 +24,28 @@ pub struct SelftestArgs {
 
 pub fn run(args: SelftestArgs) -> Result<ExitCode> {
     let ctx = GpuContext::open(args.adapter.as_deref(), Needs::default())?;
-    println!("Adapter: {}", ctx.adapter.describe());
-    println!("{}", CaseResult::header());
+    outln!("Adapter: {}", ctx.adapter.describe());
+    outln!("{}", CaseResult::header());
     let h = Harness::new(ctx);
     let mut cases = selftest::kernel_ladder(&h, args.seed)?;
     for c in &cases {
-        println!("{}", c.line());
+        outln!("{}", c.line());
     }
     let spec = MlpSpec::fashion(&[128])?;
     for operands in [Operands::Buffers, Operands::Textures] {
         let ctx = GpuContext::open(args.adapter.as_deref(), Needs::default())?;
         let step = selftest::one_step_cases(ctx, operands, &spec, 32, args.seed)?;
         for c in &step {
-            println!("{}", c.line());
+            outln!("{}", c.line());
         }
         cases.extend(step);
     }
     let failed = cases.iter().filter(|c| !c.closeness.pass()).count();
     if failed == 0 {
-        println!("selftest: all {} checks passed", cases.len());
+        outln!("selftest: all {} checks passed", cases.len());
         Ok(ExitCode::SUCCESS)
     } else {
-        println!("selftest: {failed} of {} checks FAILED", cases.len());
+        outln!("selftest: {failed} of {} checks FAILED", cases.len());
         Ok(ExitCode::FAILURE)
     }
 }

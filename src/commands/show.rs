@@ -11,6 +11,7 @@ use fmnist::error::HintExt;
 use fmnist::plot::samples;
 
 use super::DataArgs;
+use fmnist::outln;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum SplitChoice {
@@ -61,7 +62,7 @@ pub fn run(args: ShowArgs) -> Result<ExitCode> {
                     split.len()
                 );
             }
-            println!("The first {n} {split_name} images ({side}x{side})");
+            outln!("The first {n} {split_name} images ({side}x{side})");
             (
                 samples::grid(&split, side)?,
                 format!("grid-{split_name}-{n}.png"),
@@ -76,7 +77,7 @@ pub fn run(args: ShowArgs) -> Result<ExitCode> {
                     split.len() - 1
                 );
             }
-            println!(
+            outln!(
                 "{} image {i}: {}",
                 if split_name == "train" {
                     "Train"
@@ -93,7 +94,7 @@ pub fn run(args: ShowArgs) -> Result<ExitCode> {
     };
     let out = args.out.unwrap_or_else(|| PathBuf::from(default_name));
     figure.save(&out)?;
-    println!("Figure saved to {}", out.display());
+    outln!("Figure saved to {}", out.display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,21 +1,24 @@
-//! `fmnist train`.
+//! `fmnist train`: the flags, and the plan of a new run (the run folder, the first weights). A run
+//! continued with `--resume` is planned by `resume.rs`; both are carried out by `session.rs`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use fmnist::checkpoint::{self, CheckpointMeta};
+use fmnist::checkpoint;
 use fmnist::config::{AdamConfig, DEFAULT_SEED, TrainConfig};
-use fmnist::data;
-use fmnist::device::make_backend;
+use fmnist::data::{self, DataLocation, Dataset};
 use fmnist::model::{MlpSpec, glorot_init};
-use fmnist::progress::KerasProgress;
-use fmnist::run;
-use fmnist::train::fit;
+use fmnist::run::{InitFile, RunDir, RunRecord, RunStatus, sha256_file};
+use fmnist::train::FitPosition;
 
+use super::session::{self, Plan};
 use super::{DataArgs, DeviceArgs};
+
+/// Where `train` puts a run when `--out` is not given: `runs/<date-time>`.
+const DEFAULT_RUNS: &str = "runs";
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -38,9 +41,18 @@ pub struct TrainArgs {
     pub device: DeviceArgs,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Output folder (default: runs/<date-time>).
+    /// Output folder (default: runs/<date-time>); refused when it already holds a run.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Replace the run that --out already holds.
+    #[arg(long, requires = "out")]
+    pub overwrite: bool,
+    /// Continue the interrupted run in DIR from its checkpoint, with its saved settings.
+    #[arg(long, value_name = "DIR", conflicts_with_all = [
+        "epochs", "batch_size", "lr", "hidden", "seed", "out", "overwrite", "limit_train", "steps",
+        "no_shuffle", "init",
+    ])]
+    pub resume: Option<PathBuf>,
     /// Train on the first N training images only.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub limit_train: Option<u64>,
@@ -89,17 +101,37 @@ impl TrainArgs {
 }
 
 pub fn run(args: TrainArgs) -> Result<ExitCode> {
-    let cfg = args.config()?;
-    let location = data::locate(args.data.data_dir.as_deref())?;
+    let plan = match &args.resume {
+        Some(dir) => match super::resume::plan(dir, &args)? {
+            Some(plan) => plan,
+            None => return Ok(ExitCode::SUCCESS),
+        },
+        None => plan_new(&args)?,
+    };
+    session::execute(plan, &args)
+}
+
+/// Loads the training data as `cfg` says (`--limit-train` applied).
+pub fn load_data(location: &DataLocation, cfg: &TrainConfig) -> Result<Dataset> {
     let mut dataset = data::load(&location.dir)
         .with_context(|| format!("loading Fashion-MNIST from {}", location.dir.display()))?;
     if let Some(n) = cfg.limit_train {
         dataset.train = Arc::new(dataset.train.truncated(n));
     }
-    let (spec, params, start) = match &args.init {
+    Ok(dataset)
+}
+
+/// The first weights of a run: the `--init` checkpoint's (checked against `cfg`), else Glorot-uniform
+/// from the seed. Returns the spec, the weights and how they were made.
+pub fn first_weights(
+    init: Option<&Path>,
+    hidden_given: bool,
+    cfg: &TrainConfig,
+) -> Result<(MlpSpec, Vec<f32>, String)> {
+    match init {
         Some(path) => {
             let ck = checkpoint::load(path)?;
-            if args.hidden.is_some() && ck.spec.hidden != cfg.hidden {
+            if hidden_given && ck.spec.hidden != cfg.hidden {
                 bail!(
                     "--init {}: the checkpoint has hidden layers {:?} but --hidden asks for {:?}",
                     path.display(),
@@ -107,90 +139,63 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
                     cfg.hidden
                 );
             }
-            (
+            Ok((
                 ck.spec,
                 ck.params,
                 format!("weights from {}", path.display()),
-            )
+            ))
         }
         None => {
             let spec = MlpSpec::fashion(&cfg.hidden)?;
             let params = glorot_init(&spec, cfg.seed);
-            (spec, params, "Glorot-uniform initialisation".to_string())
+            Ok((spec, params, "Glorot-uniform initialisation".to_string()))
         }
+    }
+}
+
+fn plan_new(args: &TrainArgs) -> Result<Plan> {
+    let cfg = args.config()?;
+    let location = data::locate(args.data.data_dir.as_deref())?;
+    let dataset = load_data(&location, &cfg)?;
+    let (spec, params, origin) = first_weights(args.init.as_deref(), args.hidden.is_some(), &cfg)?;
+    let init = match &args.init {
+        Some(path) => Some(InitFile {
+            path: std::path::absolute(path).unwrap_or_else(|_| path.clone()),
+            sha256: sha256_file(path)?,
+        }),
+        None => None,
     };
     let cfg = TrainConfig {
         hidden: spec.hidden.clone(),
         ..cfg
     };
-    let mut backend = make_backend(
-        args.device.device,
-        &args.device.adapter_choice(),
-        spec.clone(),
-        params,
-        cfg.adam,
-        cfg.batch_size,
-    )?;
-    let out = args.out.clone().unwrap_or_else(run::default_run_dir);
-    println!("Device: {}", backend.device_name());
-    println!(
-        "Data:   {} ({}) - train {} images, test {} images",
-        location.dir.display(),
-        location.source,
-        dataset.train.len(),
-        dataset.test.len()
-    );
-    println!(
-        "Model:  {} ({} parameters), {start}",
-        spec.describe(),
-        spec.parameter_count()
-    );
-    println!(
-        "Config: epochs {} - batch size {} - Adam lr {} beta1 {} beta2 {} epsilon {:e} - seed {}{}{}",
-        cfg.epochs,
-        cfg.batch_size,
-        cfg.adam.learning_rate,
-        cfg.adam.beta1,
-        cfg.adam.beta2,
-        cfg.adam.epsilon,
-        cfg.seed,
-        if cfg.shuffle { "" } else { " - no shuffle" },
-        cfg.max_steps
-            .map(|s| format!(" - stop after {s} steps"))
-            .unwrap_or_default()
-    );
-    println!("Output: {}", out.display());
-    if args.profile && !backend.start_profile()? {
-        println!(
-            "Profile: {} has no per-kernel profile",
-            backend.device_name()
-        );
-    }
-    run::write_config(&out, &cfg, &backend.device_name())?;
-    let result = fit(
-        backend.as_mut(),
-        &dataset.train,
-        &dataset.test,
-        &cfg,
-        &mut KerasProgress::default(),
-    )?;
-    run::write_history(&out, &result.history)?;
-    let model_path = out.join(run::MODEL_FILE);
-    let params = backend.params()?;
-    let meta = CheckpointMeta {
-        epochs: Some(result.history.len()),
-        seed: Some(cfg.seed),
-        steps: Some(result.steps),
+    let dir = match &args.out {
+        Some(out) => RunDir::create(out, args.overwrite)?,
+        None => RunDir::create_default(Path::new(DEFAULT_RUNS))?,
     };
-    checkpoint::save(&model_path, &spec, &params, &meta)?;
-    if let Some(report) = backend.profile_report()? {
-        print!("{}", report.table());
-    }
-    println!("Test accuracy: {:.4}", result.final_eval.accuracy);
-    println!("Model saved to {}", model_path.display());
-    super::report::print_per_class(&result.final_eval.confusion());
-    let figures =
-        fmnist::plot::run_figures::write(&out, &result.history, &result.final_eval, &dataset.test)?;
-    super::report::print_figures(&figures);
-    Ok(ExitCode::SUCCESS)
+    let record = RunRecord {
+        status: RunStatus::Running,
+        program: RunRecord::program_version(),
+        config: cfg.clone(),
+        data_dir: std::path::absolute(&location.dir).unwrap_or_else(|_| location.dir.clone()),
+        init,
+        device: String::new(),
+        device_choice: session::choice_name(args.device.choice()),
+        adapter: args.device.adapter.clone(),
+        epochs_done: 0,
+        steps_done: 0,
+        message: None,
+    };
+    Ok(Plan {
+        cfg,
+        spec,
+        params,
+        optimizer: None,
+        start: FitPosition::default(),
+        dir,
+        record,
+        location,
+        dataset,
+        origin,
+    })
 }

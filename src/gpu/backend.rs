@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use anyhow::{Result, bail, ensure};
 
-use crate::backend::{Backend, Role, check_range, check_split};
+use crate::backend::{Backend, OptimizerState, Role, check_range, check_split};
 use crate::config::AdamConfig;
 use crate::cpu;
 use crate::data::{PIXELS, Split};
@@ -633,5 +633,33 @@ impl Backend for GpuBackend {
 
     fn profile_report(&mut self) -> Result<Option<ProfileReport>> {
         self.report()
+    }
+
+    fn optimizer_state(&mut self) -> Result<OptimizerState> {
+        self.flush()?;
+        let m = self.state.download(&self.ctx, &self.state.m)?;
+        let v = self.state.download(&self.ctx, &self.state.v)?;
+        self.in_flight = None;
+        self.structure.readback_bytes += (2 * self.state.total() * 4) as u64;
+        self.ctx.check("reading Adam's state")?;
+        Ok(OptimizerState {
+            m,
+            v,
+            steps: self.steps,
+        })
+    }
+
+    fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
+        state.check(self.spec.layout().total)?;
+        self.flush()?;
+        self.wait_all()?;
+        let q = &self.ctx.queue;
+        self.state.upload(q, &self.state.m, &state.m);
+        self.state.upload(q, &self.state.v, &state.v);
+        self.structure.upload_bytes += (2 * self.state.total() * 4) as u64;
+        // Adam reads m and v through their texture mirrors on the texture path.
+        self.refresh_mirrors()?;
+        self.steps = state.steps;
+        Ok(())
     }
 }

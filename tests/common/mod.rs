@@ -5,7 +5,9 @@
 //! `--adapter` does.
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::process::{Command, Output};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::OnceLock;
 
 use fmnist::backend::CpuBackend;
@@ -47,6 +49,54 @@ pub fn fmnist(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("the fmnist binary runs")
+}
+
+/// Runs the release `fmnist` binary with `args` in the folder `cwd`.
+pub fn fmnist_in(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fmnist"))
+        .current_dir(cwd)
+        .args(args)
+        .output()
+        .expect("the fmnist binary runs")
+}
+
+/// Starts the `fmnist` binary with `args`, its stdout piped to the test.
+pub fn spawn_fmnist(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_fmnist"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the fmnist binary starts")
+}
+
+/// Reads `child`'s stdout until a line contains `marker`; returns the lines read and the rest of the
+/// stream. Panics when the stream ends first.
+pub fn read_until(child: &mut Child, marker: &str) -> (Vec<String>, BufReader<ChildStdout>) {
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout is piped"));
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line).expect("stdout reads");
+        assert!(
+            n > 0,
+            "no `{marker}` before the output ended:\n{}",
+            lines.join("")
+        );
+        let found = line.contains(marker);
+        lines.push(line);
+        if found {
+            return (lines, reader);
+        }
+    }
+}
+
+/// Sends `signal` to a child process.
+#[cfg(unix)]
+pub fn send_signal(child: &Child, signal: i32) {
+    // SAFETY: kill(2) on the pid of a child this test started and has not waited for.
+    let rc = unsafe { libc::kill(child.id() as i32, signal) };
+    assert_eq!(rc, 0, "kill({}, {signal}) failed", child.id());
 }
 
 pub fn stdout(o: &Output) -> String {

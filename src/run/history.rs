@@ -1,33 +1,15 @@
-//! A run's output folder: config.json, history.csv and model.safetensors (figures are added by `plot`).
-//! Every file is written atomically. history.csv is read back by `fmnist plot --run DIR`.
+//! history.csv: one row per finished epoch, rewritten after every epoch; read back by
+//! `fmnist plot --run DIR`. Tested through tests/train_cpu.rs and tests/resume.rs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
+use super::HISTORY_FILE;
 use crate::atomic::write_atomic;
-use crate::config::TrainConfig;
 use crate::train::EpochRecord;
 
-pub const CONFIG_FILE: &str = "config.json";
-pub const HISTORY_FILE: &str = "history.csv";
-pub const MODEL_FILE: &str = "model.safetensors";
 const HISTORY_HEADER: &str = "epoch,loss,accuracy,test_loss,test_accuracy,seconds";
-
-/// `runs/<local date-time>`, the default output folder.
-pub fn default_run_dir() -> PathBuf {
-    PathBuf::from("runs").join(chrono::Local::now().format("%Y%m%d-%H%M%S").to_string())
-}
-
-/// Saves the config beside the run, with the device it ran on.
-pub fn write_config(dir: &Path, cfg: &TrainConfig, device: &str) -> Result<()> {
-    let mut value = serde_json::to_value(cfg)?;
-    value["device"] = serde_json::Value::String(device.to_string());
-    write_atomic(
-        &dir.join(CONFIG_FILE),
-        serde_json::to_string_pretty(&value)?.as_bytes(),
-    )
-}
 
 pub fn write_history(dir: &Path, history: &[EpochRecord]) -> Result<()> {
     let mut csv = format!("{HISTORY_HEADER}\n");
