@@ -395,3 +395,52 @@ fn a_run_resumed_from_its_checkpoint_on_a_fresh_gpu_backend_matches_atol1e5_rtol
     eprintln!("resumed vs uninterrupted: {}", c.describe());
     assert!(c.pass(), "{}", c.describe());
 }
+
+#[test]
+fn a_buffer_the_device_cannot_hold_is_one_error_naming_it_not_a_panic() {
+    let data = common::dataset();
+    let Some(ctx) = common::gpu_or_skip("too large") else {
+        return;
+    };
+    let spec = MlpSpec::fashion(&[128]).unwrap();
+    let params = glorot_init(&spec, 1);
+    // 40 million rows: every per-batch buffer is tens of GB, past any adapter's buffer limit.
+    let mut gpu = GpuBackend::with_operands(
+        ctx,
+        Operands::Buffers,
+        spec,
+        params,
+        AdamConfig::default(),
+        40_000_000,
+    )
+    .unwrap();
+    let err = gpu_err(|| gpu.attach(Role::Train, &data.train));
+    eprintln!("{err}");
+    assert!(err.starts_with("uploading the training split: "), "{err}");
+    assert!(!err.contains('\n'), "one line: {err}");
+    assert!(err.contains("(cap, "), "names the buffer: {err}");
+}
+
+#[test]
+fn a_diverging_loss_stops_gpu_training_on_both_paths() {
+    let data = common::dataset();
+    for operands in BOTH {
+        let Some(ctx) = common::gpu_or_skip("divergence") else {
+            return;
+        };
+        let cfg = TrainConfig {
+            epochs: 1,
+            max_steps: Some(50),
+            adam: AdamConfig {
+                learning_rate: 1e30,
+                ..AdamConfig::default()
+            },
+            ..TrainConfig::default()
+        };
+        let spec = MlpSpec::fashion(&[16]).unwrap();
+        let params = glorot_init(&spec, 5);
+        let mut gpu = GpuBackend::with_operands(ctx, operands, spec, params, cfg.adam, 32).unwrap();
+        let err = gpu_err(|| fit(&mut gpu, &data.train, &data.test, &cfg, &mut Silent));
+        assert!(err.contains("diverged"), "{}: {err}", operands.name());
+    }
+}

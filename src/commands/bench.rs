@@ -1,5 +1,6 @@
-//! `fmnist bench`: the same training (same data, seed, batches) on the CPU path and the GPU engine side by
-//! side: seconds per epoch, samples per second and their ratio, then the GPU's per-kernel profile.
+//! `fmnist bench`: the same training (same data, seed, batches) on the CPU path and the GPU engine on
+//! both operand paths (storage buffers, texture mirrors; `FMNIST_GPU_OPERANDS` picks one) side by side:
+//! seconds per epoch, samples per second and their ratio, then each GPU path's per-kernel profile.
 
 use std::process::ExitCode;
 
@@ -8,8 +9,9 @@ use clap::Args;
 use fmnist::backend::CpuBackend;
 use fmnist::config::TrainConfig;
 use fmnist::data;
-use fmnist::gpu::GpuBackend;
 use fmnist::gpu::bench::{EpochTiming, profile_steps, time_epochs, warm_up};
+use fmnist::gpu::plan::Operands;
+use fmnist::gpu::{GpuBackend, GpuContext};
 use fmnist::model::{MlpSpec, glorot_init};
 
 use super::DataArgs;
@@ -50,24 +52,38 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let mut rows: Vec<EpochTiming> = Vec::new();
     let mut cpu = CpuBackend::new(spec.clone(), params.clone(), cfg.adam, cfg.batch_size);
     rows.push(time_epochs(&mut cpu, &ds.train, &ds.test, &cfg)?);
-    let mut gpu = GpuBackend::new(
-        args.adapter.as_deref(),
-        spec,
-        params,
-        cfg.adam,
-        cfg.batch_size,
-    )?;
-    // One untimed submission first: a new pipeline's first dispatch compiles it.
-    let warm = gpu.steps_per_submission();
-    warm_up(&mut gpu, &ds.train, cfg.batch_size, warm)?;
-    rows.push(time_epochs(&mut gpu, &ds.train, &ds.test, &cfg)?);
+    // Both operand paths, unless FMNIST_GPU_OPERANDS names one.
+    let paths = match std::env::var_os(Operands::ENV) {
+        Some(v) => vec![Operands::parse(&v.to_string_lossy())?],
+        None => vec![Operands::Buffers, Operands::Textures],
+    };
+    let mut gpus = Vec::new();
+    for operands in paths {
+        let ctx = GpuContext::open(
+            args.adapter.as_deref(),
+            GpuBackend::needs(&spec, cfg.batch_size),
+        )?;
+        let mut gpu = GpuBackend::with_operands(
+            ctx,
+            operands,
+            spec.clone(),
+            params.clone(),
+            cfg.adam,
+            cfg.batch_size,
+        )?;
+        // One untimed submission first: a new pipeline's first dispatch compiles it.
+        let warm = gpu.steps_per_submission();
+        warm_up(&mut gpu, &ds.train, cfg.batch_size, warm)?;
+        rows.push(time_epochs(&mut gpu, &ds.train, &ds.test, &cfg)?);
+        gpus.push(gpu);
+    }
     let scale = |t: &EpochTiming| match cfg.max_steps {
         // Partial runs: seconds per epoch extrapolated from seconds per step.
         Some(s) => t.seconds_per_epoch * steps_per_epoch as f64 / s.min(steps_per_epoch) as f64,
         None => t.seconds_per_epoch,
     };
     outln!(
-        "{:<64} {:>10} {:>12} {:>10} {:>9}",
+        "{:<80} {:>10} {:>12} {:>10} {:>9}",
         "device",
         "s/epoch",
         "samples/s",
@@ -77,7 +93,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let cpu_s = scale(&rows[0]);
     for t in &rows {
         outln!(
-            "{:<64} {:>10.2} {:>12.0} {:>9.2}x {:>9.4}",
+            "{:<80} {:>10.2} {:>12.0} {:>9.2}x {:>9.4}",
             t.device,
             scale(t),
             t.samples_per_second,
@@ -86,16 +102,15 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         );
     }
     outln!("(vs CPU > 1 means faster than the CPU path in this same run)");
-    let (report, _) = profile_steps(
-        &mut gpu,
-        &ds.train,
-        cfg.batch_size,
-        args.profile_steps as usize,
-    )?;
-    if let Some(r) = report {
-        out!("{}", r.table());
-        if let Some(h) = r.heaviest() {
-            outln!("Bound by: {}", h.name);
+    for gpu in &mut gpus {
+        let (report, _) =
+            profile_steps(gpu, &ds.train, cfg.batch_size, args.profile_steps as usize)?;
+        if let Some(r) = report {
+            outln!("\n{} operands:", gpu.operands().name());
+            out!("{}", r.table());
+            if let Some(h) = r.heaviest() {
+                outln!("Bound by: {}", h.name);
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
