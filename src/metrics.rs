@@ -83,6 +83,13 @@ pub struct StepStructure {
 }
 
 impl StepStructure {
+    /// Adds recorded commands.
+    pub fn add_commands(&mut self, dispatches: u64, copies: u64, passes: u64) {
+        self.dispatches += dispatches;
+        self.copies += copies;
+        self.passes += passes;
+    }
+
     /// What happened between `earlier` and `self`.
     pub fn since(&self, earlier: &StepStructure) -> StepStructure {
         StepStructure {

@@ -16,19 +16,18 @@ use crate::backend::{Backend, OptimizerState, Role, check_range, check_split};
 use crate::config::AdamConfig;
 use crate::cpu;
 use crate::data::{PIXELS, Split};
-use crate::gpu::buffers::{self, pad_texture_row};
+use crate::gpu::buffers::pad_texture_row;
 use crate::gpu::context::{GpuContext, Needs};
 use crate::gpu::dataset::{ResidentSplit, order_buffer};
 use crate::gpu::eval::{EVAL_BATCH, EvalPlan};
-use crate::gpu::kernels::{Kernels, StepRecord, StepStat};
+use crate::gpu::kernels::{Kernels, StepRecord};
 use crate::gpu::params::ParamState;
 use crate::gpu::plan::{self, Operands, PlanInputs, Stamps, StepPlan, StepRing};
 use crate::gpu::profile::Profiler;
+use crate::gpu::stats::StatSlots;
 use crate::metrics::{HostTimes, ProfileReport, StepStats, StepStructure, Timing};
 use crate::model::MlpSpec;
 
-/// Steps whose stats the GPU holds before the host must read them.
-const STAT_SLOTS: usize = 8192;
 /// Most steps recorded into one submission.
 const MAX_SLOTS: usize = 32;
 
@@ -54,20 +53,11 @@ pub struct GpuBackend {
     ring: StepRing,
     /// `(slots, ring.stride)` bytes: the records of the steps waiting to be submitted.
     records_host: Vec<u8>,
-    /// `(STAT_SLOTS)` StepStat: one per step, written by `dense_tail`.
-    stats: wgpu::Buffer,
-    stats_read: wgpu::Buffer,
-    stats_host: Vec<StepStat>,
+    stats: StatSlots,
     train: Option<Training>,
     eval: EvalPlan,
     /// Steps recorded in the host ring, not yet submitted.
     pending: usize,
-    /// Stats slots written since the last read.
-    stat_count: usize,
-    /// Samples and steps of those, known on the host.
-    unread: StepStats,
-    /// Stats read early because the GPU's slots filled up.
-    carried: StepStats,
     steps: u64,
     in_flight: Option<wgpu::SubmissionIndex>,
     host: HostTimes,
@@ -146,37 +136,29 @@ impl GpuBackend {
         ensure!(batch_capacity >= 1, "the batch size must be at least 1");
         let cap = batch_capacity;
         let slots = MAX_SLOTS;
-        let (kernels, state, ring, stats, stats_read, eval) =
-            ctx.scoped("building the GPU engine", || {
-                let d = &ctx.device;
-                let kernels = Kernels::new(d);
-                let state = ParamState::new(
-                    d,
-                    cpu_layout.clone(),
-                    &params,
-                    operands == Operands::Textures,
-                )?;
-                let ring = StepRing::new(d, "step records (slots x stride)", slots);
-                let stats_bytes = (STAT_SLOTS * std::mem::size_of::<StepStat>()) as u64;
-                let stats = buffers::storage(d, "step stats (STAT_SLOTS)", stats_bytes);
-                let stats_read = buffers::readback(d, "step stats readback", stats_bytes);
-                let eval = EvalPlan::new(&ctx, &kernels, &state, spec.inputs, operands)?;
-                Ok((kernels, state, ring, stats, stats_read, eval))
-            })?;
+        let (kernels, state, ring, stats, eval) = ctx.scoped("building the GPU engine", || {
+            let d = &ctx.device;
+            let kernels = Kernels::new(d);
+            let state = ParamState::new(
+                d,
+                cpu_layout.clone(),
+                &params,
+                operands == Operands::Textures,
+            )?;
+            let ring = StepRing::new(d, "step records (slots x stride)", slots);
+            let stats = StatSlots::new(d);
+            let eval = EvalPlan::new(&ctx, &kernels, &state, spec.inputs, operands)?;
+            Ok((kernels, state, ring, stats, eval))
+        })?;
         let mut backend = Self {
             records_host: vec![0; slots * ring.stride],
-            stats_host: vec![StepStat::default(); STAT_SLOTS],
             kernels,
             state,
             ring,
             stats,
-            stats_read,
             eval,
             train: None,
             pending: 0,
-            stat_count: 0,
-            unread: StepStats::default(),
-            carried: StepStats::default(),
             steps: 0,
             in_flight: None,
             host: HostTimes::default(),
@@ -300,7 +282,7 @@ impl GpuBackend {
         let t1 = Instant::now();
         self.host.upload += t1 - t0;
         self.pending = 0;
-        self.stat_count += n;
+        self.stats.used += n;
         self.structure.steps += n as u64;
         if self
             .profiler
@@ -321,9 +303,7 @@ impl GpuBackend {
         if let Some(p) = &self.profiler {
             p.resolve(&mut enc, done.queries);
         }
-        self.structure.dispatches += done.dispatches;
-        self.structure.copies += done.copies;
-        self.structure.passes += done.passes;
+        done.count_into(&mut self.structure);
         let cmd = enc.finish();
         let t2 = Instant::now();
         self.host.encode += t2 - t1;
@@ -348,73 +328,19 @@ impl GpuBackend {
     fn run_wall_clock(&mut self, n: usize) -> Result<()> {
         self.wait_all()?;
         let t = self.train.as_ref().expect("steps run on an attached split");
-        for s in 0..n {
-            for i in 0..t.plan.sites.len() {
-                let started = Instant::now();
-                let mut enc =
-                    self.ctx
-                        .device
-                        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                            label: Some(&t.plan.sites[i].name),
-                        });
-                let done = t.plan.encode_site(&mut enc, &self.kernels, i, s);
-                self.ctx.queue.submit([enc.finish()]);
-                self.ctx.wait()?;
-                self.structure.dispatches += done.dispatches;
-                self.structure.copies += done.copies;
-                self.structure.passes += done.passes;
-                let p = self.profiler.as_mut().expect("profiling");
-                p.add_wall(i, started.elapsed().as_nanos() as f64);
-            }
-        }
-        if let Some(p) = self.profiler.as_mut() {
-            p.add_steps(n);
-        }
+        let p = self.profiler.as_mut().expect("profiling");
+        let done = p.time_alone(&self.ctx, &self.kernels, &t.plan, n)?;
+        done.count_into(&mut self.structure);
         Ok(())
     }
 
-    /// Reads the GPU's per-step stats into `carried` and frees their slots.
+    /// Reads the GPU's per-step stats (after submitting the queued steps).
     fn read_stats(&mut self) -> Result<()> {
         self.flush()?;
-        let n = self.stat_count;
-        if n == 0 {
-            return Ok(());
-        }
         let t = Instant::now();
-        let records = n;
-        let bytes = (records * std::mem::size_of::<StepStat>()) as u64;
-        let mut enc = self
-            .ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("read stats"),
-            });
-        enc.copy_buffer_to_buffer(&self.stats, 0, &self.stats_read, 0, bytes);
-        self.ctx.queue.submit([enc.finish()]);
-        buffers::read_mapped(
-            &self.ctx.device,
-            &self.stats_read,
-            bytes,
-            bytemuck::cast_slice_mut(&mut self.stats_host[..records]),
-        )?;
-        self.ctx.check("reading the step stats")?;
-        self.structure.readback_bytes += bytes;
+        self.structure.readback_bytes += self.stats.read(&self.ctx)?;
         self.in_flight = None;
         self.host.wait += t.elapsed();
-        let mut got = std::mem::take(&mut self.unread);
-        let mut nonfinite = 0u64;
-        for s in &self.stats_host[..records] {
-            got.loss_sum += s.loss as f64;
-            got.correct += s.correct as u64;
-            nonfinite += s.nonfinite as u64;
-        }
-        // The kernels count non-finite logits and losses from their bit patterns, which holds where a
-        // driver compiles with fast math; a sum that hides them must still read as diverged.
-        if nonfinite > 0 {
-            got.loss_sum = f64::NAN;
-        }
-        self.carried.add(got);
-        self.stat_count = 0;
         Ok(())
     }
 
@@ -427,7 +353,7 @@ impl GpuBackend {
         self.wait_all()?;
         self.train = None;
         self.profiler = None;
-        self.stat_count = 0;
+        self.stats.reset();
         let t = self.ctx.scoped("uploading the training split", || {
             let d = &self.ctx.device;
             let resident = ResidentSplit::upload(d, "train", split)?;
@@ -442,7 +368,7 @@ impl GpuBackend {
                 train: &resident,
                 order: &order,
                 ring: &self.ring,
-                stats: &self.stats,
+                stats: &self.stats.buffer,
             };
             let plan = match self.operands {
                 Operands::Buffers => plan::buffers::build(&inputs)?,
@@ -462,7 +388,7 @@ impl GpuBackend {
 
     /// Queues one step's record; submits when the ring is full.
     fn queue_step(&mut self, start: usize, rows: usize) -> Result<()> {
-        if self.stat_count + self.pending >= STAT_SLOTS {
+        if self.stats.full(self.pending) {
             self.read_stats()?;
         }
         let t = Instant::now();
@@ -472,7 +398,7 @@ impl GpuBackend {
         let record = StepRecord {
             rows: rows as u32,
             slot: s as u32,
-            stat: (self.stat_count + s) as u32,
+            stat: self.stats.claim(s, rows),
             alpha: cpu::adam_alpha(a.learning_rate, a.beta1, a.beta2, self.steps) as f32,
             scale: (1.0 / rows as f64) as f32,
             start: start as u32,
@@ -481,12 +407,6 @@ impl GpuBackend {
         let at = s * self.ring.stride;
         self.records_host[at..at + std::mem::size_of::<StepRecord>()]
             .copy_from_slice(bytemuck::bytes_of(&record));
-        self.unread.add(StepStats {
-            loss_sum: 0.0,
-            correct: 0,
-            samples: rows as u64,
-            steps: 1,
-        });
         self.host.upload += t.elapsed();
         self.pending += 1;
         if self.pending == self.ring.slots {
@@ -561,7 +481,7 @@ impl Backend for GpuBackend {
 
     fn take_stats(&mut self) -> Result<StepStats> {
         self.read_stats()?;
-        Ok(std::mem::take(&mut self.carried))
+        Ok(self.stats.take())
     }
 
     fn eval_logits(&mut self, start: usize, rows: usize, out: &mut [f32]) -> Result<()> {

@@ -16,6 +16,7 @@ pub mod params;
 pub mod plan;
 pub mod profile;
 pub mod selftest;
+pub mod stats;
 
 pub use backend::GpuBackend;
 pub use context::{AdapterSummary, GpuContext, list_adapters};

@@ -9,7 +9,8 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 
 use crate::gpu::context::GpuContext;
-use crate::gpu::plan::{Stamps, StepPlan};
+use crate::gpu::kernels::Kernels;
+use crate::gpu::plan::{Encoded, Stamps, StepPlan};
 use crate::metrics::{HostTimes, KernelRow, ProfileReport, StepStructure, Timing};
 
 /// Profiling state from `begin` to `report`.
@@ -118,15 +119,34 @@ impl Profiler {
         Ok(())
     }
 
-    /// Adds one wall-clock measurement of site `i`.
-    pub fn add_wall(&mut self, i: usize, ns: f64) {
-        self.rows[i].dispatches += 1;
-        self.rows[i].total_ns += ns;
-    }
-
-    /// Counts steps timed by the wall clock.
-    pub fn add_steps(&mut self, steps: usize) {
+    /// Runs `steps` steps of `plan` (ring slots `0..steps`) with every dispatch submitted alone and
+    /// waited for, timed by the host: the profile of adapters without timestamp queries.
+    pub fn time_alone(
+        &mut self,
+        ctx: &GpuContext,
+        kernels: &Kernels,
+        plan: &StepPlan,
+        steps: usize,
+    ) -> Result<Encoded> {
+        let mut all = Encoded::default();
+        for s in 0..steps {
+            for (i, site) in plan.sites.iter().enumerate() {
+                let started = Instant::now();
+                let mut enc = ctx
+                    .device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                        label: Some(&site.name),
+                    });
+                let done = plan.encode_site(&mut enc, kernels, i, s);
+                ctx.queue.submit([enc.finish()]);
+                ctx.wait()?;
+                all.add(&done);
+                self.rows[i].dispatches += 1;
+                self.rows[i].total_ns += started.elapsed().as_nanos() as f64;
+            }
+        }
         self.steps += steps as u64;
+        Ok(all)
     }
 
     /// The profile so far, given the backend's host times and structure counters now.

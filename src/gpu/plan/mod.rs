@@ -190,6 +190,21 @@ pub struct Encoded {
     pub queries: u32,
 }
 
+impl Encoded {
+    /// Adds `other`'s commands (and queries).
+    pub fn add(&mut self, other: &Encoded) {
+        self.dispatches += other.dispatches;
+        self.copies += other.copies;
+        self.passes += other.passes;
+        self.queries += other.queries;
+    }
+
+    /// Counts the recorded commands into the device-neutral structure counters.
+    pub fn count_into(&self, s: &mut crate::metrics::StepStructure) {
+        s.add_commands(self.dispatches, self.copies, self.passes);
+    }
+}
+
 /// A training step's dispatches in order, and the buffers only they use.
 pub struct StepPlan {
     pub operands: Operands,
