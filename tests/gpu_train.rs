@@ -243,32 +243,22 @@ fn one_real_epoch(operands: Operands) {
     );
 }
 
-#[test]
-fn buffer_path_step_is_at_most_4_dispatches_0_copies_1_pass_and_1024_bytes_up() {
-    let data = match fmnist::data::locate_and_load(None) {
-        Ok(d) => d,
-        Err(e) => {
-            assert!(
-                !common::require_gpu(),
-                "FMNIST_REQUIRE_GPU=1 but no data: {e:#}"
-            );
-            return;
-        }
-    };
-    let Some(ctx) = common::gpu_or_skip("structure") else {
-        return;
-    };
+/// The tutorial's model on `operands`, and the real data; `None` (skipped) without an adapter.
+fn tutorial_model_on(operands: Operands) -> Option<(GpuBackend, &'static fmnist::data::Dataset)> {
+    let data = common::dataset();
+    let ctx = common::gpu_or_skip("structure")?;
     let spec = MlpSpec::fashion(&[128]).unwrap();
     let params = glorot_init(&spec, 1);
-    let mut gpu = GpuBackend::with_operands(
-        ctx,
-        Operands::Buffers,
-        spec,
-        params,
-        AdamConfig::default(),
-        32,
-    )
-    .unwrap();
+    let gpu =
+        GpuBackend::with_operands(ctx, operands, spec, params, AdamConfig::default(), 32).unwrap();
+    Some((gpu, data))
+}
+
+#[test]
+fn buffer_path_step_is_at_most_4_dispatches_0_copies_1_pass_and_1024_bytes_up() {
+    let Some((mut gpu, data)) = tutorial_model_on(Operands::Buffers) else {
+        return;
+    };
     fmnist::gpu::bench::warm_up(&mut gpu, &data.train, 32, 32).unwrap();
     let (report, _) = fmnist::gpu::bench::profile_steps(&mut gpu, &data.train, 32, 96).unwrap();
     let report = report.expect("the GPU has a profile");
@@ -290,30 +280,9 @@ fn buffer_path_step_is_at_most_4_dispatches_0_copies_1_pass_and_1024_bytes_up() 
 
 #[test]
 fn texture_path_counts_its_copies_and_passes() {
-    let data = match fmnist::data::locate_and_load(None) {
-        Ok(d) => d,
-        Err(e) => {
-            assert!(
-                !common::require_gpu(),
-                "FMNIST_REQUIRE_GPU=1 but no data: {e:#}"
-            );
-            return;
-        }
-    };
-    let Some(ctx) = common::gpu_or_skip("structure") else {
+    let Some((mut gpu, data)) = tutorial_model_on(Operands::Textures) else {
         return;
     };
-    let spec = MlpSpec::fashion(&[128]).unwrap();
-    let params = glorot_init(&spec, 1);
-    let mut gpu = GpuBackend::with_operands(
-        ctx,
-        Operands::Textures,
-        spec,
-        params,
-        AdamConfig::default(),
-        32,
-    )
-    .unwrap();
     let (report, _) = fmnist::gpu::bench::profile_steps(&mut gpu, &data.train, 32, 32).unwrap();
     let s = report.expect("the GPU has a profile").structure;
     // gather, L1 forward, dense_tail, L1 weight gradient, adam_tex; mirror copies of x, dZ1, the

@@ -14,26 +14,11 @@ use anyhow::{Result, bail};
 use crate::gpu::buffers::{self as gbuf, pad4};
 use crate::gpu::kernels::{
     self, AdamRangeDims, FLAG_COLSUM, FLAG_MASK, ForwardGatherDims, GatherDims, GradAdamDims,
-    Kernel, TailDims,
+    Kernel,
 };
-use crate::gpu::plan::{PlanInputs, Site, StepPlan, f32_bytes};
+use crate::gpu::plan::{PlanInputs, Site, StepPlan, f32_bytes, per_slot};
 
 use super::Operands;
-
-/// The per-slot bind groups of a kernel whose binding `record` is the step's record.
-fn per_slot(
-    p: &PlanInputs<'_>,
-    label: &str,
-    layout: &wgpu::BindGroupLayout,
-    buffers: &[&wgpu::Buffer],
-    record: u32,
-) -> Vec<wgpu::BindGroup> {
-    let mut all: Vec<&wgpu::Buffer> = buffers.to_vec();
-    all.push(&p.ring.buffer);
-    (0..p.ring.slots)
-        .map(|s| kernels::bind_group(p.device, label, layout, &all, p.ring.record(record, s)))
-        .collect()
-}
 
 pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
     let d = p.device;
@@ -175,54 +160,12 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
     } else {
         ldx
     };
-    let tdims = TailDims {
-        k: out.fan_in as u32,
-        classes: out.fan_out as u32,
-        capacity: cap as u32,
-        lda: below_ld as u32,
-        ldw: out.ld as u32,
-        ldo: out.ld as u32,
-        w_off: out.weight as u32,
-        b_off: out.bias as u32,
-        dl_off: 0,
-        dx_off: (cap * out.ld) as u32,
-        direct: 0,
-        input_grad: u32::from(last > 0),
-    };
-    let tu = uniform("dense_tail dims", bytemuck::bytes_of(&tdims));
     let tail_input = if last > 0 {
         &acts[last - 1]
     } else {
         x.as_ref().expect("gathered x")
     };
-    let binds = per_slot(
-        p,
-        "dense_tail (slot)",
-        k.layout(Kernel::DenseTail),
-        &[
-            tail_input,
-            &st.params,
-            &p.train.labels,
-            p.order,
-            &st.grads,
-            &dz[0],
-            p.stats,
-            &tu,
-        ],
-        8,
-    );
-    let mut site = Site::plain(
-        format!(
-            "L{} dense_tail {cap}x{}x{}",
-            last + 1,
-            out.fan_in,
-            out.fan_out
-        ),
-        Kernel::DenseTail,
-        kernels::dense_tail_groups(),
-        binds,
-    );
-    site.flops = 6.0 * (cap * out.fan_in * out.fan_out) as f64;
+    let (site, tu) = super::tail_site(p, tail_input, below_ld, &dz[0])?;
     sites.push(site);
     keep.push(tu);
     // Middle layers backward, last hidden first. dZ_l sits in `dz[side]` at `off`.

@@ -14,7 +14,7 @@ use anyhow::{Result, bail};
 use crate::config::AdamConfig;
 use crate::gpu::buffers::{GpuLayout, TextureMirror};
 use crate::gpu::dataset::ResidentSplit;
-use crate::gpu::kernels::{Kernel, Kernels, StepRecord};
+use crate::gpu::kernels::{self, Kernel, Kernels, StepRecord, TailDims};
 use crate::gpu::params::ParamState;
 
 /// Which operands the training kernels read.
@@ -303,6 +303,92 @@ impl StepPlan {
         }
         out
     }
+}
+
+/// The per-slot bind groups of a kernel whose binding `record` is the step's record: `buffers` in
+/// binding order, then the record.
+pub fn per_slot(
+    p: &PlanInputs<'_>,
+    label: &str,
+    layout: &wgpu::BindGroupLayout,
+    buffers: &[&wgpu::Buffer],
+    record: u32,
+) -> Vec<wgpu::BindGroup> {
+    let mut all: Vec<&wgpu::Buffer> = buffers.to_vec();
+    all.push(&p.ring.buffer);
+    (0..p.ring.slots)
+        .map(|s| kernels::bind_group(p.device, label, layout, &all, p.ring.record(record, s)))
+        .collect()
+}
+
+/// The `dense_tail` site both paths end their forward with: the last layer's forward and backward from
+/// `input (cap, lda)` (the last hidden layer's output, or the gathered x of a model without hidden
+/// layers), the loss and the step's stats. dlogits go to `dz` at 0 and dZ of the layer below at
+/// `cap * out.ld`. Returns the site and its dims uniform (to keep alive).
+pub fn tail_site(
+    p: &PlanInputs<'_>,
+    input: &wgpu::Buffer,
+    lda: usize,
+    dz: &wgpu::Buffer,
+) -> Result<(Site, wgpu::Buffer)> {
+    let k = p.kernels;
+    if !k.supports(Kernel::DenseTail) {
+        bail!(
+            "dense_tail binds {} storage buffers, more than this device allows per shader stage ({})",
+            Kernel::DenseTail.storage_buffers(),
+            p.device.limits().max_storage_buffers_per_shader_stage
+        );
+    }
+    let layout = p.layout();
+    let last = layout.layers.len() - 1;
+    let out = layout.layers[last];
+    let cap = p.cap;
+    let dims = TailDims {
+        k: out.fan_in as u32,
+        classes: out.fan_out as u32,
+        capacity: cap as u32,
+        lda: lda as u32,
+        ldw: out.ld as u32,
+        ldo: out.ld as u32,
+        w_off: out.weight as u32,
+        b_off: out.bias as u32,
+        dl_off: 0,
+        dx_off: (cap * out.ld) as u32,
+        direct: 0,
+        input_grad: u32::from(last > 0),
+    };
+    let u =
+        crate::gpu::buffers::uniform_init(p.device, "dense_tail dims", bytemuck::bytes_of(&dims));
+    let st = p.state;
+    let binds = per_slot(
+        p,
+        "dense_tail (slot)",
+        k.layout(Kernel::DenseTail),
+        &[
+            input,
+            &st.params,
+            &p.train.labels,
+            p.order,
+            &st.grads,
+            dz,
+            p.stats,
+            &u,
+        ],
+        8,
+    );
+    let mut site = Site::plain(
+        format!(
+            "L{} dense_tail {cap}x{}x{}",
+            last + 1,
+            out.fan_in,
+            out.fan_out
+        ),
+        Kernel::DenseTail,
+        kernels::dense_tail_groups(),
+        binds,
+    );
+    site.flops = 6.0 * (cap * out.fan_in * out.fan_out) as f64;
+    Ok((site, u))
 }
 
 /// `n` floats as bytes.

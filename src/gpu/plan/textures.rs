@@ -9,14 +9,13 @@
 //!   layer, last first: dW mm_tn_tex+colsum, dX mm_nt_tex+relu_mask -> adam_tex over everything.
 //! Tested by tests/gpu_train.rs (FMNIST_GPU_OPERANDS=textures runs, vs the CPU path).
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use crate::gpu::buffers::{self as gbuf, GpuLayout, TextureMirror, pad_texture_row};
 use crate::gpu::kernels::{
     self, AdamDims, FLAG_BIAS, FLAG_COLSUM, FLAG_MASK, FLAG_RELU, GatherDims, Kernel, MatmulDims,
-    TailDims,
 };
-use crate::gpu::plan::{Operands, PlanInputs, Site, StepPlan, f32_bytes};
+use crate::gpu::plan::{Operands, PlanInputs, Site, StepPlan, f32_bytes, per_slot};
 
 /// Dimensions of layer `l`'s forward product `act_l = relu(input · W_l + b_l)` over `rows` rows (no ReLU
 /// on the last layer), shared by training and evaluation on both paths. `in_ld` is the input's row
@@ -55,13 +54,6 @@ pub fn forward_dims(
 pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
     let d = p.device;
     let k = p.kernels;
-    if !k.supports(Kernel::DenseTail) {
-        bail!(
-            "dense_tail binds {} storage buffers, more than this device allows per shader stage ({})",
-            Kernel::DenseTail.storage_buffers(),
-            d.limits().max_storage_buffers_per_shader_stage
-        );
-    }
     let layout = p.layout().clone();
     let st = p.state;
     let cap = p.cap;
@@ -124,17 +116,13 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
         direct: 0,
     };
     let gu = uniform("gather dims", bytemuck::bytes_of(&gdims));
-    let binds = (0..p.ring.slots)
-        .map(|s| {
-            kernels::bind_group(
-                d,
-                "gather (slot)",
-                &k.gather_layout,
-                &[&p.train.images, p.order, &x, &gu, &p.ring.buffer],
-                p.ring.record(4, s),
-            )
-        })
-        .collect();
+    let binds = per_slot(
+        p,
+        "gather (slot)",
+        &k.gather_layout,
+        &[&p.train.images, p.order, &x, &gu],
+        4,
+    );
     let mut site = Site::plain(
         format!("gather {cap}x{} (+x copy)", p.inputs),
         Kernel::Gather,
@@ -190,54 +178,7 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
     } else {
         (&x, in_ld)
     };
-    let tdims = TailDims {
-        k: out.fan_in as u32,
-        classes: out.fan_out as u32,
-        capacity: cap as u32,
-        lda: lda as u32,
-        ldw: out.ld as u32,
-        ldo: out.ld as u32,
-        w_off: out.weight as u32,
-        b_off: out.bias as u32,
-        dl_off: 0,
-        dx_off: (cap * out.ld) as u32,
-        direct: 0,
-        input_grad: u32::from(last > 0),
-    };
-    let tu = uniform("dense_tail dims", bytemuck::bytes_of(&tdims));
-    let binds = (0..p.ring.slots)
-        .map(|s| {
-            kernels::bind_group(
-                d,
-                "dense_tail (slot)",
-                k.layout(Kernel::DenseTail),
-                &[
-                    tail_input,
-                    &st.params,
-                    &p.train.labels,
-                    p.order,
-                    &st.grads,
-                    &dz[0],
-                    p.stats,
-                    &tu,
-                    &p.ring.buffer,
-                ],
-                p.ring.record(8, s),
-            )
-        })
-        .collect();
-    let mut site = Site::plain(
-        format!(
-            "L{} dense_tail {cap}x{}x{}",
-            last + 1,
-            out.fan_in,
-            out.fan_out
-        ),
-        Kernel::DenseTail,
-        kernels::dense_tail_groups(),
-        binds,
-    );
-    site.flops = 6.0 * (cap * out.fan_in * out.fan_out) as f64;
+    let (site, tu) = super::tail_site(p, tail_input, lda, &dz[0])?;
     sites.push(site);
     keep.push(tu);
     // Hidden layers backward, last first: dW_l, db_l = input^T · dZ_l, colsum(dZ_l); then dZ_{l-1} =
@@ -366,17 +307,13 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
             &mirrors.v.view(),
         ],
     );
-    let binds = (0..p.ring.slots)
-        .map(|s| {
-            kernels::bind_group(
-                d,
-                "adam_tex (slot)",
-                &k.adam_layout,
-                &[&st.params, &st.grads, &st.m, &st.v, &au, &p.ring.buffer],
-                p.ring.record(5, s),
-            )
-        })
-        .collect();
+    let binds = per_slot(
+        p,
+        "adam_tex (slot)",
+        &k.adam_layout,
+        &[&st.params, &st.grads, &st.m, &st.v, &au],
+        5,
+    );
     let mut site = Site::plain(
         format!("adam_tex {} floats (+g copy)", layout.total),
         Kernel::AdamTex,
