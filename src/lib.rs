@@ -6,6 +6,7 @@
 pub mod atomic;
 pub mod backend;
 pub mod batches;
+pub mod check;
 pub mod checkpoint;
 pub mod config;
 pub mod console;

@@ -10,12 +10,13 @@ use std::sync::Arc;
 
 use fmnist::backend::{Backend, CpuBackend, Role};
 use fmnist::batches::epoch_order;
+use fmnist::check::{TOL_REDUCTION, compare};
 use fmnist::config::{AdamConfig, TrainConfig};
 use fmnist::data::PIXELS;
 use fmnist::evaluate::evaluate;
 use fmnist::gpu::GpuBackend;
 use fmnist::gpu::plan::Operands;
-use fmnist::gpu::selftest::{self, TOL_REDUCTION, compare};
+use fmnist::gpu::selftest;
 use fmnist::model::{MlpSpec, glorot_init};
 use fmnist::progress::Silent;
 use fmnist::train::fit;

@@ -8,8 +8,10 @@
 
 mod common;
 
+use fmnist::check::compare;
+use fmnist::gpu::harness::{Harness, Layout};
 use fmnist::gpu::kernels::{MM_TILE, TEX_TILE};
-use fmnist::gpu::selftest::{self, Harness, Layout, compare};
+use fmnist::gpu::selftest;
 
 fn harness(test: &str) -> Option<Harness> {
     common::gpu_or_skip(test).map(Harness::new)
@@ -121,8 +123,8 @@ fn matmul_ignores_nan_padding_in_every_layout_atol1e5_rtol1e4() {
 
 // ---- The buffer path: gather, forward_gather, dense_tail, grad_adam_gather, adam ----
 
+use fmnist::gpu::harness::{ParamsPacking, StepCase};
 use fmnist::gpu::kernels::{self, Kernel};
-use fmnist::gpu::selftest::StepCase;
 
 #[test]
 fn pixel_scale_literal_in_gather_wgsl_has_the_bits_of_cpu_pixel_scale() {
@@ -273,7 +275,7 @@ fn dense_tail_counts_non_finite_logits() {
         assert_eq!(out.stat.nonfinite, want, "weight {bad:?}: {:?}", out.stat);
         let mut params = w.clone();
         params.extend(&b);
-        let layer = selftest::ParamsPacking::new(k, classes).cpu_layer();
+        let layer = ParamsPacking::new(k, classes).cpu_layer();
         let (mut grads, mut dl) = (vec![0.0; params.len()], vec![0.0; 8 * classes]);
         let twin = fmnist::cpu::dense_tail(
             &act,
@@ -351,7 +353,7 @@ fn relu_maps_nan_to_zero_on_the_gpu_as_on_the_cpu() {
     }
     let mut params = w.clone();
     params.extend(&b);
-    let layer = selftest::ParamsPacking::new(inputs, fan_out).cpu_layer();
+    let layer = ParamsPacking::new(inputs, fan_out).cpu_layer();
     let mut want = vec![f32::NAN; cap * fan_out];
     fmnist::cpu::forward_gather(
         &case.images,

@@ -5,10 +5,12 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
+use fmnist::check::CaseResult;
 use fmnist::gpu::GpuContext;
 use fmnist::gpu::context::Needs;
+use fmnist::gpu::harness::Harness;
 use fmnist::gpu::plan::Operands;
-use fmnist::gpu::selftest::{self, CaseResult, Harness};
+use fmnist::gpu::selftest;
 use fmnist::model::MlpSpec;
 use fmnist::outln;
 

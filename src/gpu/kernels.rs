@@ -1,10 +1,11 @@
 //! One compute pipeline per WGSL entry point, built once from `shaders/*.wgsl` (`include_str!`, so wgpu
-//! validates them at pipeline creation), with explicit bind-group layouts; the `#[repr(C)]` mirrors of
-//! the shaders' uniform structs; each entry point's workgroup size and dispatch size for a shape. Tested
-//! by tests/kernels.rs (every entry point against its CPU twin) and tests/shaders.rs (naga validation of
-//! every file, workgroup sizes and uniform structs against the WGSL).
+//! validates them at pipeline creation), with explicit bind-group layouts; each entry point's workgroup
+//! size and dispatch size for a shape. The `#[repr(C)]` mirrors of the shaders' uniform structs live in
+//! `uniforms` and are re-exported here. Tested by tests/kernels.rs (every entry point against its CPU
+//! twin) and tests/shaders.rs (naga validation of every file, workgroup sizes and uniform structs
+//! against the WGSL).
 
-use bytemuck::{Pod, Zeroable};
+pub use crate::gpu::uniforms::*;
 
 pub const MATMUL_WGSL: &str = include_str!("../../shaders/matmul.wgsl");
 pub const ADAM_WGSL: &str = include_str!("../../shaders/adam.wgsl");
@@ -38,171 +39,6 @@ pub const FG_SLICES: u32 = 16;
 pub const STORAGE_BUFFERS_WANTED: u32 = 8;
 /// The most workgroups one dispatch dimension may have (WebGPU's default limit).
 pub const MAX_GROUPS_PER_DIM: usize = 65_535;
-
-pub const FLAG_BIAS: u32 = 1;
-pub const FLAG_RELU: u32 = 2;
-pub const FLAG_MASK: u32 = 4;
-pub const FLAG_COLSUM: u32 = 8;
-
-/// Mirror of `MatmulDims` in matmul.wgsl. Strides and offsets in floats, all multiples of 4.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
-pub struct MatmulDims {
-    pub m: u32,
-    pub n: u32,
-    pub k: u32,
-    pub flags: u32,
-    pub lda: u32,
-    pub ldb: u32,
-    pub ldc: u32,
-    pub lde: u32,
-    pub a_off: u32,
-    pub b_off: u32,
-    pub c_off: u32,
-    pub e_off: u32,
-}
-
-/// Mirror of `AdamDims` in adam.wgsl (adam_tex).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct AdamDims {
-    pub len4: u32,
-    /// Texels per row of the texture mirrors of p, g, m and v.
-    pub row4: u32,
-    pub beta1: f32,
-    pub beta2: f32,
-    pub eps: f32,
-    pub _pad: [u32; 3],
-}
-
-/// Mirror of `AdamRangeDims` in adam.wgsl (the buffer `adam`): Adam over the vec4s
-/// `[off4, off4 + len4)` of the flat buffers.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct AdamRangeDims {
-    pub off4: u32,
-    pub len4: u32,
-    pub beta1: f32,
-    pub beta2: f32,
-    pub eps: f32,
-    pub _pad: [u32; 3],
-}
-
-/// Mirror of `GatherDims` in gather.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
-pub struct GatherDims {
-    /// Pixels per sample.
-    pub inputs: u32,
-    /// Row stride of x in floats (a multiple of 4, at least `inputs`).
-    pub ldx: u32,
-    /// Rows of x.
-    pub capacity: u32,
-    /// Non-zero: row r is sample `start + r` (evaluation), else `order[start + r]`.
-    pub direct: u32,
-}
-
-/// Mirror of `ForwardGatherDims` in gather.wgsl. Offsets and strides in floats, multiples of 4.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
-pub struct ForwardGatherDims {
-    pub inputs: u32,
-    pub fan_out: u32,
-    pub capacity: u32,
-    /// Row stride of act.
-    pub ldc: u32,
-    /// W (inputs, ldw) in params.
-    pub w_off: u32,
-    pub ldw: u32,
-    /// b (fan_out) in params.
-    pub b_off: u32,
-    pub direct: u32,
-    /// Non-zero: ReLU on the output.
-    pub relu: u32,
-    pub _pad: [u32; 3],
-}
-
-/// Mirror of `TailDims` in tail.wgsl. Offsets and strides in floats, multiples of 4.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
-pub struct TailDims {
-    /// The last layer's fan_in: columns of act and dZ.
-    pub k: u32,
-    /// The last layer's fan_out.
-    pub classes: u32,
-    pub capacity: u32,
-    /// Row stride of act and of dZ.
-    pub lda: u32,
-    /// Row stride of W (params) and dW (grads).
-    pub ldw: u32,
-    /// Row stride of dlogits.
-    pub ldo: u32,
-    /// W in params and dW in grads.
-    pub w_off: u32,
-    /// b in params and db in grads.
-    pub b_off: u32,
-    /// dlogits (capacity, ldo) in the dz buffer.
-    pub dl_off: u32,
-    /// dZ (capacity, lda) in the dz buffer.
-    pub dx_off: u32,
-    pub direct: u32,
-    /// Non-zero: write dZ (the layer below has weights).
-    pub input_grad: u32,
-}
-
-/// Mirror of `GradAdamDims` in gather.wgsl. Offsets and strides in floats, multiples of 4.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct GradAdamDims {
-    pub inputs: u32,
-    pub fan_out: u32,
-    /// Row stride of W in params, m and v.
-    pub ld: u32,
-    /// Row stride of dZ.
-    pub ldz: u32,
-    /// W (inputs, ld) in params, m and v.
-    pub w_off: u32,
-    /// b (fan_out) in params, m and v.
-    pub b_off: u32,
-    /// dZ in the dz buffer.
-    pub dz_off: u32,
-    pub direct: u32,
-    pub beta1: f32,
-    pub beta2: f32,
-    pub eps: f32,
-    pub _pad: u32,
-}
-
-/// Mirror of `Step` (every shader that reads it: adam, gather, tail): one record per
-/// queued step, each bound at its own offset so many steps fit in one submission.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct StepRecord {
-    /// Samples in this step (at most the capacity).
-    pub rows: u32,
-    /// Ring slot of this step's batch (texture path).
-    pub slot: u32,
-    /// Index of this step's stats record.
-    pub stat: u32,
-    /// Adam's bias-corrected step size (`cpu::adam_alpha`).
-    pub alpha: f32,
-    /// Gradient scale, 1 / rows.
-    pub scale: f32,
-    /// First index into the epoch's order (buffer path).
-    pub start: u32,
-    pub _pad: [u32; 2],
-}
-
-/// Mirror of `StepStat` (tail.wgsl).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct StepStat {
-    pub loss: f32,
-    pub correct: u32,
-    /// Rows whose logits or loss are infinite or NaN.
-    pub nonfinite: u32,
-    pub _pad: u32,
-}
 
 /// The entry points, for pipelines and the profile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

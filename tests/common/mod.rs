@@ -152,7 +152,7 @@ pub fn gpu_with_needs_or_skip(test: &str, needs: Needs) -> Option<GpuContext> {
 }
 
 /// Fails with every failing case listed (worst index, both values, tolerance used).
-pub fn assert_all_pass(what: &str, cases: &[fmnist::gpu::selftest::CaseResult]) {
+pub fn assert_all_pass(what: &str, cases: &[fmnist::check::CaseResult]) {
     let failed: Vec<String> = cases
         .iter()
         .filter(|c| !c.closeness.pass())

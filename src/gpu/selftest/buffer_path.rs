@@ -1,0 +1,381 @@
+//! The buffer-path cases: gather, forward_gather, dense_tail, grad_adam_gather and the buffer adam
+//! against their CPU twins on steps drawn from a split of random u8 images (`StepCase`), full batches
+//! through a shuffled order and partial ones in split order, with odd row lengths; forward_gather's and
+//! dense_tail's references run in f64. Shared by `fmnist selftest` (through `buffer_path_ladder`) and
+//! tests/kernels.rs.
+
+use anyhow::Result;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::{random, shape_ladder};
+use crate::check::{CaseResult, Closeness, TOL_ELEMENTWISE, TOL_REDUCTION, compare};
+use crate::config::AdamConfig;
+use crate::cpu;
+use crate::gpu::buffers::pad4;
+use crate::gpu::harness::{Harness, Packed, ParamsPacking, StepCase, unpad_ld};
+
+/// A pass/fail verdict as a `Closeness` (for checks that are exact: counts, untouched lanes).
+fn verdict(ok: bool) -> Closeness {
+    Closeness {
+        max_abs: 0.0,
+        max_rel: 0.0,
+        worst: 0,
+        gpu: f32::NAN,
+        cpu: f32::NAN,
+        used: if ok { 0.0 } else { f32::INFINITY },
+        atol: 0.0,
+        rtol: 0.0,
+    }
+}
+
+fn case_result(kernel: &str, shape: &str, closeness: Closeness) -> CaseResult {
+    CaseResult {
+        kernel: kernel.to_string(),
+        shape: shape.to_string(),
+        closeness,
+    }
+}
+
+/// `gather` against cpu::gather, with x `pad` floats wider than `pad4(inputs)`: the values (which
+/// must agree bit for bit, since both sides normalise by the same multiply), and zeros in every
+/// padding lane and every row past the step.
+pub fn gather_case(h: &Harness, case: &StepCase, pad: usize) -> Result<Vec<CaseResult>> {
+    let (cap, inputs) = (case.capacity, case.inputs);
+    let ldx = pad4(inputs) + pad;
+    let got = h.gather(case, ldx)?;
+    let mut want = vec![f32::NAN; cap * inputs];
+    cpu::gather(&case.images, &case.order, &mut want, inputs, cap, case.rows);
+    let tight = unpad_ld(&got, 0, cap, inputs, ldx);
+    let bits_equal = tight
+        .iter()
+        .zip(&want)
+        .all(|(a, b)| a.to_bits() == b.to_bits());
+    let padding_zero = (0..cap).all(|r| {
+        got[r * ldx + inputs..(r + 1) * ldx]
+            .iter()
+            .all(|&v| v == 0.0)
+    });
+    let s = case.describe();
+    Ok(vec![
+        case_result("gather x", &s, compare(&tight, &want, TOL_ELEMENTWISE)),
+        case_result(
+            "gather x bit for bit, padding 0",
+            &s,
+            verdict(bits_equal && padding_zero),
+        ),
+    ])
+}
+
+fn to_f64(x: &[f32]) -> Vec<f64> {
+    x.iter().map(|&v| v as f64).collect()
+}
+
+fn to_f32(x: &[f64]) -> Vec<f32> {
+    x.iter().map(|&v| v as f32).collect()
+}
+
+/// `forward_gather` against cpu::forward_gather run in f64 (so the reference's own rounding, which
+/// over 784 terms is as large as the GPU's, does not count against the GPU), with Glorot-sized W and
+/// b in [-0.5, 0.5]: pre-activations of the size training sees.
+pub fn forward_gather_case(
+    h: &Harness,
+    case: &StepCase,
+    fan_out: usize,
+    relu: bool,
+    seed: u64,
+) -> Result<Vec<CaseResult>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (case.inputs * 131 + fan_out) as u64);
+    let limit = (6.0 / (case.inputs + fan_out) as f32).sqrt();
+    let w = random(case.inputs * fan_out, -limit, limit, &mut rng);
+    let b = random(fan_out, -0.5, 0.5, &mut rng);
+    let got = h.forward_gather(case, &w, &b, fan_out, relu)?;
+    let pk = ParamsPacking::new(case.inputs, fan_out);
+    let mut params = to_f64(&w);
+    params.extend(to_f64(&b));
+    let mut want = vec![f64::NAN; case.capacity * fan_out];
+    cpu::forward_gather(
+        &case.images,
+        &case.order,
+        &params,
+        &mut want,
+        &pk.cpu_layer(),
+        case.capacity,
+        case.rows,
+        relu,
+    );
+    let want = to_f32(&want);
+    Ok(vec![case_result(
+        &format!("forward_gather{}", if relu { "+relu" } else { "" }),
+        &format!("{} ->{fan_out}", case.describe()),
+        compare(&got, &want, TOL_REDUCTION),
+    )])
+}
+
+/// `dense_tail` against cpu::dense_tail on a layer of k inputs and `classes` outputs: act a ReLU output
+/// (so the mask has zeros), Glorot-sized W and b (logits of a few units, as in training).
+pub fn dense_tail_case(
+    h: &Harness,
+    case: &StepCase,
+    classes: usize,
+    input_grad: bool,
+    seed: u64,
+) -> Result<Vec<CaseResult>> {
+    let k = case.inputs;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (k * 977 + classes) as u64);
+    let limit = (6.0 / (k + classes) as f32).sqrt();
+    let mut act = random(case.capacity * k, -1.0, 1.0, &mut rng);
+    cpu::relu(&mut act);
+    let w = random(k * classes, -limit, limit, &mut rng);
+    let b = random(classes, -0.5, 0.5, &mut rng);
+    dense_tail_check(h, case, &act, &w, &b, classes, input_grad)
+}
+
+/// `dense_tail` with logits of about `±spread` (from the bias): the max-subtracted softmax and the
+/// log-sum-exp loss must stay finite at ±1000.
+pub fn dense_tail_spread_case(
+    h: &Harness,
+    case: &StepCase,
+    classes: usize,
+    spread: f32,
+    seed: u64,
+) -> Result<Vec<CaseResult>> {
+    let k = case.inputs;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
+    let mut act = random(case.capacity * k, -1.0, 1.0, &mut rng);
+    cpu::relu(&mut act);
+    let w = random(k * classes, -0.1, 0.1, &mut rng);
+    let b = random(classes, -spread, spread, &mut rng);
+    dense_tail_check(h, case, &act, &w, &b, classes, true)
+}
+
+/// Runs dense_tail on the GPU and its twin on the CPU (in f64, the reference's rounding left out) on the
+/// given operands and compares every output.
+pub fn dense_tail_check(
+    h: &Harness,
+    case: &StepCase,
+    act: &[f32],
+    w: &[f32],
+    b: &[f32],
+    classes: usize,
+    input_grad: bool,
+) -> Result<Vec<CaseResult>> {
+    let (k, cap) = (case.inputs, case.capacity);
+    let got = h.dense_tail(case, act, w, b, k, classes, input_grad)?;
+    let pk = ParamsPacking::new(k, classes);
+    let layer = pk.cpu_layer();
+    let mut params = to_f64(w);
+    params.extend(to_f64(b));
+    let mut grads = vec![f64::NAN; params.len()];
+    let mut dl = vec![f64::NAN; cap * classes];
+    let mut dx = vec![f64::NAN; cap * k];
+    let want = cpu::dense_tail(
+        &to_f64(act),
+        &params,
+        &case.labels,
+        &case.order,
+        &mut grads,
+        &mut dl,
+        input_grad.then_some(&mut dx[..]),
+        &layer,
+        cap,
+        case.rows,
+        case.record().scale as f64,
+    );
+    let (grads, dl, dx) = (to_f32(&grads), to_f32(&dl), to_f32(&dx));
+    let s = format!("{} ->{classes}", case.describe());
+    let red = TOL_REDUCTION;
+    let mut loss = compare(&[got.stat.loss], &[want.loss as f32], red);
+    if got.stat.correct != want.correct || got.stat.nonfinite != want.nonfinite {
+        loss.used = f32::INFINITY;
+    }
+    let mut out = vec![
+        case_result("dense_tail dlogits", &s, compare(&got.dlogits, &dl, red)),
+        case_result(
+            "dense_tail dW",
+            &s,
+            compare(&got.dw, &grads[layer.weight_range()], red),
+        ),
+        case_result(
+            "dense_tail db",
+            &s,
+            compare(&got.db, &grads[layer.bias_range()], red),
+        ),
+        case_result(
+            &format!(
+                "dense_tail loss, correct {}/{}, nonfinite {}/{}",
+                got.stat.correct, want.correct, got.stat.nonfinite, want.nonfinite
+            ),
+            &s,
+            loss,
+        ),
+    ];
+    if input_grad {
+        out.push(case_result(
+            "dense_tail dZ (masked)",
+            &s,
+            compare(&got.dx, &dx, red),
+        ));
+    } else {
+        // Without input_grad the dZ region is not written: it must still hold its poison.
+        out.push(case_result(
+            "dense_tail no dZ written",
+            &s,
+            verdict(got.dx.iter().all(|v| v.is_nan())),
+        ));
+    }
+    Ok(out)
+}
+
+/// `grad_adam_gather` against cpu::grad_adam_gather from a state that has seen a few steps; padding
+/// lanes of p, m and v hold finite sentinels that must come back bit for bit, and dZ's padding lanes
+/// and rows past the step are NaN.
+pub fn grad_adam_gather_case(
+    h: &Harness,
+    case: &StepCase,
+    fan_out: usize,
+    seed: u64,
+) -> Result<Vec<CaseResult>> {
+    let inputs = case.inputs;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (inputs * 613 + fan_out) as u64);
+    let cfg = AdamConfig::default();
+    let alpha = cpu::adam_alpha(cfg.learning_rate, cfg.beta1, cfg.beta2, 3) as f32;
+    let n = inputs * fan_out + fan_out;
+    let (p, m, v) = (
+        random(n, -1.0, 1.0, &mut rng),
+        random(n, -0.01, 0.01, &mut rng),
+        random(n, 0.0, 1e-4, &mut rng),
+    );
+    let scale = 1.0 / case.rows.rows as f32;
+    let dz: Vec<f32> = random(case.capacity * fan_out, -scale, scale, &mut rng);
+    let pk = ParamsPacking::new(inputs, fan_out);
+    let w = inputs * fan_out;
+    let start = Packed {
+        p: pk.pack(&p[..w], &p[w..], 7.0),
+        m: pk.pack(&m[..w], &m[w..], 0.5),
+        v: pk.pack(&v[..w], &v[w..], 0.25),
+    };
+    let got = h.grad_adam_gather(case, &dz, &pk, &start, alpha, &cfg)?;
+    let (mut cp, mut cm, mut cv) = (p, m, v);
+    cpu::grad_adam_gather(
+        &case.images,
+        &case.order,
+        &dz,
+        &mut cp,
+        &mut cm,
+        &mut cv,
+        &pk.cpu_layer(),
+        case.rows,
+        cpu::AdamStep {
+            alpha,
+            beta1: cfg.beta1 as f32,
+            beta2: cfg.beta2 as f32,
+            epsilon: cfg.epsilon as f32,
+        },
+    );
+    let s = format!("{} ->{fan_out}", case.describe());
+    let mut out = Vec::new();
+    for (name, gpu, cpu_side, before) in [
+        ("params", &got.p, &cp, &start.p),
+        ("m", &got.m, &cm, &start.m),
+        ("v", &got.v, &cv, &start.v),
+    ] {
+        let (gw, gb) = pk.unpack(gpu);
+        out.push(case_result(
+            &format!("grad_adam_gather W {name}"),
+            &s,
+            compare(&gw, &cpu_side[..w], TOL_REDUCTION),
+        ));
+        out.push(case_result(
+            &format!("grad_adam_gather b {name}"),
+            &s,
+            compare(&gb, &cpu_side[w..], TOL_REDUCTION),
+        ));
+        out.push(case_result(
+            &format!("grad_adam_gather {name} padding kept"),
+            &s,
+            verdict(pk.padding_equal(gpu, before)),
+        ));
+    }
+    Ok(out)
+}
+
+/// The buffer `adam` over vec4s `[off4, off4 + len4)` of `n` floats against cpu::adam on that range;
+/// g is NaN outside the range and p, m, v must come back unchanged there.
+pub fn adam_range_case(
+    h: &Harness,
+    n: usize,
+    off4: usize,
+    len4: usize,
+    seed: u64,
+) -> Result<Vec<CaseResult>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (n * 7 + off4) as u64);
+    let cfg = AdamConfig::default();
+    let start = Packed {
+        p: random(n, -1.0, 1.0, &mut rng),
+        m: random(n, -0.01, 0.01, &mut rng),
+        v: random(n, 0.0, 1e-4, &mut rng),
+    };
+    let mut g = vec![f32::NAN; n];
+    let range = 4 * off4..4 * (off4 + len4);
+    g[range.clone()].copy_from_slice(&random(4 * len4, -0.1, 0.1, &mut rng));
+    let alpha = cpu::adam_alpha(cfg.learning_rate, cfg.beta1, cfg.beta2, 3) as f32;
+    let got = h.adam_range(&start, &g, off4, len4, alpha, &cfg)?;
+    let (mut cp, mut cm, mut cv) = (start.p.clone(), start.m.clone(), start.v.clone());
+    cpu::adam(
+        &mut cp[range.clone()],
+        &g[range.clone()],
+        &mut cm[range.clone()],
+        &mut cv[range],
+        alpha,
+        cfg.beta1 as f32,
+        cfg.beta2 as f32,
+        cfg.epsilon as f32,
+    );
+    let s = format!("[{off4}, +{len4}) of {}", n / 4);
+    Ok(vec![
+        case_result("adam params", &s, compare(&got.p, &cp, TOL_ELEMENTWISE)),
+        case_result("adam m", &s, compare(&got.m, &cm, TOL_ELEMENTWISE)),
+        case_result("adam v", &s, compare(&got.v, &cv, TOL_ELEMENTWISE)),
+    ])
+}
+
+/// The step cases of the buffer-path kernels for a ladder shape `(batch, fan_in, fan_out)`: the full
+/// batch from a shuffled order, and a partial one (about two thirds) in split order.
+pub fn step_cases((bt, fi, fo): (usize, usize, usize), seed: u64) -> [(StepCase, bool); 2] {
+    let partial = (bt - bt / 3).max(1);
+    [
+        (StepCase::new(fi, fo, bt, bt, false, seed), true),
+        (StepCase::new(fi, fo, bt, partial, true, seed), false),
+    ]
+}
+
+/// Every buffer-path kernel on the ladder, plus the partial batches 5 of 8 and 31 of 32 and odd row
+/// lengths (7, 785 pixels: rows start mid-u32), and Adam over ranges.
+pub fn buffer_path_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
+    let mut shapes = shape_ladder();
+    shapes.extend([(8, 7, 5), (32, 785, 128), (32, 784, 10)]);
+    let mut out = Vec::new();
+    for s in shapes {
+        for (case, flag) in step_cases(s, seed) {
+            out.extend(gather_case(h, &case, if flag { 0 } else { 8 })?);
+            out.extend(forward_gather_case(h, &case, s.2, flag, seed)?);
+            out.extend(dense_tail_case(h, &case, s.2, flag, seed)?);
+            out.extend(grad_adam_gather_case(h, &case, s.2, seed)?);
+        }
+    }
+    for (inputs, classes, cap, rows) in [(7, 5, 8, 5), (784, 128, 32, 31), (785, 10, 32, 31)] {
+        let case = StepCase::new(inputs, classes, cap, rows, false, seed);
+        out.extend(forward_gather_case(h, &case, classes, true, seed)?);
+        out.extend(dense_tail_case(h, &case, classes, true, seed)?);
+        out.extend(grad_adam_gather_case(h, &case, classes, seed)?);
+    }
+    for (inputs, classes, cap, rows, spread) in [(7, 3, 7, 7, 1000.0), (16, 10, 100, 100, 20.0)] {
+        let case = StepCase::new(inputs, classes, cap, rows, false, seed);
+        out.extend(dense_tail_spread_case(h, &case, classes, spread, seed)?);
+    }
+    for (n, off4, len4) in [(4, 0, 1), (1000, 3, 200), (101_776, 23_000, 2_064)] {
+        out.extend(adam_range_case(h, n, off4, len4, seed)?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,317 @@
+//! The self-test's case list: every WGSL entry point against its CPU twin (`cpu.rs`) on random inputs
+//! over a ladder of shapes, and one training step GPU vs CPU. The kernels run through
+//! `gpu::harness` (NaN in every padding lane, outputs poisoned first) and are judged by
+//! `check::compare`. This file holds the shape ladder, the matmul and adam_tex cases, the whole ladder,
+//! the random data helpers and the training-step cases; `buffer_path` the cases of the kernels that read
+//! a step from a resident split. Shared by `fmnist selftest` and tests/kernels.rs, tests/gpu_train.rs.
+
+use anyhow::Result;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use std::sync::Arc;
+
+use crate::backend::{Backend, CpuBackend, Role};
+use crate::batches::epoch_order;
+use crate::check::{CaseResult, Closeness, TOL_ELEMENTWISE, TOL_REDUCTION, compare};
+use crate::config::AdamConfig;
+use crate::cpu;
+use crate::data::Split;
+use crate::gpu::GpuBackend;
+use crate::gpu::context::GpuContext;
+use crate::gpu::harness::{Harness, Layout};
+use crate::gpu::kernels;
+use crate::gpu::plan::Operands;
+use crate::gpu::uniforms::{FLAG_BIAS, FLAG_COLSUM, FLAG_MASK, FLAG_RELU};
+use crate::model::{MlpSpec, glorot_init};
+
+mod buffer_path;
+
+pub use buffer_path::{
+    adam_range_case, buffer_path_ladder, dense_tail_case, dense_tail_check, dense_tail_spread_case,
+    forward_gather_case, gather_case, grad_adam_gather_case, step_cases,
+};
+
+/// The ladder, as training shapes `(batch, fan_in, fan_out)`: 1, 7, T-1, T, T+1 around both matmul
+/// tiles T (`kernels::MM_TILE` and `kernels::TEX_TILE`), an odd shape, and the tutorial's two layers.
+pub fn shape_ladder() -> Vec<(usize, usize, usize)> {
+    let (t, u) = (kernels::MM_TILE, kernels::TEX_TILE);
+    vec![
+        (1, 1, 1),
+        (7, 7, 7),
+        (t - 1, t - 1, t - 1),
+        (t, t, t),
+        (t + 1, t + 1, t + 1),
+        (u - 1, u - 1, u - 1),
+        (u, u, u),
+        (u + 1, u + 1, u + 1),
+        (33, 785, 129),
+        (32, 784, 128),
+        (32, 128, 10),
+    ]
+}
+
+/// Uniform random values in [lo, hi).
+pub fn random(n: usize, lo: f32, hi: f32, rng: &mut ChaCha8Rng) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(lo..hi)).collect()
+}
+
+fn shape(b: usize, i: usize, o: usize) -> String {
+    format!("{b}x{i}x{o}")
+}
+
+/// Every matmul layout and fused epilogue on one training shape `(batch, fan_in, fan_out)`.
+pub fn matmul_cases(
+    h: &Harness,
+    (bt, fi, fo): (usize, usize, usize),
+    seed: u64,
+) -> Result<Vec<CaseResult>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (bt * 1_000_003 + fi * 1009 + fo) as u64);
+    let mut out = Vec::new();
+    let s = shape(bt, fi, fo);
+    let red = TOL_REDUCTION;
+    let mut push = |kernel: &str, c: Closeness| {
+        out.push(CaseResult {
+            kernel: kernel.to_string(),
+            shape: s.clone(),
+            closeness: c,
+        })
+    };
+    // Forward X (bt, fi) · W (fi, fo), then + bias, then ReLU.
+    let x = random(bt * fi, -1.0, 1.0, &mut rng);
+    let w = random(fi * fo, -1.0, 1.0, &mut rng);
+    let bias = random(fo, -1.0, 1.0, &mut rng);
+    let mut want = vec![0.0f32; bt * fo];
+    cpu::matmul(&x, &w, &mut want, bt, fi, fo);
+    let got = h.matmul(Layout::Nn, bt, fo, fi, &x, &w, 0, None, None)?;
+    push("matmul (mm_nn X·W)", compare(&got.c, &want, red));
+    cpu::bias_add(&mut want, &bias, bt, fo);
+    let got = h.matmul(Layout::Nn, bt, fo, fi, &x, &w, FLAG_BIAS, Some(&bias), None)?;
+    push("bias_add (mm_nn+bias)", compare(&got.c, &want, red));
+    cpu::relu(&mut want);
+    let relu_out = want.clone();
+    let got = h.matmul(
+        Layout::Nn,
+        bt,
+        fo,
+        fi,
+        &x,
+        &w,
+        FLAG_BIAS | FLAG_RELU,
+        Some(&bias),
+        None,
+    )?;
+    push("relu (mm_nn+bias+relu)", compare(&got.c, &want, red));
+    let got = h.matmul_with(
+        true,
+        Layout::Nn,
+        bt,
+        fo,
+        fi,
+        &x,
+        &w,
+        FLAG_BIAS | FLAG_RELU,
+        Some(&bias),
+        None,
+    )?;
+    push("matmul+bias+relu (mm_nn_tex)", compare(&got.c, &want, red));
+    // Weight gradient X^T (fi, bt) · dY (bt, fo) and the bias gradient colsum(dY).
+    let dy = random(bt * fo, -1.0, 1.0, &mut rng);
+    let mut want = vec![0.0f32; fi * fo];
+    cpu::matmul_at_b(&x, &dy, &mut want, fi, bt, fo);
+    let got = h.matmul(Layout::Tn, fi, fo, bt, &x, &dy, FLAG_COLSUM, None, None)?;
+    push("matmul_at_b (mm_tn X^T·dY)", compare(&got.c, &want, red));
+    let mut db = vec![0.0f32; fo];
+    cpu::bias_grad(&dy, &mut db, bt, fo);
+    push("bias_grad (mm_tn colsum)", compare(&got.colsum, &db, red));
+    let got = h.matmul_with(
+        true,
+        Layout::Tn,
+        fi,
+        fo,
+        bt,
+        &x,
+        &dy,
+        FLAG_COLSUM,
+        None,
+        None,
+    )?;
+    push("matmul_at_b (mm_tn_tex)", compare(&got.c, &want, red));
+    push(
+        "bias_grad (mm_tn_tex colsum)",
+        compare(&got.colsum, &db, red),
+    );
+    // Input gradient dY (bt, fo) · W^T (fo, fi), then the ReLU mask of a (bt, fi) ReLU output.
+    let mut want = vec![0.0f32; bt * fi];
+    cpu::matmul_a_bt(&dy, &w, &mut want, bt, fo, fi);
+    let got = h.matmul(Layout::Nt, bt, fi, fo, &dy, &w, 0, None, None)?;
+    push("matmul_a_bt (mm_nt dY·W^T)", compare(&got.c, &want, red));
+    let mut act = random(bt * fi, -1.0, 1.0, &mut rng);
+    cpu::relu(&mut act);
+    cpu::relu_backward(&mut want, &act);
+    let got = h.matmul(Layout::Nt, bt, fi, fo, &dy, &w, FLAG_MASK, None, Some(&act))?;
+    push("relu_backward (mm_nt+mask)", compare(&got.c, &want, red));
+    let got = h.matmul_with(
+        true,
+        Layout::Nt,
+        bt,
+        fi,
+        fo,
+        &dy,
+        &w,
+        FLAG_MASK,
+        None,
+        Some(&act),
+    )?;
+    push("matmul_a_bt+mask (mm_nt_tex)", compare(&got.c, &want, red));
+    drop(relu_out);
+    Ok(out)
+}
+
+/// One adam_tex step over `n` floats from a state that has already seen a few steps.
+pub fn adam_case(h: &Harness, n: usize, seed: u64) -> Result<Vec<CaseResult>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ n as u64);
+    let cfg = AdamConfig::default();
+    let p = random(n, -1.0, 1.0, &mut rng);
+    let g = random(n, -0.1, 0.1, &mut rng);
+    let m = random(n, -0.01, 0.01, &mut rng);
+    let v = random(n, 0.0, 1e-4, &mut rng);
+    let alpha = cpu::adam_alpha(cfg.learning_rate, cfg.beta1, cfg.beta2, 3) as f32;
+    let (gp, gm, gv) = h.adam_tex(&p, &g, &m, &v, alpha, &cfg)?;
+    let (mut cp, mut cm, mut cv) = (p.clone(), m.clone(), v.clone());
+    cpu::adam(
+        &mut cp,
+        &g,
+        &mut cm,
+        &mut cv,
+        alpha,
+        cfg.beta1 as f32,
+        cfg.beta2 as f32,
+        cfg.epsilon as f32,
+    );
+    let s = format!("{n}");
+    Ok(vec![
+        CaseResult {
+            kernel: "adam_tex params".into(),
+            shape: s.clone(),
+            closeness: compare(&gp, &cp, TOL_ELEMENTWISE),
+        },
+        CaseResult {
+            kernel: "adam_tex m".into(),
+            shape: s.clone(),
+            closeness: compare(&gm, &cm, TOL_ELEMENTWISE),
+        },
+        CaseResult {
+            kernel: "adam_tex v".into(),
+            shape: s,
+            closeness: compare(&gv, &cv, TOL_ELEMENTWISE),
+        },
+    ])
+}
+
+/// The whole kernel ladder.
+pub fn kernel_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
+    let mut out = Vec::new();
+    for s in shape_ladder() {
+        out.extend(matmul_cases(h, s, seed)?);
+    }
+    for n in [4, 1000, 101_776] {
+        out.extend(adam_case(h, n, seed)?);
+    }
+    out.extend(buffer_path_ladder(h, seed)?);
+    Ok(out)
+}
+
+/// Random normalised images `(rows, inputs)` in [0, 1] and labels.
+pub fn random_batch(rows: usize, inputs: usize, classes: usize, seed: u64) -> (Vec<f32>, Vec<u32>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let x = random(rows * inputs, 0.0, 1.0, &mut rng);
+    let labels = (0..rows)
+        .map(|_| rng.random_range(0..classes as u32))
+        .collect();
+    (x, labels)
+}
+
+/// A split of `n` random images of `pixels` bytes with labels below `classes`.
+pub fn random_split(n: usize, pixels: usize, classes: usize, seed: u64) -> Split {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    Split {
+        images: (0..n * pixels).map(|_| rng.random::<u8>()).collect(),
+        labels: (0..n).map(|_| rng.random_range(0..classes as u8)).collect(),
+        pixels,
+    }
+}
+
+/// `steps` training steps of the same model from the same weights and batches on both devices; returns
+/// (GPU params, CPU params, GPU stats, CPU stats) in the flat CPU layout.
+pub fn train_both(
+    ctx: GpuContext,
+    operands: Operands,
+    spec: &MlpSpec,
+    batch: usize,
+    steps: usize,
+    seed: u64,
+) -> Result<(
+    Vec<f32>,
+    Vec<f32>,
+    crate::metrics::StepStats,
+    crate::metrics::StepStats,
+)> {
+    let params = glorot_init(spec, seed);
+    let adam = AdamConfig::default();
+    let mut gpu =
+        GpuBackend::with_operands(ctx, operands, spec.clone(), params.clone(), adam, batch)?;
+    let mut cpu_b = CpuBackend::new(spec.clone(), params, adam, batch);
+    let split = Arc::new(random_split(batch * steps, spec.inputs, spec.outputs, seed));
+    let order = epoch_order(split.len(), seed, 0, true);
+    for b in [&mut gpu as &mut dyn Backend, &mut cpu_b] {
+        b.attach(Role::Train, &split)?;
+        b.set_order(&order)?;
+        for s in 0..steps {
+            b.train_step(s * batch, batch)?;
+        }
+    }
+    let gs = gpu.take_stats()?;
+    let cs = cpu_b.take_stats()?;
+    Ok((gpu.params()?, cpu_b.params()?, gs, cs))
+}
+
+/// One optimizer step GPU (on `operands`) vs CPU on every parameter, per tensor.
+pub fn one_step_cases(
+    ctx: GpuContext,
+    operands: Operands,
+    spec: &MlpSpec,
+    batch: usize,
+    seed: u64,
+) -> Result<Vec<CaseResult>> {
+    let (g, c, gs, cs) = train_both(ctx, operands, spec, batch, 1, seed)?;
+    let path = operands.name();
+    let layout = spec.layout();
+    let mut out = Vec::new();
+    for (i, l) in layout.layers.iter().enumerate() {
+        let s = format!("{}x{}", l.fan_in, l.fan_out);
+        out.push(CaseResult {
+            kernel: format!("train step ({path}): W{} after Adam", i + 1),
+            shape: s.clone(),
+            closeness: compare(&g[l.weight_range()], &c[l.weight_range()], TOL_REDUCTION),
+        });
+        out.push(CaseResult {
+            kernel: format!("train step ({path}): b{} after Adam", i + 1),
+            shape: format!("{}", l.fan_out),
+            closeness: compare(&g[l.bias_range()], &c[l.bias_range()], TOL_REDUCTION),
+        });
+    }
+    let mut loss = compare(&[gs.loss_sum as f32], &[cs.loss_sum as f32], TOL_REDUCTION);
+    if gs.correct != cs.correct {
+        loss.used = f32::INFINITY;
+    }
+    out.push(CaseResult {
+        kernel: format!(
+            "train step ({path}): loss, correct {}/{}",
+            gs.correct, cs.correct
+        ),
+        shape: format!("batch {batch}"),
+        closeness: loss,
+    });
+    Ok(out)
+}
