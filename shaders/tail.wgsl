@@ -121,8 +121,8 @@ fn dense_tail(@builtin(local_invocation_index) lid: u32) {
         }
         dz[dl4 + r * ldo4 + j4] = y;
     }
+    // An execution barrier that also makes this phase's storage writes visible to the workgroup.
     storageBarrier();
-    workgroupBarrier();
 
     // 2. Softmax cross-entropy, one live row per item, dlogits in place (padding lanes stay 0).
     var loss = 0.0;
@@ -162,8 +162,8 @@ fn dense_tail(@builtin(local_invocation_index) lid: u32) {
             dz[i / 4u][i % 4u] = (p - select(0.0, 1.0, j == label)) * step.scale;
         }
     }
+    // An execution barrier that also makes this phase's storage writes visible to the workgroup.
     storageBarrier();
-    workgroupBarrier();
 
     // 3. Gradients. Items [0, kq * nq): a 4x4 block of dW (4 rows of k, one class quad) over the live
     // rows, and for k-quad 0 also db. Items from kq * nq on, when input_grad: one (row, k quad) of dZ.
@@ -235,20 +235,21 @@ fn dense_tail(@builtin(local_invocation_index) lid: u32) {
         }
     }
 
-    // 4. The step's stats: a tree sum across the workgroup, one record.
+    // 4. The step's stats, one record: invocation 0 adds the partials of the invocations that had rows.
+    // One barrier and a serial sum rather than a tree: a software rasteriser pays for every barrier
+    // (lavapipe runs a workgroup's invocations as coroutines that all switch at each one), and the sum
+    // is at most WG adds from workgroup memory.
     red_loss[lid] = loss;
     red_correct[lid] = correct;
     red_bad[lid] = bad;
     workgroupBarrier();
-    for (var half = WG / 2u; half > 0u; half /= 2u) {
-        if (lid < half) {
-            red_loss[lid] += red_loss[lid + half];
-            red_correct[lid] += red_correct[lid + half];
-            red_bad[lid] += red_bad[lid + half];
-        }
-        workgroupBarrier();
-    }
     if (lid == 0u) {
-        stats[step.stat] = StepStat(red_loss[0], red_correct[0], red_bad[0], 0u);
+        var total = StepStat(0.0, 0u, 0u, 0u);
+        for (var i = 0u; i < min(step.rows, WG); i++) {
+            total.loss += red_loss[i];
+            total.correct += red_correct[i];
+            total.nonfinite += red_bad[i];
+        }
+        stats[step.stat] = total;
     }
 }
