@@ -35,10 +35,11 @@ struct Stage {
 }
 
 impl Stage {
-    fn groups(&self, rows: usize, cap: usize) -> (u32, u32, u32) {
+    /// Workgroups over the call's `rows` only: the products after a stage read no further.
+    fn groups(&self, rows: usize) -> (u32, u32, u32) {
         match self.kernel {
-            Kernel::ForwardGather => kernels::forward_gather_groups(cap, self.n),
-            Kernel::Gather => kernels::gather_groups(cap, self.n),
+            Kernel::ForwardGather => kernels::forward_gather_groups(rows, self.n),
+            Kernel::Gather => kernels::gather_groups(rows, self.n),
             k => kernels::matmul_groups(k, rows, self.n),
         }
     }
@@ -375,7 +376,7 @@ impl EvalPlan {
                     label: Some("eval gather"),
                     timestamp_writes: None,
                 });
-                dispatch(kernels, &mut pass, gather, rows, self.cap);
+                dispatch(kernels, &mut pass, gather, rows);
             }
             mirror.encode(&mut enc);
         }
@@ -385,7 +386,7 @@ impl EvalPlan {
                 timestamp_writes: None,
             });
             for st in stages {
-                dispatch(kernels, &mut pass, st, rows, self.cap);
+                dispatch(kernels, &mut pass, st, rows);
             }
         }
         let bytes = f32_bytes(rows * self.out_ld);
@@ -407,19 +408,13 @@ impl EvalPlan {
     }
 }
 
-fn dispatch(
-    kernels: &Kernels,
-    pass: &mut wgpu::ComputePass<'_>,
-    st: &Stage,
-    rows: usize,
-    cap: usize,
-) {
+fn dispatch(kernels: &Kernels, pass: &mut wgpu::ComputePass<'_>, st: &Stage, rows: usize) {
     pass.set_pipeline(kernels.pipeline(st.kernel));
     pass.set_bind_group(0, &st.bind, &[]);
     if let Some(t) = &st.tex_bind {
         pass.set_bind_group(1, t, &[]);
     }
-    let (x, y, z) = st.groups(rows, cap);
+    let (x, y, z) = st.groups(rows);
     pass.dispatch_workgroups(x, y, z);
 }
 
