@@ -53,7 +53,7 @@ fn corrupt_checkpoint_is_named() {
             "--model",
             dir.path().join("none.safetensors").to_str().unwrap(),
         ],
-        &["none.safetensors", "cannot read"],
+        &["none.safetensors", "file not found"],
     );
 }
 

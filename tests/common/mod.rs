@@ -169,3 +169,109 @@ pub fn assert_all_pass(what: &str, cases: &[fmnist::gpu::selftest::CaseResult]) 
         failed.join("\n")
     );
 }
+
+/// A finished `fmnist` process: its output, its peak memory and how long it ran.
+pub struct Measured {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    /// Peak resident memory (`VmHWM` in /proc/PID/status, the highest value seen), in MB.
+    pub peak_mb: f64,
+    pub seconds: f64,
+}
+
+impl Measured {
+    /// The `error:` lines of stderr.
+    pub fn errors(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .collect()
+    }
+}
+
+/// `VmHWM` of process `pid` in kB, while it runs.
+#[cfg(unix)]
+fn vm_hwm_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Runs the `fmnist` binary with `args` and the extra environment `envs` under a data-segment limit of
+/// `limit_mb` (RLIMIT_DATA: heap and private writable mappings), so a process that tries to take more
+/// fails instead of succeeding slowly; its peak memory is sampled from /proc every 2 ms (wait4's
+/// `ru_maxrss` would include this test process's own peak, inherited through fork and exec). A process
+/// still running after `HANG_SECONDS` is killed and the test fails: that bound only catches hangs; the
+/// measured time is printed.
+#[cfg(unix)]
+pub fn run_measured(args: &[&str], envs: &[(&str, &str)], limit_mb: u64) -> Measured {
+    use std::os::unix::process::CommandExt;
+    use std::time::{Duration, Instant};
+    const HANG_SECONDS: u64 = 20;
+    let out = tempfile::tempfile().unwrap();
+    let err = tempfile::tempfile().unwrap();
+    let limit = limit_mb << 20;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fmnist"));
+    command
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(err.try_clone().unwrap());
+    // SAFETY: setrlimit is async-signal-safe and touches only the child.
+    unsafe {
+        command.pre_exec(move || {
+            let rl = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_DATA, &rl) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().expect("the fmnist binary starts");
+    let started = Instant::now();
+    let mut peak_kb = 0;
+    let status = loop {
+        if let Some(kb) = vm_hwm_kb(child.id()) {
+            peak_kb = peak_kb.max(kb);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(HANG_SECONDS) {
+            child.kill().unwrap();
+            panic!("fmnist {args:?} still ran after {HANG_SECONDS} s: killed");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let read = |mut f: std::fs::File| {
+        use std::io::{Read, Seek};
+        f.rewind().unwrap();
+        let mut s = String::new();
+        f.read_to_string(&mut s).unwrap();
+        s
+    };
+    use std::os::unix::process::ExitStatusExt;
+    let m = Measured {
+        code: status.code(),
+        signal: status.signal(),
+        stdout: read(out),
+        stderr: read(err),
+        peak_mb: peak_kb as f64 / 1024.0,
+        seconds,
+    };
+    eprintln!(
+        "fmnist {}: exit {:?}, peak {:.1} MB, {:.2} s",
+        args.join(" "),
+        m.code,
+        m.peak_mb,
+        m.seconds
+    );
+    m
+}
