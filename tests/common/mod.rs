@@ -275,3 +275,34 @@ pub fn run_measured(args: &[&str], envs: &[(&str, &str)], limit_mb: u64) -> Meas
     );
     m
 }
+
+/// A valid tiny dataset in `dir` (3 train, 2 test samples), gzip-compressed; `test_count` images and
+/// labels in the test split instead of 2 when given (0: an empty split).
+pub fn tiny_data(dir: &Path, test_count: Option<u32>) {
+    use std::io::Write;
+    let gzip = |bytes: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    };
+    let images = |n: u32| fmnist::data::encode_idx(3, &[n, 28, 28], &vec![7u8; n as usize * 784]);
+    let labels = |n: u32| fmnist::data::encode_idx(1, &[n], &vec![1u8; n as usize]);
+    let t = test_count.unwrap_or(2);
+    for (name, bytes) in [
+        (fmnist::data::TRAIN_IMAGES, images(3)),
+        (fmnist::data::TRAIN_LABELS, labels(3)),
+        (fmnist::data::TEST_IMAGES, images(t)),
+        (fmnist::data::TEST_LABELS, labels(t)),
+    ] {
+        std::fs::write(dir.join(name), gzip(&bytes)).unwrap();
+    }
+}
+
+/// A small model (hidden 8, seed 1) saved in `dir`.
+pub fn small_model(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("small.safetensors");
+    let spec = MlpSpec::fashion(&[8]).unwrap();
+    let params = glorot_init(&spec, 1);
+    fmnist::checkpoint::save(&path, &spec, &params, &Default::default()).unwrap();
+    path
+}
