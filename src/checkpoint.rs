@@ -106,11 +106,36 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
 }
 
 /// The bytes of a checkpoint file: a regular file no larger than a header and a model within the
-/// memory budget can be.
+/// memory budget can be, whose header length is checked before the rest is read.
 pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
     let limit = 8 + crate::limits::MAX_HEADER_BYTES + crate::limits::memory_budget()?;
-    crate::files::read_regular(path, limit, "a checkpoint")
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    let fail = |e: crate::files::FileError| anyhow::anyhow!("{}: {e}", path.display());
+    let (file, size) = crate::files::open_regular(path).map_err(fail)?;
+    if size > limit {
+        return Err(fail(crate::files::FileError::TooLarge {
+            size,
+            limit,
+            what: "a checkpoint",
+        }));
+    }
+    let mut bytes = Vec::with_capacity(8);
+    let mut file = file.take(limit + 1);
+    let io = |e| fail(crate::files::FileError::Io(e));
+    (&mut file).take(8).read_to_end(&mut bytes).map_err(io)?;
+    check_header(&bytes)
+        .with_context(|| format!("{}: not a usable fmnist checkpoint", path.display()))?;
+    bytes.reserve_exact(size.saturating_sub(8) as usize);
+    file.read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() as u64 > limit {
+        // The file grew while it was read.
+        return Err(fail(crate::files::FileError::TooLarge {
+            size: bytes.len() as u64,
+            limit,
+            what: "a checkpoint",
+        }));
+    }
+    Ok(bytes)
 }
 
 /// Refuses a safetensors header longer than `MAX_HEADER_BYTES` or listing more than `MAX_TENSORS`
