@@ -2,7 +2,8 @@
 # `make setup` installs what is missing (Debian/Ubuntu) and is safe to run again.
 
 CARGO ?= cargo
-DATA_DIR ?= /usr/share/datasets/fashion-mnist
+# The binary cargo builds, wherever CARGO_TARGET_DIR puts it.
+FMNIST := $(or $(CARGO_TARGET_DIR),target)/release/fmnist
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Mesa prints a harmless XDG_RUNTIME_DIR warning when no session directory exists; give it a private one.
 export XDG_RUNTIME_DIR ?= $(shell d=/tmp/fmnist-xdg-$$(id -u); mkdir -p -m 700 $$d; echo $$d)
@@ -10,11 +11,14 @@ export XDG_RUNTIME_DIR ?= $(shell d=/tmp/fmnist-xdg-$$(id -u); mkdir -p -m 700 $
 .PHONY: setup build train test lint shaders bench clean-runs
 
 # Installs the Debian packages that are missing: the dataset, and a software Vulkan driver (lavapipe)
-# when no Vulkan driver is installed at all. Runs apt-get only when something is missing.
+# when no Vulkan driver is installed at all. Runs apt-get only when something is missing. Whether the
+# data is there is asked of fmnist itself (`info --data-dir-only`), which searches every place it reads
+# from ($$FMNIST_DATA, ./data, the Keras and torchvision folders, Debian's package).
 setup:
+	@$(CARGO) build --release --quiet
 	@missing=""; \
-	if [ ! -e "$(DATA_DIR)/train-images-idx3-ubyte.gz" ] && [ ! -e data/fashion-mnist/train-images-idx3-ubyte.gz ] && [ -z "$$FMNIST_DATA" ]; then \
-	  missing="$$missing dataset-fashion-mnist"; fi; \
+	if dir=$$($(FMNIST) info --data-dir-only 2>/dev/null); then echo "setup: data found in $$dir"; \
+	else missing="$$missing dataset-fashion-mnist"; fi; \
 	if ! { ls /usr/share/vulkan/icd.d/*.json || ls /etc/vulkan/icd.d/*.json; } >/dev/null 2>&1 || ! ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1'; then \
 	  missing="$$missing mesa-vulkan-drivers libvulkan1"; fi; \
 	if [ -z "$$missing" ]; then echo "setup: nothing to install"; exit 0; fi; \
@@ -28,8 +32,8 @@ build:
 
 # The tutorial end to end: train 10 epochs (evaluating every epoch), save the model and figures.
 train: setup build
-	./target/release/fmnist train --out runs/tutorial
-	./target/release/fmnist predict --model runs/tutorial/model.safetensors --index 0 --index 12
+	$(FMNIST) train --out runs/tutorial
+	$(FMNIST) predict --model runs/tutorial/model.safetensors --index 0 --index 12
 
 shaders:
 	@if command -v naga >/dev/null 2>&1; then for s in shaders/*.wgsl; do [ -e "$$s" ] || continue; naga "$$s" >/dev/null || exit 1; done; echo "shaders: naga validated shaders/*.wgsl"; \

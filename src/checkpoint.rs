@@ -101,13 +101,72 @@ pub fn save(path: &Path, spec: &MlpSpec, params: &[f32], meta: &CheckpointMeta) 
 /// Loads a checkpoint, checking that it is a Fashion-MNIST MLP: consecutive `layers.{i}` pairs of F32
 /// tensors whose shapes chain from 784 inputs to 10 outputs, and no other tensors.
 pub fn load(path: &Path) -> Result<Checkpoint> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("{}: cannot read the checkpoint", path.display()))?;
+    let bytes = read_file(path)?;
     parse(&bytes).with_context(|| format!("{}: not a usable fmnist checkpoint", path.display()))
+}
+
+/// The bytes of a checkpoint file: a regular file no larger than a header and a model within the
+/// memory budget can be, whose header length is checked before the rest is read.
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let limit = 8 + crate::limits::MAX_HEADER_BYTES + crate::limits::memory_budget()?;
+    let fail = |e: crate::files::FileError| anyhow::anyhow!("{}: {e}", path.display());
+    let (file, size) = crate::files::open_regular(path).map_err(fail)?;
+    if size > limit {
+        return Err(fail(crate::files::FileError::TooLarge {
+            size,
+            limit,
+            what: "a checkpoint",
+        }));
+    }
+    let mut bytes = Vec::with_capacity(8);
+    let mut file = file.take(limit + 1);
+    let io = |e| fail(crate::files::FileError::Io(e));
+    (&mut file).take(8).read_to_end(&mut bytes).map_err(io)?;
+    check_header(&bytes)
+        .with_context(|| format!("{}: not a usable fmnist checkpoint", path.display()))?;
+    bytes.reserve_exact(size.saturating_sub(8) as usize);
+    file.read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() as u64 > limit {
+        // The file grew while it was read.
+        return Err(fail(crate::files::FileError::TooLarge {
+            size: bytes.len() as u64,
+            limit,
+            what: "a checkpoint",
+        }));
+    }
+    Ok(bytes)
+}
+
+/// Refuses a safetensors header longer than `MAX_HEADER_BYTES` or listing more than `MAX_TENSORS`
+/// tensors before the crate parses it (it would build a map of every entry).
+pub fn check_header(bytes: &[u8]) -> Result<()> {
+    use crate::limits::{MAX_HEADER_BYTES, MAX_TENSORS};
+    let Some(len) = bytes.get(..8) else {
+        bail!(
+            "not a safetensors file ({} bytes, shorter than the 8-byte header length)",
+            bytes.len()
+        )
+    };
+    let len = u64::from_le_bytes(len.try_into().expect("8 bytes"));
+    if len > MAX_HEADER_BYTES {
+        bail!(
+            "the header says it is {len} bytes long; fmnist reads headers up to {MAX_HEADER_BYTES} bytes"
+        );
+    }
+    let header = &bytes[8..bytes.len().min(8 + len as usize)];
+    // Every tensor entry has exactly one `data_offsets`; a count of the key bounds the entries.
+    let key = b"data_offsets";
+    let tensors = header.windows(key.len()).filter(|w| w == key).count();
+    if tensors > MAX_TENSORS {
+        bail!("the header lists {tensors} tensors; an fmnist checkpoint has at most {MAX_TENSORS}");
+    }
+    Ok(())
 }
 
 /// Parses a model file (or a run checkpoint, whose `optimizer.*` tensors are left to `resume`).
 pub fn parse(bytes: &[u8]) -> Result<Checkpoint> {
+    check_header(bytes)?;
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| anyhow::anyhow!("not a safetensors file ({e})"))?;
     let (_, header) = SafeTensors::read_metadata(bytes)?;
@@ -156,21 +215,26 @@ pub fn parse(bytes: &[u8]) -> Result<Checkpoint> {
                 w.shape()
             )
         };
+        let inputs = dims.last().map_or(PIXELS, |&(_, prev_out)| prev_out);
+        if fan_in != inputs && fan_out == inputs {
+            bail!(
+                "tensor {} has shape [{fan_in}, {fan_out}]: it is stored transposed; fmnist expects [in, out] = [{fan_out}, {fan_in}] (Keras' kernel layout; transpose PyTorch's [out, in])",
+                weight_name(i)
+            );
+        }
+        if i > 0 && fan_in != inputs {
+            bail!(
+                "tensor {} takes {fan_in} inputs but layer {} gives {inputs}",
+                weight_name(i),
+                i - 1
+            );
+        }
         if b.shape() != [fan_out] {
             bail!(
                 "tensor {} has shape {:?}, expected [{fan_out}] to match {}",
                 bias_name(i),
                 b.shape(),
                 weight_name(i)
-            );
-        }
-        if let Some(&(_, prev_out)) = dims.last()
-            && prev_out != fan_in
-        {
-            bail!(
-                "tensor {} takes {fan_in} inputs but layer {} gives {prev_out}",
-                weight_name(i),
-                i - 1
             );
         }
         dims.push((fan_in, fan_out));
@@ -183,6 +247,7 @@ pub fn parse(bytes: &[u8]) -> Result<Checkpoint> {
     }
     let hidden: Vec<usize> = dims[..n_layers - 1].iter().map(|d| d.1).collect();
     let spec = MlpSpec::fashion(&hidden)?;
+    spec.check_memory(1, "")?;
     let layout = spec.layout();
     let mut params = vec![0.0f32; layout.total];
     for (i, l) in layout.layers.iter().enumerate() {

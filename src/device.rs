@@ -8,8 +8,9 @@ use clap::ValueEnum;
 use crate::backend::{Backend, CpuBackend, OptimizerState, Role};
 use crate::config::AdamConfig;
 use crate::data::Split;
+use crate::error::Hinted;
 use crate::gpu::GpuBackend;
-use crate::gpu::context::{AdapterSummary, NO_ADAPTER_HINT, list_adapters};
+use crate::gpu::context::{AdapterSummary, GpuContext, NO_ADAPTER_HINT, list_adapters};
 use crate::gpu::plan::Operands;
 use crate::metrics::StepStats;
 use crate::model::MlpSpec;
@@ -31,9 +32,10 @@ pub struct AdapterChoice {
     pub name: Option<String>,
 }
 
-/// Builds the backend that trains/evaluates `params` with batches of up to `batch_capacity` rows.
-/// `auto` takes a hardware GPU when there is one; on a software adapter only (lavapipe) it takes the CPU
-/// path, which measured several times faster here (docs/perf.md), and says so in `device_name()`.
+/// Builds the backend that trains/evaluates `params` with batches of up to `batch_capacity` rows
+/// (1: evaluation and prediction only). `auto` takes a hardware GPU when there is one; on a software
+/// adapter only (lavapipe) it takes the CPU path, which measured several times faster here
+/// (docs/perf.md), and says so in `device_name()`. A model over the memory budget is refused first.
 pub fn make_backend(
     device: DeviceChoice,
     adapter: &AdapterChoice,
@@ -42,6 +44,7 @@ pub fn make_backend(
     adam: AdamConfig,
     batch_capacity: usize,
 ) -> Result<Box<dyn Backend>> {
+    spec.check_memory(batch_capacity, "")?;
     match device {
         DeviceChoice::Cpu => Ok(Box::new(CpuBackend::new(
             spec,
@@ -49,7 +52,7 @@ pub fn make_backend(
             adam,
             batch_capacity,
         ))),
-        DeviceChoice::Gpu => Ok(Box::new(GpuBackend::new(
+        DeviceChoice::Gpu => Ok(Box::new(open_gpu(
             adapter.name.as_deref(),
             spec,
             params,
@@ -57,9 +60,9 @@ pub fn make_backend(
             batch_capacity,
         )?)),
         DeviceChoice::Auto => {
-            let (use_gpu, mut why) = auto_choice(adapter);
+            let (use_gpu, mut why) = auto_choice(adapter)?;
             if use_gpu {
-                match GpuBackend::new(
+                match open_gpu(
                     adapter.name.as_deref(),
                     spec.clone(),
                     params.clone(),
@@ -80,8 +83,35 @@ pub fn make_backend(
     }
 }
 
-/// `--device auto`: whether to use the GPU engine, and why.
-pub fn auto_choice(adapter: &AdapterChoice) -> (bool, String) {
+/// `GpuBackend::new`, with a hint that names what makes the largest buffer too large for the adapter.
+fn open_gpu(
+    name: Option<&str>,
+    spec: MlpSpec,
+    params: Vec<f32>,
+    adam: AdamConfig,
+    batch_capacity: usize,
+) -> Result<GpuBackend> {
+    let needs = GpuBackend::needs(&spec, batch_capacity);
+    let advice = if batch_capacity <= 1 {
+        format!(
+            "the model's widest layer ({} units) sets the size of the evaluation buffers; --device cpu evaluates it",
+            spec.widest()
+        )
+    } else if needs.largest_buffer > GpuBackend::needs(&spec, 1).largest_buffer {
+        "use a smaller --batch-size, or --device cpu".to_string()
+    } else {
+        format!(
+            "the model's widest layer ({} units) sets the size of the largest buffer: use smaller hidden layers (--hidden), or --device cpu",
+            spec.widest()
+        )
+    };
+    let ctx = GpuContext::open_advised(name, needs, &advice)?;
+    GpuBackend::with_context(ctx, spec, params, adam, batch_capacity)
+}
+
+/// `--device auto`: whether to use the GPU engine, and why. An `--adapter` that names no adapter is an
+/// error, as with `--device gpu`, rather than a silent fall back to the CPU path.
+pub fn auto_choice(adapter: &AdapterChoice) -> Result<(bool, String)> {
     let adapters = list_adapters();
     let wanted: Vec<&AdapterSummary> = adapters
         .iter()
@@ -92,10 +122,20 @@ pub fn auto_choice(adapter: &AdapterChoice) -> (bool, String) {
                 .is_none_or(|n| a.name.to_lowercase().contains(&n.to_lowercase()))
         })
         .collect();
-    if let Some(hw) = wanted.iter().find(|a| a.is_hardware()) {
-        return (true, format!("auto: hardware GPU {}", hw.describe()));
+    if let (Some(want), true, false) = (&adapter.name, wanted.is_empty(), adapters.is_empty()) {
+        let names: Vec<String> = adapters.iter().map(|a| a.describe()).collect();
+        return Err(anyhow::Error::new(Hinted::new(
+            anyhow::anyhow!(
+                "--adapter {want:?} matches no adapter; available: {}",
+                names.join("; ")
+            ),
+            "pass part of one of those names, or leave --adapter out",
+        )));
     }
-    match wanted.first() {
+    if let Some(hw) = wanted.iter().find(|a| a.is_hardware()) {
+        return Ok((true, format!("auto: hardware GPU {}", hw.describe())));
+    }
+    Ok(match wanted.first() {
         Some(sw) => (
             false,
             format!(
@@ -104,7 +144,7 @@ pub fn auto_choice(adapter: &AdapterChoice) -> (bool, String) {
             ),
         ),
         None => (false, "auto: no GPU adapter found".to_string()),
-    }
+    })
 }
 
 /// A backend whose `device_name` also says why `auto` chose it.

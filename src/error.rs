@@ -20,7 +20,7 @@ impl Hinted {
 
 impl fmt::Display for Hinted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:#}", self.error)
+        write!(f, "{}", one_line(&self.error))
     }
 }
 
@@ -42,4 +42,36 @@ pub fn hint_of(err: &anyhow::Error) -> Option<&str> {
     err.chain()
         .find_map(|c| c.downcast_ref::<Hinted>())
         .map(|h| h.hint.as_str())
+}
+
+/// An error's message and causes on one line, as the CLI prints it: `outer: cause: root`, with a cause
+/// left out when the message before it already says it (an OS error quoted in a message and also
+/// chained as its source), and line breaks inside a message (some decoders end theirs with one)
+/// turned into spaces.
+pub fn one_line(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if text.is_empty() || parts.last().is_some_and(|p| p.contains(&text)) {
+            continue;
+        }
+        parts.push(text);
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_the_message_already_quotes_is_said_once_and_newlines_go() {
+        let os = std::io::Error::from_raw_os_error(21);
+        let err = anyhow::Error::new(std::io::Error::new(os.kind(), os.to_string()))
+            .context(format!("photo.png: cannot read: {os}"));
+        assert_eq!(one_line(&err), format!("photo.png: cannot read: {os}"));
+        let err = anyhow::anyhow!("bad marker\n").context("photo.jpg");
+        assert_eq!(one_line(&err), "photo.jpg: bad marker");
+    }
 }

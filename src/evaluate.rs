@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use anyhow::{Result, ensure};
 
+use crate::error::Hinted;
+
 use crate::backend::{Backend, Role};
 use crate::cpu;
 use crate::data::{NUM_CLASSES, PIXELS, Split};
@@ -72,6 +74,9 @@ pub fn evaluate(backend: &mut dyn Backend, split: &Arc<Split>) -> Result<Evaluat
         for (l, &s) in labels.iter_mut().zip(&split.labels[start..start + n]) {
             *l = s as u32;
         }
+        if let Some(bad) = logits[..n * outputs].iter().position(|v| !v.is_finite()) {
+            return Err(not_finite(backend, start + bad / outputs, "test image"));
+        }
         let (batch_loss, batch_correct) =
             cpu::softmax_xent(&logits, &labels, &mut dlogits, n, outputs, 1.0);
         loss += batch_loss as f64;
@@ -105,6 +110,9 @@ pub fn predict(backend: &mut dyn Backend, x: &[f32], n: usize) -> Result<Vec<f32
             rows,
             &mut logits,
         )?;
+        if let Some(bad) = logits[..rows * outputs].iter().position(|v| !v.is_finite()) {
+            return Err(not_finite(backend, start + bad / outputs, "input"));
+        }
         cpu::softmax(
             &logits,
             &mut probs[start * outputs..(start + rows) * outputs],
@@ -113,4 +121,26 @@ pub fn predict(backend: &mut dyn Backend, x: &[f32], n: usize) -> Result<Vec<f32
         );
     }
     Ok(probs)
+}
+
+/// The error for a model whose outputs are not finite numbers: which input, and the likely cause (the
+/// largest weight, when the weights are large enough to overflow f32 sums).
+fn not_finite(backend: &mut dyn Backend, row: usize, what: &str) -> anyhow::Error {
+    let largest = backend
+        .params()
+        .ok()
+        .and_then(|p| p.iter().map(|w| w.abs()).reduce(f32::max));
+    let cause = match largest {
+        Some(w) if w > 1e18 => format!(
+            "its weights overflow float arithmetic (the largest is {w:.1e}; a trained model's are below 100)"
+        ),
+        Some(w) => {
+            format!("its weights look ordinary (the largest is {w:.3}), so the input may hold NaN")
+        }
+        None => "its weights could not be read back".to_string(),
+    };
+    anyhow::Error::new(Hinted::new(
+        anyhow::anyhow!("the model's outputs for {what} {row} are not finite numbers: {cause}"),
+        "this model cannot give probabilities; retrain it, or check how it was exported",
+    ))
 }

@@ -6,6 +6,7 @@ mod commands;
 use std::process::ExitCode;
 
 use clap::Parser;
+use clap::error::ErrorKind;
 use fmnist::errln;
 
 fn main() -> ExitCode {
@@ -17,11 +18,14 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let cli = commands::Cli::parse();
+    let cli = match commands::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return argument_error(e),
+    };
     let code = match commands::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            errln!("error: {err:#}");
+            errln!("error: {}", fmnist::error::one_line(&err));
             if let Some(hint) = fmnist::error::hint_of(&err) {
                 errln!("hint: {hint}");
             }
@@ -34,4 +38,38 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     code
+}
+
+/// A flag the parser refused, as every other error: one `error:` line, a `hint:` line (clap's tip, or
+/// where the flags are listed), exit code 2. `--help` and `--version` print as usual.
+fn argument_error(e: clap::Error) -> ExitCode {
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let message = text.lines().next().unwrap_or_default();
+    let message = message.strip_prefix("error: ").unwrap_or(message);
+    let tips: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("tip: "))
+        .collect();
+    // The subcommand whose flags apply: the first argument that names one.
+    let cli = <commands::Cli as clap::CommandFactory>::command();
+    let command = std::env::args()
+        .skip(1)
+        .find(|a| cli.get_subcommands().any(|s| s.get_name() == a))
+        .map_or_else(|| "fmnist".to_string(), |s| format!("fmnist {s}"));
+    errln!("error: {message}");
+    if tips.is_empty() {
+        errln!("hint: `{command} --help` lists the flags");
+    } else {
+        errln!("hint: {}", tips.join("; "));
+    }
+    fmnist::console::report_failures();
+    ExitCode::from(2)
 }

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{NUM_CLASSES, PIXELS};
 
+/// Rows of the largest evaluation batch any device uses (the GPU engine's), for `memory_needed`.
+pub const EVAL_ROWS: u64 = 4096;
+
 /// Every tensor starts at a multiple of this many floats, so a GPU can read any tensor as `vec4<f32>`.
 pub const TENSOR_ALIGN: usize = 4;
 
@@ -35,6 +38,7 @@ impl MlpSpec {
                 "every layer needs at least one unit (inputs {inputs}, hidden {hidden:?}, outputs {outputs})"
             );
         }
+        crate::limits::check_layers(hidden)?;
         Ok(Self {
             inputs,
             hidden: hidden.to_vec(),
@@ -81,6 +85,33 @@ impl MlpSpec {
     /// Number of trainable parameters (without alignment padding), as Keras' `model.summary()` counts.
     pub fn parameter_count(&self) -> usize {
         self.layer_dims().iter().map(|(i, o)| i * o + o).sum()
+    }
+
+    /// Bytes a device needs for this model with training batches of `batch` rows (1 to evaluate): the
+    /// parameters, their gradients and Adam's two moments, and for both the training batch and an
+    /// evaluation batch of `EVAL_ROWS` the inputs, every layer's activations and two gradient buffers
+    /// of the widest layer. An upper bound of what the CPU path and the GPU engine allocate.
+    pub fn memory_needed(&self, batch: usize) -> u64 {
+        let params = self.layout().total as u64;
+        let widest = self.widest() as u64;
+        let outs: u64 = self.layer_dims().iter().map(|&(_, o)| o as u64).sum();
+        let rows = batch as u64 + EVAL_ROWS;
+        let per_row = self.inputs as u64 + outs + 2 * widest;
+        4 * (4 * params + rows * per_row)
+    }
+
+    /// Refuses a model whose memory for batches of `batch` rows exceeds the budget
+    /// (`limits::memory_budget`); `origin` starts the message, e.g. `--hidden 65536,65536: `.
+    pub fn check_memory(&self, batch: usize, origin: &str) -> Result<()> {
+        crate::limits::check_budget(
+            self.memory_needed(batch),
+            &format!(
+                "{origin}the model {} ({} parameters)",
+                self.describe(),
+                self.parameter_count()
+            ),
+            "use smaller hidden layers (--hidden)",
+        )
     }
 
     /// "784-128-10".

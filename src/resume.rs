@@ -139,8 +139,7 @@ pub fn save(path: &Path, ck: &RunCheckpoint) -> Result<()> {
 
 /// Loads a run checkpoint, checking that it holds everything `save` writes.
 pub fn load(path: &Path) -> Result<RunCheckpoint> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("{}: cannot read the checkpoint", path.display()))?;
+    let bytes = checkpoint::read_file(path)?;
     parse(&bytes).with_context(|| format!("{}: not a usable run checkpoint", path.display()))
 }
 

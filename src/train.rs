@@ -79,7 +79,8 @@ pub enum FitEnd {
     Finished,
     /// `should_stop` said so; the position says where.
     Interrupted,
-    /// The loss became NaN or infinite; the position is the end of the last finished epoch.
+    /// The loss became NaN, infinite or above `DIVERGED_LOSS`; the position is the end of the last
+    /// finished epoch.
     Diverged(anyhow::Error),
 }
 
@@ -225,16 +226,32 @@ pub fn fit_from(
     })
 }
 
+/// A running loss above this has diverged: a model guessing uniformly scores ln 10 = 2.30, and 100
+/// means a probability of e^-100 on the true class on average. Real runs stay below 10 from the first
+/// steps on; a learning rate far too high explodes past it within an epoch.
+pub const DIVERGED_LOSS: f64 = 100.0;
+
 fn check_finite(stats: &StepStats, epoch: usize, step: usize) -> Result<()> {
-    if stats.mean_loss().is_finite() {
-        return Ok(());
+    let loss = stats.mean_loss();
+    // NaN fails the comparison too.
+    if loss <= DIVERGED_LOSS {
+        Ok(())
+    } else {
+        Err(diverged(loss, epoch, step))
     }
-    Err(anyhow::Error::new(Hinted::new(
+}
+
+fn diverged(loss: f64, epoch: usize, step: usize) -> anyhow::Error {
+    let what = if loss.is_finite() {
+        format!("exploded to {loss:.3e}, above {DIVERGED_LOSS} (uniform guessing scores 2.30)")
+    } else {
+        format!("became {loss}")
+    };
+    anyhow::Error::new(Hinted::new(
         anyhow::anyhow!(
-            "training diverged: the loss became {} in epoch {} by step {step}",
-            stats.mean_loss(),
+            "training diverged: the loss {what} in epoch {} by step {step}",
             epoch + 1
         ),
         "lower the learning rate (--lr) or check the input data",
-    )))
+    ))
 }

@@ -53,7 +53,7 @@ fn corrupt_checkpoint_is_named() {
             "--model",
             dir.path().join("none.safetensors").to_str().unwrap(),
         ],
-        &["none.safetensors", "cannot read"],
+        &["none.safetensors", "file not found"],
     );
 }
 
@@ -91,4 +91,60 @@ fn predict_refuses_an_index_outside_the_test_set() {
         ],
         &["--index 10000", "0-9999"],
     );
+}
+
+#[test]
+fn argument_errors_are_one_error_line_and_a_hint_with_exit_code_2() {
+    for args in [
+        &["train", "--foo"][..],
+        &["train", "--batch-size", "0"],
+        &["train", "--epochs", "many"],
+        &["predict"],
+        &["evaluate", "--model"],
+        &["frobnicate"],
+    ] {
+        let o = common::fmnist(args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 2, "{args:?}: {err}");
+        assert!(lines[0].starts_with("error: "), "{err}");
+        assert!(lines[1].starts_with("hint: "), "{err}");
+        assert!(
+            !err.contains("Usage:") && !err.contains("For more information"),
+            "{err}"
+        );
+    }
+    let err = stderr(&common::fmnist(&["train", "--batch-size", "0"]));
+    assert!(
+        err.contains("hint: `fmnist train --help` lists the flags"),
+        "{err}"
+    );
+}
+
+#[test]
+fn help_and_version_still_print() {
+    let o = common::fmnist(&["train", "--help"]);
+    assert!(o.status.success());
+    assert!(common::stdout(&o).contains("Usage: fmnist train"));
+    let o = common::fmnist(&["--version"]);
+    assert!(o.status.success());
+    assert!(common::stdout(&o).starts_with("fmnist "));
+}
+
+#[test]
+fn info_data_dir_only_prints_the_folder_or_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    common::tiny_data(dir.path(), None);
+    let o = common::fmnist(&[
+        "info",
+        "--data-dir-only",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(common::stdout(&o).trim(), dir.path().to_str().unwrap());
+    let o = common::fmnist(&["info", "--data-dir-only", "--data-dir", "/nonexistent/fm"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(common::stdout(&o).is_empty());
 }

@@ -207,3 +207,65 @@ fn an_explicit_data_dir_without_data_says_where_it_looked_and_how_to_get_it() {
         "{hint}"
     );
 }
+
+#[test]
+fn a_multi_member_gzip_loads_like_one_member() {
+    // `cat a.gz b.gz` (and bgzip) makes one valid gzip file of several members.
+    let d = valid_dir();
+    let bytes = images(3);
+    let (a, b) = bytes.split_at(1000);
+    let mut joined = gzip(a);
+    joined.extend(gzip(b));
+    write(d.path(), data::TRAIN_IMAGES, &joined);
+    let ds = data::load(d.path()).unwrap();
+    assert_eq!(ds.train.images, bytes[16..]);
+}
+
+#[test]
+fn junk_after_the_gzip_stream_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let mut bytes = gzip(&images(2));
+    bytes.extend_from_slice(b"junk after the stream");
+    let e = data::read_idx_images(&write(d.path(), "x-images.gz", &bytes)).unwrap_err();
+    assert!(matches!(e, IdxError::CorruptGzip { .. }), "{e}");
+    // Data inside the stream past what the header declares is trailing data, however it is split.
+    let mut more = images(2);
+    more.extend_from_slice(&[0; 5000]);
+    let e = data::read_idx_images(&write(d.path(), "y-images.gz", &gzip(&more))).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            IdxError::TrailingBytes {
+                extra: 5000,
+                at_least: false,
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_declared_count_over_the_limit_and_an_empty_file_are_refused_before_reading_data() {
+    let d = tempfile::tempdir().unwrap();
+    let e = data::read_idx_labels(&write(d.path(), "big", &encode_idx(1, &[u32::MAX], &[])))
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            IdxError::TooMany {
+                count: 4294967295,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = data::read_idx_images(&write(d.path(), "none", &encode_idx(3, &[0, 28, 28], &[])))
+        .unwrap_err();
+    assert!(matches!(e, IdxError::Empty { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .contains("none: the header declares no images"),
+        "{e}"
+    );
+}

@@ -230,3 +230,132 @@ fn predict_cli_reports_each_bad_file_and_still_predicts_the_others() {
     assert_eq!(v["label"], "Ankle boot");
     assert_eq!(v["input"], "test:0");
 }
+
+/// What real photos add, each on its own and all together, applied to a sample photo (values 0-255).
+mod perturb {
+    use image::RgbImage;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    pub type Change = fn(&mut RgbImage, &mut ChaCha8Rng);
+
+    pub const ALL: [(&str, Change); 6] = [
+        ("one stray dark pixel", stray_pixel),
+        ("dust", dust),
+        ("sensor noise", noise),
+        ("off-white background", off_white),
+        ("lighting gradient", gradient),
+        ("all of them", all),
+    ];
+
+    pub fn rng() -> ChaCha8Rng {
+        ChaCha8Rng::seed_from_u64(10)
+    }
+
+    fn map(img: &mut RgbImage, f: impl Fn(u32, u32, f32) -> f32) {
+        for (x, y, p) in img.enumerate_pixels_mut() {
+            for c in p.0.iter_mut() {
+                *c = f(x, y, *c as f32).clamp(0.0, 255.0).round() as u8;
+            }
+        }
+    }
+
+    fn stray_pixel(img: &mut RgbImage, _: &mut ChaCha8Rng) {
+        img.put_pixel(3, 4, image::Rgb([0, 0, 0]));
+    }
+
+    /// 40 dark specks of radius 0-2 pixels anywhere on the picture.
+    fn dust(img: &mut RgbImage, rng: &mut ChaCha8Rng) {
+        let (w, h) = img.dimensions();
+        for _ in 0..40 {
+            let (cx, cy, r) = (
+                rng.random_range(0..w) as i64,
+                rng.random_range(0..h) as i64,
+                rng.random_range(0..=2i64),
+            );
+            let v = rng.random_range(0..80u8);
+            for y in cy - r..=cy + r {
+                for x in cx - r..=cx + r {
+                    if (0..w as i64).contains(&x) && (0..h as i64).contains(&y) {
+                        img.put_pixel(x as u32, y as u32, image::Rgb([v, v, v]));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Roughly Gaussian, standard deviation 12 levels, per pixel and channel.
+    fn noise(img: &mut RgbImage, rng: &mut ChaCha8Rng) {
+        for p in img.pixels_mut() {
+            for c in p.0.iter_mut() {
+                let n: f32 = (0..4).map(|_| rng.random_range(-10.4f32..10.4)).sum();
+                *c = (*c as f32 + n).clamp(0.0, 255.0).round() as u8;
+            }
+        }
+    }
+
+    /// White paper under warm indoor light: 255 becomes (225, 215, 195).
+    fn off_white(img: &mut RgbImage, _: &mut ChaCha8Rng) {
+        for p in img.pixels_mut() {
+            for (c, k) in p.0.iter_mut().zip([225.0, 215.0, 195.0]) {
+                *c = (*c as f32 * k / 255.0).round() as u8;
+            }
+        }
+    }
+
+    /// Light falling off from the top left to 70% at the bottom right.
+    fn gradient(img: &mut RgbImage, _: &mut ChaCha8Rng) {
+        let (w, h) = img.dimensions();
+        map(img, |x, y, v| {
+            v * (1.0 - 0.3 * (x as f32 / w as f32 + y as f32 / h as f32) / 2.0)
+        });
+    }
+
+    fn all(img: &mut RgbImage, rng: &mut ChaCha8Rng) {
+        off_white(img, rng);
+        gradient(img, rng);
+        dust(img, rng);
+        noise(img, rng);
+        stray_pixel(img, rng);
+    }
+}
+
+#[test]
+fn sample_photos_with_dust_noise_off_white_and_uneven_light_predict_like_the_clean_ones() {
+    let ds = common::dataset();
+    let (mut backend, _) = common::quick_model(ds);
+    let dir = tempfile::tempdir().unwrap();
+    let mut samples: Vec<_> =
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/samples"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+    samples.sort();
+    assert_eq!(samples.len(), 5);
+    let mut failures = Vec::new();
+    for path in &samples {
+        let clean = photo::load(path).unwrap();
+        let expected = predict(&mut backend, &clean.input(), 1).unwrap();
+        let expected = fmnist::evaluate::argmax(&expected);
+        for (what, change) in perturb::ALL {
+            let mut img = image::open(path).unwrap().to_rgb8();
+            change(&mut img, &mut perturb::rng());
+            let file = dir.path().join("perturbed.png");
+            std::fs::write(&file, png_bytes(img.into())).unwrap();
+            let p = photo::load(&file).unwrap();
+            assert!(p.warnings.is_empty(), "{what}: {:?}", p.warnings);
+            let probs = predict(&mut backend, &p.input(), 1).unwrap();
+            let got = fmnist::evaluate::argmax(&probs);
+            if got != expected {
+                failures.push(format!(
+                    "{} with {what}: {} ({:.1}%) instead of {}",
+                    path.file_name().unwrap().to_string_lossy(),
+                    fmnist::data::CLASS_NAMES[got],
+                    100.0 * probs[got],
+                    fmnist::data::CLASS_NAMES[expected]
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

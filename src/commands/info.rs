@@ -13,10 +13,18 @@ use fmnist::outln;
 pub struct InfoArgs {
     #[command(flatten)]
     pub data: DataArgs,
+    /// Print only the folder where the data was found (exit code 1 when it is not found); `make
+    /// setup` asks this instead of repeating the search.
+    #[arg(long)]
+    pub data_dir_only: bool,
 }
 
 pub fn run(args: InfoArgs) -> Result<ExitCode> {
     let location = data::locate(args.data.data_dir.as_deref())?;
+    if args.data_dir_only {
+        outln!("{}", location.dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     let ds = data::load(&location.dir)
         .with_context(|| format!("loading Fashion-MNIST from {}", location.dir.display()))?;
     outln!("Data: {} ({})", location.dir.display(), location.source);

@@ -59,7 +59,7 @@ fn parse_grid(s: &str) -> Result<(usize, usize), String> {
         r.trim().parse().map_err(|_| bad())?,
         c.trim().parse().map_err(|_| bad())?,
     );
-    if r == 0 || c == 0 || r * c > 100 {
+    if r == 0 || c == 0 || r.checked_mul(c).is_none_or(|n| n > 100) {
         return Err(format!("`{s}`: between 1 and 100 images (e.g. 5x3)"));
     }
     Ok((r, c))
@@ -105,11 +105,10 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
     } else {
         let test = args.data.load_test()?;
         if let Some(bad) = indices.iter().find(|&&i| i >= test.len()) {
-            bail!(
-                "--index {bad}: the test set has {} images (0-{})",
-                test.len(),
-                test.len() - 1
-            );
+            match test.len() {
+                0 => bail!("--index {bad}: the test set is empty"),
+                n => bail!("--index {bad}: the test set has {n} images (0-{})", n - 1),
+            }
         }
         Some(test)
     };
@@ -149,20 +148,25 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
         predict(backend.as_mut(), &x, rows)?
     };
 
+    let names = figure_names(&inputs, args.bars_only);
     let mut failed = 0;
     let mut row = 0;
     let mut grid_probs = Vec::new();
-    for input in &inputs {
+    for (input, default) in inputs.iter().zip(&names) {
         let (p, truth, pixels): (&[f32], Option<usize>, &[u8]) = match input {
             Input::File(_, Err(e)) => {
                 failed += 1;
+                let line = fmnist::error::one_line(e);
                 if args.json {
                     outln!(
                         "{}",
-                        serde_json::json!({"input": input.name(), "error": format!("{e:#}")})
+                        serde_json::json!({"input": input.name(), "error": line})
                     );
                 } else {
-                    errln!("error: {e:#}");
+                    errln!("error: {line}");
+                    if let Some(hint) = fmnist::error::hint_of(e) {
+                        errln!("hint: {hint}");
+                    }
                 }
                 continue;
             }
@@ -188,6 +192,11 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
             );
         } else {
             print_text(input, p, truth);
+            if let Input::File(path, Ok(photo)) = input {
+                for w in &photo.warnings {
+                    errln!("warning: {}: {w}", path.display());
+                }
+            }
         }
         if args.plot {
             if args.grid.is_some() {
@@ -208,8 +217,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
                     predictions::photo(pixels, p, &name)?
                 }
             };
-            let default = default_figure_name(input, args.bars_only);
-            save(&figure, args.out.as_deref().unwrap_or(&default), args.json)?;
+            save(&figure, args.out.as_deref().unwrap_or(default), args.json)?;
         }
     }
     if let (true, Some((r, c)), Some(test)) = (args.plot, args.grid, test.as_ref()) {
@@ -225,6 +233,27 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The default figure file of every input: a name made from the input, with `-2`, `-3`, ... added where
+/// two inputs would give the same one (`a/shoe.png` and `b/shoe.jpg`), so no figure overwrites another.
+fn figure_names(inputs: &[Input], bars_only: bool) -> Vec<PathBuf> {
+    let mut taken = std::collections::HashSet::new();
+    inputs
+        .iter()
+        .map(|input| {
+            let base = default_figure_name(input, bars_only);
+            let stem = base.with_extension("");
+            let mut name = base.clone();
+            for n in 2.. {
+                if taken.insert(name.clone()) {
+                    break;
+                }
+                name = PathBuf::from(format!("{}-{n}.png", stem.display()));
+            }
+            name
+        })
+        .collect()
 }
 
 fn default_figure_name(input: &Input, bars_only: bool) -> PathBuf {
@@ -313,6 +342,9 @@ struct JsonPrediction {
     label_index: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     correct: Option<bool>,
+    /// Why the prediction is doubtful (a truncated file, no garment found), when it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<String>,
 }
 
 impl JsonPrediction {
@@ -331,6 +363,12 @@ impl JsonPrediction {
             label: truth.map(|t| CLASS_NAMES[t]),
             label_index: truth,
             correct: truth.map(|t| t == pred),
+            warning: match input {
+                Input::File(_, Ok(photo)) if !photo.warnings.is_empty() => {
+                    Some(photo.warnings.join("; "))
+                }
+                _ => None,
+            },
         }
     }
 }

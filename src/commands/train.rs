@@ -147,6 +147,8 @@ pub fn first_weights(
         }
         None => {
             let spec = MlpSpec::fashion(&cfg.hidden)?;
+            let sizes: Vec<String> = cfg.hidden.iter().map(|h| h.to_string()).collect();
+            spec.check_memory(cfg.batch_size, &format!("--hidden {}: ", sizes.join(",")))?;
             let params = glorot_init(&spec, cfg.seed);
             Ok((spec, params, "Glorot-uniform initialisation".to_string()))
         }

@@ -136,6 +136,12 @@ pub struct Needs {
 impl GpuContext {
     /// Opens the adapter `name` picks (or the best one) with the limits `needs` asks for.
     pub fn open(name: Option<&str>, needs: Needs) -> Result<Self> {
+        Self::open_advised(name, needs, "use --device cpu, or a smaller model or batch")
+    }
+
+    /// `open`, with `advice` as the hint when the adapter's buffers are too small for `needs` (the
+    /// caller knows whether the batch or the model's width sets the size).
+    pub fn open_advised(name: Option<&str>, needs: Needs, advice: &str) -> Result<Self> {
         let (instance, backends) = instance();
         let mut adapters = enumerate(&instance, backends);
         adapters.sort_by_key(rank);
@@ -171,10 +177,10 @@ impl GpuContext {
                 adapters.swap_remove(i)
             }
         };
-        Self::from_adapter(adapter, needs)
+        Self::from_adapter(adapter, needs, advice)
     }
 
-    fn from_adapter(adapter: wgpu::Adapter, needs: Needs) -> Result<Self> {
+    fn from_adapter(adapter: wgpu::Adapter, needs: Needs, advice: &str) -> Result<Self> {
         let summary = AdapterSummary::of(&adapter);
         let have = adapter.limits();
         let mut limits = wgpu::Limits::downlevel_defaults();
@@ -196,7 +202,7 @@ impl GpuContext {
                         summary.describe(),
                         needs.largest_buffer
                     ),
-                    "use a smaller --batch-size, or --device cpu",
+                    advice,
                 )));
             }
         }

@@ -169,3 +169,140 @@ pub fn assert_all_pass(what: &str, cases: &[fmnist::check::CaseResult]) {
         failed.join("\n")
     );
 }
+
+/// A finished `fmnist` process: its output, its peak memory and how long it ran.
+pub struct Measured {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    /// Peak resident memory (`VmHWM` in /proc/PID/status, the highest value seen), in MB.
+    pub peak_mb: f64,
+    pub seconds: f64,
+}
+
+impl Measured {
+    /// The `error:` lines of stderr.
+    pub fn errors(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .collect()
+    }
+}
+
+/// `VmHWM` of process `pid` in kB, while it runs.
+#[cfg(unix)]
+fn vm_hwm_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Runs the `fmnist` binary with `args` and the extra environment `envs` under a data-segment limit of
+/// `limit_mb` (RLIMIT_DATA: heap and private writable mappings), so a process that tries to take more
+/// fails instead of succeeding slowly; its peak memory is sampled from /proc every 2 ms (wait4's
+/// `ru_maxrss` would include this test process's own peak, inherited through fork and exec). A process
+/// still running after `HANG_SECONDS` is killed and the test fails: that bound only catches hangs; the
+/// measured time is printed.
+#[cfg(unix)]
+pub fn run_measured(args: &[&str], envs: &[(&str, &str)], limit_mb: u64) -> Measured {
+    use std::os::unix::process::CommandExt;
+    use std::time::{Duration, Instant};
+    const HANG_SECONDS: u64 = 20;
+    let out = tempfile::tempfile().unwrap();
+    let err = tempfile::tempfile().unwrap();
+    let limit = limit_mb << 20;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fmnist"));
+    command
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(err.try_clone().unwrap());
+    // SAFETY: setrlimit is async-signal-safe and touches only the child.
+    unsafe {
+        command.pre_exec(move || {
+            let rl = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_DATA, &rl) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().expect("the fmnist binary starts");
+    let started = Instant::now();
+    let mut peak_kb = 0;
+    let status = loop {
+        if let Some(kb) = vm_hwm_kb(child.id()) {
+            peak_kb = peak_kb.max(kb);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(HANG_SECONDS) {
+            child.kill().unwrap();
+            panic!("fmnist {args:?} still ran after {HANG_SECONDS} s: killed");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let read = |mut f: std::fs::File| {
+        use std::io::{Read, Seek};
+        f.rewind().unwrap();
+        let mut s = String::new();
+        f.read_to_string(&mut s).unwrap();
+        s
+    };
+    use std::os::unix::process::ExitStatusExt;
+    let m = Measured {
+        code: status.code(),
+        signal: status.signal(),
+        stdout: read(out),
+        stderr: read(err),
+        peak_mb: peak_kb as f64 / 1024.0,
+        seconds,
+    };
+    eprintln!(
+        "fmnist {}: exit {:?}, peak {:.1} MB, {:.2} s",
+        args.join(" "),
+        m.code,
+        m.peak_mb,
+        m.seconds
+    );
+    m
+}
+
+/// A valid tiny dataset in `dir` (3 train, 2 test samples), gzip-compressed; `test_count` images and
+/// labels in the test split instead of 2 when given (0: an empty split).
+pub fn tiny_data(dir: &Path, test_count: Option<u32>) {
+    use std::io::Write;
+    let gzip = |bytes: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    };
+    let images = |n: u32| fmnist::data::encode_idx(3, &[n, 28, 28], &vec![7u8; n as usize * 784]);
+    let labels = |n: u32| fmnist::data::encode_idx(1, &[n], &vec![1u8; n as usize]);
+    let t = test_count.unwrap_or(2);
+    for (name, bytes) in [
+        (fmnist::data::TRAIN_IMAGES, images(3)),
+        (fmnist::data::TRAIN_LABELS, labels(3)),
+        (fmnist::data::TEST_IMAGES, images(t)),
+        (fmnist::data::TEST_LABELS, labels(t)),
+    ] {
+        std::fs::write(dir.join(name), gzip(&bytes)).unwrap();
+    }
+}
+
+/// A small model (hidden 8, seed 1) saved in `dir`.
+pub fn small_model(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("small.safetensors");
+    let spec = MlpSpec::fashion(&[8]).unwrap();
+    let params = glorot_init(&spec, 1);
+    fmnist::checkpoint::save(&path, &spec, &params, &Default::default()).unwrap();
+    path
+}
