@@ -13,297 +13,317 @@ use anyhow::{Result, bail};
 
 use crate::gpu::buffers::{self as gbuf, pad4};
 use crate::gpu::kernels::{
-    self, AdamRangeDims, FLAG_COLSUM, FLAG_MASK, ForwardGatherDims, GatherDims, GradAdamDims,
-    Kernel,
+    self, AdamRangeDims, FLAG_COLSUM, FLAG_MASK, ForwardGatherDims, GradAdamDims, Kernel,
+    MatmulDims,
 };
-use crate::gpu::plan::{PlanInputs, Site, StepPlan, f32_bytes, per_slot};
+use crate::gpu::plan::{PlanInputs, Site, Sites, StepPlan, f32_bytes, gather_site, per_slot};
 
 use super::Operands;
+use super::textures::forward_dims;
+
+/// The buffers only this path's step uses.
+struct Scratch {
+    /// `(cap, ld_l)` per hidden layer.
+    acts: Vec<wgpu::Buffer>,
+    /// `(cap, pad4(inputs))`: the gathered input of a model without hidden layers.
+    x: Option<wgpu::Buffer>,
+    /// Two gradient buffers used in turn (a product cannot read and write one buffer): A holds the
+    /// tail's dlogits `(cap, out_ld)` then dZ of the last hidden layer; deeper layers alternate.
+    dz: [wgpu::Buffer; 2],
+}
+
+impl Scratch {
+    fn new(p: &PlanInputs<'_>) -> Self {
+        let (d, cap, layout) = (p.device, p.cap, p.layout());
+        let last = layout.layers.len() - 1;
+        let widest = layout.layers.iter().map(|l| l.ld).max().unwrap_or(4);
+        let out_ld = layout.layers[last].ld;
+        let buf = |label: &str, floats: usize| gbuf::storage(d, label, f32_bytes(floats));
+        Self {
+            acts: layout.layers[..last]
+                .iter()
+                .enumerate()
+                .map(|(i, l)| buf(&format!("act {i} (cap, ld)"), cap * l.ld))
+                .collect(),
+            x: (last == 0).then(|| buf("x (cap, ldx)", cap * pad4(p.inputs))),
+            dz: [
+                buf("dz A (cap, out_ld + widest)", cap * (out_ld + widest)),
+                buf("dz B (cap, widest)", cap * widest),
+            ],
+        }
+    }
+}
 
 pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
-    let d = p.device;
-    let k = p.kernels;
     for kernel in [Kernel::DenseTail, Kernel::GradAdamGather] {
-        if !k.supports(kernel) {
+        if !p.kernels.supports(kernel) {
             bail!(
                 "{} binds {} storage buffers, more than this device allows per shader stage ({}); \
                  {}=textures trains without it",
                 kernel.entry_point(),
                 kernel.storage_buffers(),
-                d.limits().max_storage_buffers_per_shader_stage,
+                p.device.limits().max_storage_buffers_per_shader_stage,
                 Operands::ENV
             );
         }
     }
-    let layout = p.layout().clone();
-    let st = p.state;
-    let cap = p.cap;
-    let n_layers = layout.layers.len();
-    let last = n_layers - 1;
-    let mut keep = Vec::new();
-    let mut sites = Vec::new();
-    let uniform = |label: &str, bytes: &[u8]| gbuf::uniform_init(d, label, bytes);
-    // Hidden activations (cap, ld_l); the gathered input too when there is no hidden layer.
-    let acts: Vec<wgpu::Buffer> = layout.layers[..last]
-        .iter()
-        .enumerate()
-        .map(|(i, l)| gbuf::storage(d, &format!("act {i} (cap, ld)"), f32_bytes(cap * l.ld)))
-        .collect();
-    let ldx = pad4(p.inputs);
-    let x = (n_layers == 1).then(|| gbuf::storage(d, "x (cap, ldx)", f32_bytes(cap * ldx)));
-    // Two gradient buffers used in turn (a product cannot read and write one buffer): A holds the
-    // tail's dlogits then dZ of the last hidden layer; deeper layers alternate.
-    let widest = layout.layers.iter().map(|l| l.ld).max().unwrap_or(4);
-    let out_ld = layout.layers[last].ld;
-    let dz = [
-        gbuf::storage(
-            d,
-            "dz A (cap, out_ld + widest)",
-            f32_bytes(cap * (out_ld + widest)),
-        ),
-        gbuf::storage(d, "dz B (cap, widest)", f32_bytes(cap * widest)),
-    ];
-    // Forward of the first layer (or the plain gather).
-    if let Some(x) = &x {
-        let dims = GatherDims {
-            inputs: p.inputs as u32,
-            ldx: ldx as u32,
-            capacity: cap as u32,
-            direct: 0,
-        };
-        let u = uniform("gather dims", bytemuck::bytes_of(&dims));
-        let binds = per_slot(
-            p,
-            "gather (slot)",
-            &k.gather_layout,
-            &[&p.train.images, p.order, x, &u],
-            4,
-        );
-        let mut site = Site::plain(
-            format!("gather {cap}x{}", p.inputs),
-            Kernel::Gather,
-            kernels::gather_groups(cap, ldx),
-            binds,
-        );
-        site.bytes = (cap * p.inputs * 5) as f64;
-        sites.push(site);
-        keep.push(u);
-    } else {
-        let l0 = layout.layers[0];
-        let dims = ForwardGatherDims {
-            inputs: p.inputs as u32,
-            fan_out: l0.fan_out as u32,
-            capacity: cap as u32,
-            ldc: l0.ld as u32,
-            w_off: l0.weight as u32,
-            ldw: l0.ld as u32,
-            b_off: l0.bias as u32,
-            direct: 0,
-            relu: 1,
-            _pad: [0; 3],
-        };
-        let u = uniform("forward_gather dims", bytemuck::bytes_of(&dims));
-        let binds = per_slot(
-            p,
-            "forward_gather (slot)",
-            &k.forward_gather_layout,
-            &[&p.train.images, p.order, &st.params, &acts[0], &u],
-            5,
-        );
-        let mut site = Site::plain(
-            format!(
-                "L1 fwd forward_gather+bias+relu {cap}x{}x{}",
-                l0.fan_in, l0.fan_out
-            ),
-            Kernel::ForwardGather,
-            kernels::forward_gather_groups(cap, l0.fan_out),
-            binds,
-        );
-        site.flops = 2.0 * (cap * l0.fan_in * l0.fan_out) as f64;
-        sites.push(site);
-        keep.push(u);
+    let layout = p.layout();
+    let (cap, last) = (p.cap, layout.layers.len() - 1);
+    let sc = Scratch::new(p);
+    let mut sites = Sites::default();
+    match &sc.x {
+        Some(x) => sites.push(gather_site(p, x, pad4(p.inputs))),
+        None => sites.push(first_forward(p, &sc.acts[0])),
     }
-    // Middle layers forward: act_l = relu(act_{l-1} W_l + b_l).
     for l in 1..last {
-        let g = layout.layers[l];
-        let dims = super::textures::forward_dims(&layout, l, cap, 0, false);
-        let u = uniform(
-            &format!("L{} forward dims", l + 1),
-            bytemuck::bytes_of(&dims),
-        );
-        let bind = kernels::bind_group(
-            d,
-            "forward",
-            &k.matmul_layout,
-            &[&acts[l - 1], &st.params, &acts[l], &st.params, &u],
-            None,
-        );
-        let mut site = Site::plain(
-            format!(
-                "L{} fwd mm_nn+bias+relu {cap}x{}x{}",
-                l + 1,
-                g.fan_in,
-                g.fan_out
-            ),
-            Kernel::MmNn,
-            kernels::matmul_groups(Kernel::MmNn, cap, g.fan_out),
-            vec![bind],
-        );
-        site.flops = 2.0 * (cap * g.fan_in * g.fan_out) as f64;
-        sites.push(site);
-        keep.push(u);
+        sites.push(hidden_forward(p, l, &sc.acts[l - 1], &sc.acts[l]));
     }
-    // The tail: the last layer forward and backward, the loss and the step's stats.
-    let out = layout.layers[last];
-    let below_ld = if last > 0 {
-        layout.layers[last - 1].ld
-    } else {
-        ldx
+    let (tail_input, lda) = match &sc.x {
+        Some(x) => (x, pad4(p.inputs)),
+        None => (&sc.acts[last - 1], layout.layers[last - 1].ld),
     };
-    let tail_input = if last > 0 {
-        &acts[last - 1]
-    } else {
-        x.as_ref().expect("gathered x")
-    };
-    let (site, tu) = super::tail_site(p, tail_input, below_ld, &dz[0])?;
-    sites.push(site);
-    keep.push(tu);
-    // Middle layers backward, last hidden first. dZ_l sits in `dz[side]` at `off`.
-    let (mut side, mut off) = (0usize, cap * out.ld);
+    sites.push(super::tail_site(p, tail_input, lda, &sc.dz[0])?);
+    // Hidden layers backward, last first; dZ_l sits in `dz[side]` at float `off`.
+    let (mut side, mut off) = (0usize, cap * layout.layers[last].ld);
     for l in (1..last).rev() {
-        let g = layout.layers[l];
-        let wdims = kernels::MatmulDims {
-            m: g.fan_in as u32,
-            n: g.fan_out as u32,
-            k: cap as u32,
-            flags: FLAG_COLSUM,
-            lda: layout.layers[l - 1].ld as u32,
-            ldb: g.ld as u32,
-            ldc: g.ld as u32,
-            lde: 0,
-            a_off: 0,
-            b_off: off as u32,
-            c_off: g.weight as u32,
-            e_off: g.bias as u32,
-        };
-        let u = uniform(
-            &format!("L{} weight-grad dims", l + 1),
-            bytemuck::bytes_of(&wdims),
-        );
-        let bind = kernels::bind_group(
-            d,
-            "weight grad",
-            &k.matmul_layout,
-            &[&acts[l - 1], &dz[side], &st.grads, &dz[side], &u],
-            None,
-        );
-        let mut site = Site::plain(
-            format!(
-                "L{} dW mm_tn+colsum {}x{cap}x{}",
-                l + 1,
-                g.fan_in,
-                g.fan_out
-            ),
-            Kernel::MmTn,
-            kernels::matmul_groups(Kernel::MmTn, g.fan_in, g.fan_out),
-            vec![bind],
-        );
-        site.flops = 2.0 * (cap * g.fan_in * g.fan_out) as f64;
-        sites.push(site);
-        keep.push(u);
-        let prev = layout.layers[l - 1];
-        let xdims = kernels::MatmulDims {
-            m: cap as u32,
-            n: g.fan_in as u32,
-            k: g.fan_out as u32,
-            flags: FLAG_MASK,
-            lda: g.ld as u32,
-            ldb: g.ld as u32,
-            ldc: prev.ld as u32,
-            lde: prev.ld as u32,
-            a_off: off as u32,
-            b_off: g.weight as u32,
-            c_off: 0,
-            e_off: 0,
-        };
-        let u = uniform(
-            &format!("L{} input-grad dims", l + 1),
-            bytemuck::bytes_of(&xdims),
-        );
-        let bind = kernels::bind_group(
-            d,
-            "input grad",
-            &k.matmul_layout,
-            &[&dz[side], &st.params, &dz[1 - side], &acts[l - 1], &u],
-            None,
-        );
-        let mut site = Site::plain(
-            format!(
-                "L{} dX mm_nt+relu_mask {cap}x{}x{}",
-                l + 1,
-                g.fan_out,
-                g.fan_in
-            ),
-            Kernel::MmNt,
-            kernels::matmul_groups(Kernel::MmNt, cap, g.fan_in),
-            vec![bind],
-        );
-        site.flops = 2.0 * (cap * g.fan_in * g.fan_out) as f64;
-        sites.push(site);
-        keep.push(u);
+        sites.push(hidden_weight_grad(p, l, &sc.acts[l - 1], &sc.dz[side], off));
+        sites.push(hidden_input_grad(
+            p,
+            l,
+            &sc.acts[l - 1],
+            &sc.dz[side],
+            off,
+            &sc.dz[1 - side],
+        ));
         (side, off) = (1 - side, 0);
     }
-    // The first layer's gradient with Adam fused (when the tail is not the first layer).
-    let a = p.adam;
     if last > 0 {
-        let l0 = layout.layers[0];
-        let dims = GradAdamDims {
-            inputs: p.inputs as u32,
-            fan_out: l0.fan_out as u32,
-            ld: l0.ld as u32,
-            ldz: l0.ld as u32,
-            w_off: l0.weight as u32,
-            b_off: l0.bias as u32,
-            dz_off: off as u32,
-            direct: 0,
-            beta1: a.beta1 as f32,
-            beta2: a.beta2 as f32,
-            eps: a.epsilon as f32,
-            _pad: 0,
-        };
-        let u = uniform("grad_adam_gather dims", bytemuck::bytes_of(&dims));
-        let binds = per_slot(
-            p,
-            "grad_adam_gather (slot)",
-            k.layout(Kernel::GradAdamGather),
-            &[
-                &p.train.images,
-                p.order,
-                &dz[side],
-                &st.params,
-                &st.m,
-                &st.v,
-                &u,
-            ],
-            7,
-        );
-        let mut site = Site::plain(
-            format!(
-                "L1 dW+adam grad_adam_gather {}x{cap}x{}",
-                l0.fan_in, l0.fan_out
-            ),
-            Kernel::GradAdamGather,
-            kernels::grad_adam_gather_groups(l0.fan_in, l0.fan_out),
-            binds,
-        );
-        site.flops = 2.0 * (cap * l0.fan_in * l0.fan_out) as f64;
-        sites.push(site);
-        keep.push(u);
+        sites.push(first_grad_adam(p, &sc.dz[side], off));
     }
-    // Adam over every parameter the fused epilogue did not update.
-    let from = if last > 0 { layout.layers[1].weight } else { 0 };
+    sites.push(adam_rest(p));
+    let Sites { sites, mut keep } = sites;
+    keep.extend(sc.acts);
+    keep.extend(sc.x);
+    keep.extend(sc.dz);
+    Ok(StepPlan {
+        operands: Operands::Buffers,
+        sites,
+        keep,
+    })
+}
+
+/// `forward_gather`: the step's samples gathered from the resident images, `act0 = relu(x W1 + b1)`.
+fn first_forward(p: &PlanInputs<'_>, act: &wgpu::Buffer) -> (Site, wgpu::Buffer) {
+    let (cap, l0) = (p.cap, p.layout().layers[0]);
+    let dims = ForwardGatherDims {
+        inputs: p.inputs as u32,
+        fan_out: l0.fan_out as u32,
+        capacity: cap as u32,
+        ldc: l0.ld as u32,
+        w_off: l0.weight as u32,
+        ldw: l0.ld as u32,
+        b_off: l0.bias as u32,
+        direct: 0,
+        relu: 1,
+        _pad: [0; 3],
+    };
+    let u = gbuf::uniform_init(p.device, "forward_gather dims", bytemuck::bytes_of(&dims));
+    let binds = per_slot(
+        p,
+        "forward_gather (slot)",
+        &p.kernels.forward_gather_layout,
+        &[&p.train.images, p.order, &p.state.params, act, &u],
+        5,
+    );
+    let mut site = Site::plain(
+        format!(
+            "L1 fwd forward_gather+bias+relu {cap}x{}x{}",
+            l0.fan_in, l0.fan_out
+        ),
+        Kernel::ForwardGather,
+        kernels::forward_gather_groups(cap, l0.fan_out),
+        binds,
+    );
+    site.flops = 2.0 * (cap * l0.fan_in * l0.fan_out) as f64;
+    (site, u)
+}
+
+/// A product site reading only buffers (no record): one bind group of the matmul layout.
+fn product_site(
+    p: &PlanInputs<'_>,
+    name: String,
+    kernel: Kernel,
+    dims: MatmulDims,
+    operands: [&wgpu::Buffer; 4],
+) -> (Site, wgpu::Buffer) {
+    let u = gbuf::uniform_init(p.device, &name, bytemuck::bytes_of(&dims));
+    let [a, b, c, e] = operands;
+    let bind = kernels::bind_group(
+        p.device,
+        &name,
+        &p.kernels.matmul_layout,
+        &[a, b, c, e, &u],
+        None,
+    );
+    let mut site = Site::plain(
+        name,
+        kernel,
+        kernels::matmul_groups(kernel, dims.m as usize, dims.n as usize),
+        vec![bind],
+    );
+    site.flops = 2.0 * dims.m as f64 * dims.n as f64 * dims.k as f64;
+    (site, u)
+}
+
+/// `mm_nn`: a hidden layer's forward, `act_l = relu(act_{l-1} W_l + b_l)`.
+fn hidden_forward(
+    p: &PlanInputs<'_>,
+    l: usize,
+    input: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+) -> (Site, wgpu::Buffer) {
+    let (cap, g, params) = (p.cap, p.layout().layers[l], &p.state.params);
+    product_site(
+        p,
+        format!(
+            "L{} fwd mm_nn+bias+relu {cap}x{}x{}",
+            l + 1,
+            g.fan_in,
+            g.fan_out
+        ),
+        Kernel::MmNn,
+        forward_dims(p.layout(), l, cap, 0, false),
+        [input, params, out, params],
+    )
+}
+
+/// `mm_tn`: a hidden layer's weight gradient `input^T dZ_l` and bias gradient `colsum(dZ_l)` into grads;
+/// dZ_l is in `dz` at float `off`.
+fn hidden_weight_grad(
+    p: &PlanInputs<'_>,
+    l: usize,
+    input: &wgpu::Buffer,
+    dz: &wgpu::Buffer,
+    off: usize,
+) -> (Site, wgpu::Buffer) {
+    let (cap, layout) = (p.cap, p.layout());
+    let g = layout.layers[l];
+    let dims = MatmulDims {
+        m: g.fan_in as u32,
+        n: g.fan_out as u32,
+        k: cap as u32,
+        flags: FLAG_COLSUM,
+        lda: layout.layers[l - 1].ld as u32,
+        ldb: g.ld as u32,
+        ldc: g.ld as u32,
+        lde: 0,
+        a_off: 0,
+        b_off: off as u32,
+        c_off: g.weight as u32,
+        e_off: g.bias as u32,
+    };
+    product_site(
+        p,
+        format!(
+            "L{} dW mm_tn+colsum {}x{cap}x{}",
+            l + 1,
+            g.fan_in,
+            g.fan_out
+        ),
+        Kernel::MmTn,
+        dims,
+        [input, dz, &p.state.grads, dz],
+    )
+}
+
+/// `mm_nt`: dZ of the layer below, `(dZ_l W_l^T)` masked by `act_{l-1} > 0`, into `out` at 0.
+fn hidden_input_grad(
+    p: &PlanInputs<'_>,
+    l: usize,
+    act_below: &wgpu::Buffer,
+    dz: &wgpu::Buffer,
+    off: usize,
+    out: &wgpu::Buffer,
+) -> (Site, wgpu::Buffer) {
+    let (cap, layout) = (p.cap, p.layout());
+    let (g, prev) = (layout.layers[l], layout.layers[l - 1]);
+    let dims = MatmulDims {
+        m: cap as u32,
+        n: g.fan_in as u32,
+        k: g.fan_out as u32,
+        flags: FLAG_MASK,
+        lda: g.ld as u32,
+        ldb: g.ld as u32,
+        ldc: prev.ld as u32,
+        lde: prev.ld as u32,
+        a_off: off as u32,
+        b_off: g.weight as u32,
+        c_off: 0,
+        e_off: 0,
+    };
+    product_site(
+        p,
+        format!(
+            "L{} dX mm_nt+relu_mask {cap}x{}x{}",
+            l + 1,
+            g.fan_out,
+            g.fan_in
+        ),
+        Kernel::MmNt,
+        dims,
+        [dz, &p.state.params, out, act_below],
+    )
+}
+
+/// `grad_adam_gather`: the first layer's gradients (x gathered again) with Adam fused in the epilogue;
+/// dZ0 is in `dz` at float `off`.
+fn first_grad_adam(p: &PlanInputs<'_>, dz: &wgpu::Buffer, off: usize) -> (Site, wgpu::Buffer) {
+    let (cap, l0, a, st) = (p.cap, p.layout().layers[0], p.adam, p.state);
+    let dims = GradAdamDims {
+        inputs: p.inputs as u32,
+        fan_out: l0.fan_out as u32,
+        ld: l0.ld as u32,
+        ldz: l0.ld as u32,
+        w_off: l0.weight as u32,
+        b_off: l0.bias as u32,
+        dz_off: off as u32,
+        direct: 0,
+        beta1: a.beta1 as f32,
+        beta2: a.beta2 as f32,
+        eps: a.epsilon as f32,
+        _pad: 0,
+    };
+    let u = gbuf::uniform_init(p.device, "grad_adam_gather dims", bytemuck::bytes_of(&dims));
+    let binds = per_slot(
+        p,
+        "grad_adam_gather (slot)",
+        p.kernels.layout(Kernel::GradAdamGather),
+        &[&p.train.images, p.order, dz, &st.params, &st.m, &st.v, &u],
+        7,
+    );
+    let mut site = Site::plain(
+        format!(
+            "L1 dW+adam grad_adam_gather {}x{cap}x{}",
+            l0.fan_in, l0.fan_out
+        ),
+        Kernel::GradAdamGather,
+        kernels::grad_adam_gather_groups(l0.fan_in, l0.fan_out),
+        binds,
+    );
+    site.flops = 2.0 * (cap * l0.fan_in * l0.fan_out) as f64;
+    (site, u)
+}
+
+/// `adam` over every parameter the fused epilogue did not update (all of them without hidden layers).
+fn adam_rest(p: &PlanInputs<'_>) -> (Site, wgpu::Buffer) {
+    let (layout, a, st) = (p.layout(), p.adam, p.state);
+    let from = if layout.layers.len() > 1 {
+        layout.layers[1].weight
+    } else {
+        0
+    };
     let len4 = (layout.total - from) / 4;
-    let adims = AdamRangeDims {
+    let dims = AdamRangeDims {
         off4: (from / 4) as u32,
         len4: len4 as u32,
         beta1: a.beta1 as f32,
@@ -311,12 +331,12 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
         eps: a.epsilon as f32,
         _pad: [0; 3],
     };
-    let au = uniform("adam range dims", bytemuck::bytes_of(&adims));
+    let u = gbuf::uniform_init(p.device, "adam range dims", bytemuck::bytes_of(&dims));
     let binds = per_slot(
         p,
         "adam (slot)",
-        &k.adam_range_layout,
-        &[&st.params, &st.grads, &st.m, &st.v, &au],
+        &p.kernels.adam_range_layout,
+        &[&st.params, &st.grads, &st.m, &st.v, &u],
         5,
     );
     let mut site = Site::plain(
@@ -326,14 +346,5 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
         binds,
     );
     site.bytes = f32_bytes(7 * len4 * 4) as f64;
-    sites.push(site);
-    keep.push(au);
-    keep.extend(acts);
-    keep.extend(x);
-    keep.extend(dz);
-    Ok(StepPlan {
-        operands: Operands::Buffers,
-        sites,
-        keep,
-    })
+    (site, u)
 }

@@ -14,7 +14,7 @@ use anyhow::{Result, bail};
 use crate::config::AdamConfig;
 use crate::gpu::buffers::{GpuLayout, TextureMirror};
 use crate::gpu::dataset::ResidentSplit;
-use crate::gpu::kernels::{self, Kernel, Kernels, StepRecord, TailDims};
+use crate::gpu::kernels::{self, GatherDims, Kernel, Kernels, StepRecord, TailDims};
 use crate::gpu::params::ParamState;
 
 /// Which operands the training kernels read.
@@ -319,6 +319,48 @@ pub fn per_slot(
     (0..p.ring.slots)
         .map(|s| kernels::bind_group(p.device, label, layout, &all, p.ring.record(record, s)))
         .collect()
+}
+
+/// A step's sites in order, and the uniforms they bind (kept alive with the plan).
+#[derive(Default)]
+pub struct Sites {
+    pub sites: Vec<Site>,
+    pub keep: Vec<wgpu::Buffer>,
+}
+
+impl Sites {
+    pub fn push(&mut self, (site, uniform): (Site, wgpu::Buffer)) {
+        self.sites.push(site);
+        self.keep.push(uniform);
+    }
+}
+
+/// `gather`: the step's samples from the resident images, normalised, into `x (cap, ldx)` (zeros in
+/// the padding lanes and past a partial batch).
+pub fn gather_site(p: &PlanInputs<'_>, x: &wgpu::Buffer, ldx: usize) -> (Site, wgpu::Buffer) {
+    let cap = p.cap;
+    let dims = GatherDims {
+        inputs: p.inputs as u32,
+        ldx: ldx as u32,
+        capacity: cap as u32,
+        direct: 0,
+    };
+    let u = crate::gpu::buffers::uniform_init(p.device, "gather dims", bytemuck::bytes_of(&dims));
+    let binds = per_slot(
+        p,
+        "gather (slot)",
+        &p.kernels.gather_layout,
+        &[&p.train.images, p.order, x, &u],
+        4,
+    );
+    let mut site = Site::plain(
+        format!("gather {cap}x{}", p.inputs),
+        Kernel::Gather,
+        kernels::gather_groups(cap, ldx),
+        binds,
+    );
+    site.bytes = (cap * p.inputs * 5) as f64;
+    (site, u)
 }
 
 /// The `dense_tail` site both paths end their forward with: the last layer's forward and backward from

@@ -13,9 +13,12 @@ use anyhow::Result;
 
 use crate::gpu::buffers::{self as gbuf, GpuLayout, TextureMirror, pad_texture_row};
 use crate::gpu::kernels::{
-    self, AdamDims, FLAG_BIAS, FLAG_COLSUM, FLAG_MASK, FLAG_RELU, GatherDims, Kernel, MatmulDims,
+    self, AdamDims, FLAG_BIAS, FLAG_COLSUM, FLAG_MASK, FLAG_RELU, Kernel, MatmulDims,
 };
-use crate::gpu::plan::{Operands, PlanInputs, Site, StepPlan, f32_bytes, per_slot};
+use crate::gpu::params::ParamMirrors;
+use crate::gpu::plan::{
+    Operands, PlanInputs, Site, Sites, StepPlan, f32_bytes, gather_site, per_slot,
+};
 
 /// Dimensions of layer `l`'s forward product `act_l = relu(input · W_l + b_l)` over `rows` rows (no ReLU
 /// on the last layer), shared by training and evaluation on both paths. `in_ld` is the input's row
@@ -51,243 +54,238 @@ pub fn forward_dims(
     }
 }
 
-pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
-    let d = p.device;
-    let k = p.kernels;
-    let layout = p.layout().clone();
-    let st = p.state;
-    let cap = p.cap;
-    let last = layout.layers.len() - 1;
-    let in_ld = pad_texture_row(p.inputs);
-    let mut keep = Vec::new();
-    let mut sites = Vec::new();
-    let uniform = |label: &str, bytes: &[u8]| gbuf::uniform_init(d, label, bytes);
-    let mirrors = st
+/// The buffers and mirrors only this path's step uses.
+struct Scratch {
+    /// `(cap, in_ld)`: the step's normalised samples, and their texture.
+    x: wgpu::Buffer,
+    x_mirror: TextureMirror,
+    /// `(cap, ld_l)` per hidden layer; those a later texture product reads are mirrored after their
+    /// forward (the last hidden one is read by the tail from its buffer).
+    acts: Vec<wgpu::Buffer>,
+    act_mirrors: Vec<TextureMirror>,
+    /// Two gradient buffers used in turn: A holds the tail's dlogits then dZ of the last hidden layer.
+    dz: [wgpu::Buffer; 2],
+}
+
+impl Scratch {
+    fn new(p: &PlanInputs<'_>) -> Result<Self> {
+        let (d, cap, layout) = (p.device, p.cap, p.layout());
+        let last = layout.layers.len() - 1;
+        let in_ld = pad_texture_row(p.inputs);
+        let buf = |label: &str, floats: usize| gbuf::storage(d, label, f32_bytes(floats));
+        let x = buf("x (cap, in_ld)", cap * in_ld);
+        let acts: Vec<wgpu::Buffer> = layout.layers[..last]
+            .iter()
+            .enumerate()
+            .map(|(i, l)| buf(&format!("act {i} (cap, ld)"), cap * l.ld))
+            .collect();
+        let act_mirrors = (0..last.saturating_sub(1))
+            .map(|l| {
+                let label = format!("act {l} mirror (cap, ld)");
+                TextureMirror::new(d, &label, &acts[l], 0, layout.layers[l].ld, cap)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let widest = layout.layers.iter().map(|l| l.ld).max().unwrap_or(4);
+        let out_ld = layout.layers[last].ld;
+        Ok(Self {
+            x_mirror: TextureMirror::new(d, "x mirror (cap, in_ld)", &x, 0, in_ld, cap)?,
+            x,
+            acts,
+            act_mirrors,
+            dz: [
+                buf("dz A (cap, out_ld + widest)", cap * (out_ld + widest)),
+                buf("dz B (cap, widest)", cap * widest),
+            ],
+        })
+    }
+
+    /// The texture holding layer `l`'s input.
+    fn input_view(&self, l: usize) -> wgpu::TextureView {
+        if l == 0 {
+            self.x_mirror.view()
+        } else {
+            self.act_mirrors[l - 1].view()
+        }
+    }
+}
+
+fn mirrors<'a>(p: &PlanInputs<'a>) -> &'a ParamMirrors {
+    p.state
         .mirrors
         .as_ref()
-        .expect("the texture path keeps parameter mirrors");
-    // The step's normalised samples (cap, in_ld) and their texture.
-    let x = gbuf::storage(d, "x (cap, in_ld)", f32_bytes(cap * in_ld));
-    let x_mirror = TextureMirror::new(d, "x mirror (cap, in_ld)", &x, 0, in_ld, cap)?;
-    // Hidden activations (cap, ld); those a later texture product reads are mirrored after their
-    // forward (the last hidden one is read by the tail from its buffer).
-    let acts: Vec<wgpu::Buffer> = layout.layers[..last]
-        .iter()
-        .enumerate()
-        .map(|(i, l)| gbuf::storage(d, &format!("act {i} (cap, ld)"), f32_bytes(cap * l.ld)))
-        .collect();
-    let act_mirrors = (0..last.saturating_sub(1))
-        .map(|l| {
-            let ld = layout.layers[l].ld;
-            TextureMirror::new(
-                d,
-                &format!("act {l} mirror (cap, ld)"),
-                &acts[l],
-                0,
-                ld,
-                cap,
-            )
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let input_view = |l: usize| {
-        if l == 0 {
-            x_mirror.view()
-        } else {
-            act_mirrors[l - 1].view()
-        }
-    };
-    // Two gradient buffers used in turn: A holds the tail's dlogits then dZ of the last hidden layer.
-    let widest = layout.layers.iter().map(|l| l.ld).max().unwrap_or(4);
-    let out = layout.layers[last];
-    let dz = [
-        gbuf::storage(
-            d,
-            "dz A (cap, out_ld + widest)",
-            f32_bytes(cap * (out.ld + widest)),
-        ),
-        gbuf::storage(d, "dz B (cap, widest)", f32_bytes(cap * widest)),
-    ];
+        .expect("the texture path keeps parameter mirrors")
+}
 
-    // gather -> x, mirrored into its texture.
-    let gdims = GatherDims {
-        inputs: p.inputs as u32,
-        ldx: in_ld as u32,
-        capacity: cap as u32,
-        direct: 0,
-    };
-    let gu = uniform("gather dims", bytemuck::bytes_of(&gdims));
-    let binds = per_slot(
-        p,
-        "gather (slot)",
-        &k.gather_layout,
-        &[&p.train.images, p.order, &x, &gu],
-        4,
-    );
-    let mut site = Site::plain(
-        format!("gather {cap}x{} (+x copy)", p.inputs),
-        Kernel::Gather,
-        kernels::gather_groups(cap, in_ld),
-        binds,
-    );
-    site.copy_after = vec![x_mirror.clone()];
-    site.bytes = (cap * p.inputs * 5) as f64;
-    sites.push(site);
-    keep.push(gu);
-
-    // Hidden layers forward: input and weight from textures; group 0 supplies the bias and the output.
-    for (l, g) in layout.layers[..last].iter().enumerate() {
-        let dims = forward_dims(&layout, l, cap, in_ld, true);
-        let u = uniform(
-            &format!("L{} forward dims", l + 1),
-            bytemuck::bytes_of(&dims),
-        );
-        let bind = kernels::bind_group(
-            d,
-            "forward",
-            &k.matmul_layout,
-            &[&st.params, &st.params, &acts[l], &st.params, &u],
-            None,
-        );
-        let tex = kernels::tex_bind_group(
-            d,
-            "forward textures",
-            k,
-            &input_view(l),
-            &mirrors.weight_view(l),
-        );
-        let mut site = Site::plain(
-            format!(
-                "L{} fwd mm_nn_tex+bias+relu {cap}x{}x{}",
-                l + 1,
-                g.fan_in,
-                g.fan_out
-            ),
-            Kernel::MmNnTex,
-            kernels::matmul_groups(Kernel::MmNnTex, cap, g.fan_out),
-            vec![bind],
-        );
-        site.tex_binds = vec![tex];
-        site.copy_after = act_mirrors.get(l).cloned().into_iter().collect();
-        site.flops = 2.0 * (cap * g.fan_in * g.fan_out) as f64;
-        sites.push(site);
-        keep.push(u);
+pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
+    let layout = p.layout();
+    let (cap, last) = (p.cap, layout.layers.len() - 1);
+    let in_ld = pad_texture_row(p.inputs);
+    let sc = Scratch::new(p)?;
+    let mut sites = Sites::default();
+    let (mut gather, u) = gather_site(p, &sc.x, in_ld);
+    gather.name.push_str(" (+x copy)");
+    gather.copy_after = vec![sc.x_mirror.clone()];
+    sites.push((gather, u));
+    for l in 0..last {
+        sites.push(hidden_forward(p, l, &sc));
     }
-    // The tail, from buffers: the last layer forward and backward, the loss and the step's stats.
     let (tail_input, lda) = if last > 0 {
-        (&acts[last - 1], layout.layers[last - 1].ld)
+        (&sc.acts[last - 1], layout.layers[last - 1].ld)
     } else {
-        (&x, in_ld)
+        (&sc.x, in_ld)
     };
-    let (site, tu) = super::tail_site(p, tail_input, lda, &dz[0])?;
-    sites.push(site);
-    keep.push(tu);
-    // Hidden layers backward, last first: dW_l, db_l = input^T · dZ_l, colsum(dZ_l); then dZ_{l-1} =
-    // (dZ_l · W_l^T) masked by act_{l-1} > 0. Adam runs after all of them, so W_l is still the
-    // forward's. dZ_l (in `dz[side]` at `off`) is mirrored before the weight gradient, which both
-    // products then read.
-    let (mut side, mut off) = (0usize, cap * out.ld);
+    sites.push(super::tail_site(p, tail_input, lda, &sc.dz[0])?);
+    // Hidden layers backward, last first; dZ_l (in `dz[side]` at float `off`) is mirrored before the
+    // weight gradient, which both products then read. Adam runs after all of them, so W_l is still the
+    // forward's.
+    let (mut side, mut off) = (0usize, cap * layout.layers[last].ld);
     for l in (0..last).rev() {
         let g = layout.layers[l];
-        let dz_mirror = TextureMirror::new(
-            d,
-            &format!("dz {l} mirror (cap, ld)"),
-            &dz[side],
-            off,
-            g.ld,
-            cap,
-        )?;
-        let dims = MatmulDims {
-            m: g.fan_in as u32,
-            n: g.fan_out as u32,
-            k: cap as u32,
-            flags: FLAG_COLSUM,
-            ldc: g.ld as u32,
-            c_off: g.weight as u32,
-            e_off: g.bias as u32,
-            ..MatmulDims::default()
-        };
-        let u = uniform(
-            &format!("L{} weight-grad dims", l + 1),
-            bytemuck::bytes_of(&dims),
-        );
-        let bind = kernels::bind_group(
-            d,
-            "weight grad",
-            &k.matmul_layout,
-            &[&dz[side], &dz[side], &st.grads, &dz[side], &u],
-            None,
-        );
-        let dz_view = dz_mirror.view();
-        let tex = kernels::tex_bind_group(d, "weight grad textures", k, &input_view(l), &dz_view);
-        let mut site = Site::plain(
-            format!(
-                "L{} dW mm_tn_tex+colsum {}x{cap}x{} (+dZ copy)",
-                l + 1,
-                g.fan_in,
-                g.fan_out
-            ),
-            Kernel::MmTnTex,
-            kernels::matmul_groups(Kernel::MmTnTex, g.fan_in, g.fan_out),
-            vec![bind],
-        );
-        site.tex_binds = vec![tex];
-        site.copy_before = vec![dz_mirror];
-        site.flops = 2.0 * (cap * g.fan_in * g.fan_out) as f64;
-        sites.push(site);
-        keep.push(u);
-        if l == 0 {
-            continue;
+        let label = format!("dz {l} mirror (cap, ld)");
+        let dz_mirror = TextureMirror::new(p.device, &label, &sc.dz[side], off, g.ld, cap)?;
+        sites.push(weight_grad(p, l, &sc, &sc.dz[side], &dz_mirror));
+        if l > 0 {
+            sites.push(input_grad(p, l, &sc, &dz_mirror, &sc.dz[1 - side]));
         }
-        let prev = layout.layers[l - 1];
-        let dims = MatmulDims {
-            m: cap as u32,
-            n: g.fan_in as u32,
-            k: g.fan_out as u32,
-            flags: FLAG_MASK,
-            ldc: prev.ld as u32,
-            lde: prev.ld as u32,
-            ..MatmulDims::default()
-        };
-        let u = uniform(
-            &format!("L{} input-grad dims", l + 1),
-            bytemuck::bytes_of(&dims),
-        );
-        let bind = kernels::bind_group(
-            d,
-            "input grad",
-            &k.matmul_layout,
-            &[&acts[l - 1], &st.params, &dz[1 - side], &acts[l - 1], &u],
-            None,
-        );
-        let tex = kernels::tex_bind_group(
-            d,
-            "input grad textures",
-            k,
-            &dz_view,
-            &mirrors.weight_view(l),
-        );
-        let mut site = Site::plain(
-            format!(
-                "L{} dX mm_nt_tex+relu_mask {cap}x{}x{}",
-                l + 1,
-                g.fan_out,
-                g.fan_in
-            ),
-            Kernel::MmNtTex,
-            kernels::matmul_groups(Kernel::MmNtTex, cap, g.fan_in),
-            vec![bind],
-        );
-        site.tex_binds = vec![tex];
-        site.flops = 2.0 * (cap * g.fan_in * g.fan_out) as f64;
-        sites.push(site);
-        keep.push(u);
         (side, off) = (1 - side, 0);
     }
-    // Adam over the whole flat buffer, reading p, g, m and v through the atlas-shaped mirrors.
+    sites.push(adam(p));
+    let Sites { sites, mut keep } = sites;
+    keep.extend(sc.acts);
+    keep.extend(sc.dz);
+    keep.push(sc.x);
+    Ok(StepPlan {
+        operands: Operands::Textures,
+        sites,
+        keep,
+    })
+}
+
+/// A product site reading its operands from textures (group 1) and its bias, output and mask through
+/// group 0.
+fn tex_product(
+    p: &PlanInputs<'_>,
+    name: String,
+    kernel: Kernel,
+    dims: MatmulDims,
+    buffers: [&wgpu::Buffer; 4],
+    textures: [&wgpu::TextureView; 2],
+) -> (Site, wgpu::Buffer) {
+    let (d, k) = (p.device, p.kernels);
+    let u = gbuf::uniform_init(d, &name, bytemuck::bytes_of(&dims));
+    let [a, b, c, e] = buffers;
+    let bind = kernels::bind_group(d, &name, &k.matmul_layout, &[a, b, c, e, &u], None);
+    let tex = kernels::tex_bind_group(d, &name, k, textures[0], textures[1]);
+    let groups = kernels::matmul_groups(kernel, dims.m as usize, dims.n as usize);
+    let mut site = Site::plain(name, kernel, groups, vec![bind]);
+    site.tex_binds = vec![tex];
+    site.flops = 2.0 * dims.m as f64 * dims.n as f64 * dims.k as f64;
+    (site, u)
+}
+
+/// `mm_nn_tex`: hidden layer `l`'s forward, input and weight from textures, its output mirrored when a
+/// later texture product reads it.
+fn hidden_forward(p: &PlanInputs<'_>, l: usize, sc: &Scratch) -> (Site, wgpu::Buffer) {
+    let (cap, layout, params) = (p.cap, p.layout(), &p.state.params);
+    let g = layout.layers[l];
+    let in_ld = pad_texture_row(p.inputs);
+    let (mut site, u) = tex_product(
+        p,
+        format!(
+            "L{} fwd mm_nn_tex+bias+relu {cap}x{}x{}",
+            l + 1,
+            g.fan_in,
+            g.fan_out
+        ),
+        Kernel::MmNnTex,
+        forward_dims(layout, l, cap, in_ld, true),
+        [params, params, &sc.acts[l], params],
+        [&sc.input_view(l), &mirrors(p).weight_view(l)],
+    );
+    site.copy_after = sc.act_mirrors.get(l).cloned().into_iter().collect();
+    (site, u)
+}
+
+/// `mm_tn_tex`: layer `l`'s weight and bias gradients from its input's and dZ's textures (dZ's mirror
+/// refreshed first).
+fn weight_grad(
+    p: &PlanInputs<'_>,
+    l: usize,
+    sc: &Scratch,
+    dz: &wgpu::Buffer,
+    dz_mirror: &TextureMirror,
+) -> (Site, wgpu::Buffer) {
+    let (cap, g) = (p.cap, p.layout().layers[l]);
+    let dims = MatmulDims {
+        m: g.fan_in as u32,
+        n: g.fan_out as u32,
+        k: cap as u32,
+        flags: FLAG_COLSUM,
+        ldc: g.ld as u32,
+        c_off: g.weight as u32,
+        e_off: g.bias as u32,
+        ..MatmulDims::default()
+    };
+    let (mut site, u) = tex_product(
+        p,
+        format!(
+            "L{} dW mm_tn_tex+colsum {}x{cap}x{} (+dZ copy)",
+            l + 1,
+            g.fan_in,
+            g.fan_out
+        ),
+        Kernel::MmTnTex,
+        dims,
+        [dz, dz, &p.state.grads, dz],
+        [&sc.input_view(l), &dz_mirror.view()],
+    );
+    site.copy_before = vec![dz_mirror.clone()];
+    (site, u)
+}
+
+/// `mm_nt_tex`: dZ of the layer below, `(dZ_l W_l^T)` masked by `act_{l-1} > 0`, into `out`.
+fn input_grad(
+    p: &PlanInputs<'_>,
+    l: usize,
+    sc: &Scratch,
+    dz_mirror: &TextureMirror,
+    out: &wgpu::Buffer,
+) -> (Site, wgpu::Buffer) {
+    let (cap, layout) = (p.cap, p.layout());
+    let (g, prev) = (layout.layers[l], layout.layers[l - 1]);
+    let dims = MatmulDims {
+        m: cap as u32,
+        n: g.fan_in as u32,
+        k: g.fan_out as u32,
+        flags: FLAG_MASK,
+        ldc: prev.ld as u32,
+        lde: prev.ld as u32,
+        ..MatmulDims::default()
+    };
+    let act = &sc.acts[l - 1];
+    tex_product(
+        p,
+        format!(
+            "L{} dX mm_nt_tex+relu_mask {cap}x{}x{}",
+            l + 1,
+            g.fan_out,
+            g.fan_in
+        ),
+        Kernel::MmNtTex,
+        dims,
+        [act, &p.state.params, out, act],
+        [&dz_mirror.view(), &mirrors(p).weight_view(l)],
+    )
+}
+
+/// `adam_tex` over the whole flat buffer, reading p, g, m and v through the atlas-shaped mirrors: the
+/// gradients' mirror is refreshed before, the parameters', m's and v's after.
+fn adam(p: &PlanInputs<'_>) -> (Site, wgpu::Buffer) {
+    let (d, k, layout, a, st) = (p.device, p.kernels, p.layout(), p.adam, p.state);
+    let m = mirrors(p);
     let len4 = layout.total / 4;
     let row4 = layout.atlas_width() / 4;
-    let a = p.adam;
-    let adims = AdamDims {
+    let dims = AdamDims {
         len4: len4 as u32,
         row4: row4 as u32,
         beta1: a.beta1 as f32,
@@ -295,23 +293,19 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
         eps: a.epsilon as f32,
         _pad: [0; 3],
     };
-    let au = uniform("adam dims", bytemuck::bytes_of(&adims));
+    let u = gbuf::uniform_init(d, "adam dims", bytemuck::bytes_of(&dims));
+    let views = [m.atlas.view(), m.g.view(), m.m.view(), m.v.view()];
     let tex = kernels::views_bind_group(
         d,
         "adam textures: p, g, m, v",
         &k.adam_tex_layout,
-        &[
-            &mirrors.atlas.view(),
-            &mirrors.g.view(),
-            &mirrors.m.view(),
-            &mirrors.v.view(),
-        ],
+        &views.iter().collect::<Vec<_>>(),
     );
     let binds = per_slot(
         p,
         "adam_tex (slot)",
         &k.adam_layout,
-        &[&st.params, &st.grads, &st.m, &st.v, &au],
+        &[&st.params, &st.grads, &st.m, &st.v, &u],
         5,
     );
     let mut site = Site::plain(
@@ -321,17 +315,8 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
         binds,
     );
     site.tex_binds = vec![tex];
-    site.copy_before = vec![mirrors.g.clone()];
-    site.copy_after = mirrors.after_adam();
+    site.copy_before = vec![m.g.clone()];
+    site.copy_after = m.after_adam();
     site.bytes = f32_bytes(7 * layout.total) as f64;
-    sites.push(site);
-    keep.push(au);
-    keep.extend(acts);
-    keep.extend(dz);
-    keep.push(x);
-    Ok(StepPlan {
-        operands: Operands::Textures,
-        sites,
-        keep,
-    })
+    (site, u)
 }
