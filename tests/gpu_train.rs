@@ -297,6 +297,12 @@ fn texture_path_counts_its_copies_and_passes() {
 /// ends where the same run uninterrupted does (Adam's m, v and step count restored).
 #[test]
 fn a_run_resumed_from_its_checkpoint_on_a_fresh_gpu_backend_matches_atol1e5_rtol1e4() {
+    for operands in BOTH {
+        resumed_run_matches(operands);
+    }
+}
+
+fn resumed_run_matches(operands: Operands) {
     use fmnist::resume::{self, RunCheckpoint};
     use fmnist::train::{FitHooks, FitPosition, NoHooks, fit_from};
     let data = common::dataset();
@@ -320,7 +326,8 @@ fn a_run_resumed_from_its_checkpoint_on_a_fresh_gpu_backend_matches_atol1e5_rtol
             self.0.get() > self.1
         }
     }
-    let mut first = GpuBackend::with_context(ctx, spec.clone(), params, cfg.adam, 32).unwrap();
+    let mut first =
+        GpuBackend::with_operands(ctx, operands, spec.clone(), params, cfg.adam, 32).unwrap();
     let mut stop = StopAt(Default::default(), 1 + 31 + 1 + 6);
     let fit = |b: &mut GpuBackend, start: FitPosition, hooks: &mut dyn FitHooks| {
         fit_from(b, &train, &test, &cfg, &mut Silent, start, hooks).unwrap()
@@ -348,7 +355,8 @@ fn a_run_resumed_from_its_checkpoint_on_a_fresh_gpu_backend_matches_atol1e5_rtol
     let Some(ctx) = common::gpu_or_skip("resume (second backend)") else {
         return;
     };
-    let mut resumed = GpuBackend::with_context(ctx, spec, ck.params, cfg.adam, 32).unwrap();
+    let mut resumed =
+        GpuBackend::with_operands(ctx, operands, spec, ck.params, cfg.adam, 32).unwrap();
     resumed.set_optimizer_state(&ck.optimizer).unwrap();
     assert_eq!(
         resumed.optimizer_state().unwrap(),
