@@ -282,6 +282,47 @@ fn uniform<T>(binding: u32, dynamic: bool) -> wgpu::BindGroupLayoutEntry {
     }
 }
 
+/// A shader module from our WGSL. Bounds checks stay on (an index bug reads zeros instead of memory it
+/// does not own), but naga's forced loop bounding is off: it adds a 64-bit trip counter to every loop,
+/// which made a softmax kernel 3-7x slower on lavapipe (examples measured in docs/perf.md). Every loop in
+/// shaders/ is bounded by a uniform dimension, so the guard protects against nothing here.
+fn shader_module(device: &wgpu::Device, label: &str, src: &str) -> wgpu::ShaderModule {
+    let desc = wgpu::ShaderModuleDescriptor {
+        label: Some(label),
+        source: wgpu::ShaderSource::Wgsl(src.into()),
+    };
+    let checks = wgpu::ShaderRuntimeChecks {
+        bounds_checks: true,
+        force_loop_bounding: false,
+        ..wgpu::ShaderRuntimeChecks::checked()
+    };
+    // SAFETY: the shaders are our own, validated by naga at creation, and keep bounds checks; only the
+    // infinite-loop guard is dropped, and every loop's trip count is a uniform dimension.
+    unsafe { device.create_shader_module_trusted(desc, checks) }
+}
+
+/// The pipeline of `kernel`'s entry point in `module`, with explicit bind-group layouts.
+fn compute_pipeline(
+    device: &wgpu::Device,
+    layouts: &[Option<&wgpu::BindGroupLayout>],
+    module: &wgpu::ShaderModule,
+    kernel: Kernel,
+) -> wgpu::ComputePipeline {
+    let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(kernel.entry_point()),
+        bind_group_layouts: layouts,
+        immediate_size: 0,
+    });
+    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(kernel.entry_point()),
+        layout: Some(&pl),
+        module,
+        entry_point: Some(kernel.entry_point()),
+        compilation_options: Default::default(),
+        cache: None,
+    })
+}
+
 impl Kernels {
     pub fn new(device: &wgpu::Device) -> Self {
         let matmul_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
@@ -381,45 +422,14 @@ impl Kernels {
                 ],
             })
         });
-        // Bounds checks stay on (an index bug reads zeros instead of memory it does not own), but
-        // naga's forced loop bounding is off: it adds a 64-bit trip counter to every loop, which made
-        // a softmax kernel 3-7x slower on lavapipe (examples measured in docs/perf.md). Every loop in
-        // shaders/ is bounded by a uniform dimension, so the guard protects against nothing here.
-        let module = |label: &str, src: &str| {
-            let desc = wgpu::ShaderModuleDescriptor {
-                label: Some(label),
-                source: wgpu::ShaderSource::Wgsl(src.into()),
-            };
-            let checks = wgpu::ShaderRuntimeChecks {
-                bounds_checks: true,
-                force_loop_bounding: false,
-                ..wgpu::ShaderRuntimeChecks::checked()
-            };
-            // SAFETY: the shaders are our own, validated by naga at creation, and keep bounds checks;
-            // only the infinite-loop guard is dropped, and every loop's trip count is a uniform dimension.
-            unsafe { device.create_shader_module_trusted(desc, checks) }
-        };
-        let matmul = module("matmul.wgsl", MATMUL_WGSL);
-        let adam = module("adam.wgsl", ADAM_WGSL);
-        let gather = module("gather.wgsl", GATHER_WGSL);
-        let tail = module("tail.wgsl", TAIL_WGSL);
-        let pipeline_with = |layouts: &[Option<&wgpu::BindGroupLayout>],
-                             module: &wgpu::ShaderModule,
-                             kernel: Kernel| {
-            let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(kernel.entry_point()),
-                bind_group_layouts: layouts,
-                immediate_size: 0,
-            });
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(kernel.entry_point()),
-                layout: Some(&pl),
-                module,
-                entry_point: Some(kernel.entry_point()),
-                compilation_options: Default::default(),
-                cache: None,
-            })
-        };
+        let matmul = shader_module(device, "matmul.wgsl", MATMUL_WGSL);
+        let adam = shader_module(device, "adam.wgsl", ADAM_WGSL);
+        let gather = shader_module(device, "gather.wgsl", GATHER_WGSL);
+        let tail = shader_module(device, "tail.wgsl", TAIL_WGSL);
+        let pipeline_with =
+            |layouts: &[Option<&wgpu::BindGroupLayout>],
+             module: &wgpu::ShaderModule,
+             kernel: Kernel| { compute_pipeline(device, layouts, module, kernel) };
         let pipeline =
             |layout: &wgpu::BindGroupLayout, module: &wgpu::ShaderModule, kernel: Kernel| {
                 pipeline_with(&[Some(layout)], module, kernel)
