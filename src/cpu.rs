@@ -993,6 +993,30 @@ mod tests {
         assert_eq!(dy, [0.0, 0.0, 0.0, 4.0]);
     }
 
+    /// The reference `adam` over one layer's weight and bias (which the CPU layout may not keep adjacent).
+    fn adam_on_layer(
+        p: &mut [f64],
+        g: &[f64],
+        m: &mut [f64],
+        v: &mut [f64],
+        layer: &LayerOffsets,
+        step: AdamStep<f64>,
+    ) {
+        for r in [layer.weight_range(), layer.bias_range()] {
+            let (a, b1, b2, e) = (step.alpha, step.beta1, step.beta2, step.epsilon);
+            adam(
+                &mut p[r.clone()],
+                &g[r.clone()],
+                &mut m[r.clone()],
+                &mut v[r],
+                a,
+                b1,
+                b2,
+                e,
+            );
+        }
+    }
+
     #[test]
     fn fused_twins_equal_the_composition_of_the_reference_twins_f64_rel_1e_12() {
         for (i, &(samples, inputs, fan_out, capacity, live)) in FUSED_CASES.iter().enumerate() {
@@ -1124,18 +1148,7 @@ mod tests {
                     fan_out,
                 );
                 let (mut wp, mut wm, mut wv) = (params.clone(), m0.clone(), v0.clone());
-                for range in [layer.weight_range(), layer.bias_range()] {
-                    adam(
-                        &mut wp[range.clone()],
-                        &g[range.clone()],
-                        &mut wm[range.clone()],
-                        &mut wv[range],
-                        step.alpha,
-                        step.beta1,
-                        step.beta2,
-                        step.epsilon,
-                    );
-                }
+                adam_on_layer(&mut wp, &g, &mut wm, &mut wv, &layer, step);
                 let (mut p, mut m, mut v) = (params.clone(), m0, v0);
                 grad_adam_gather(
                     &images, &order, &dz, &mut p, &mut m, &mut v, &layer, rows, step,

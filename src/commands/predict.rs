@@ -4,12 +4,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use clap::Args;
 use fmnist::batches::normalise_range;
 use fmnist::checkpoint;
-use fmnist::data::{CLASS_NAMES, NUM_CLASSES, PIXELS};
+use fmnist::data::{CLASS_NAMES, NUM_CLASSES, PIXELS, Split};
 use fmnist::error::HintExt;
 use fmnist::evaluate::{argmax, predict};
 use fmnist::photo::{self, Photo};
@@ -99,19 +100,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
         ))
         .hint("drop --out to use names made from the inputs, or predict one input at a time");
     }
-    // The dataset is needed only for test images: photos work without it.
-    let test = if indices.is_empty() {
-        None
-    } else {
-        let test = args.data.load_test()?;
-        if let Some(bad) = indices.iter().find(|&&i| i >= test.len()) {
-            match test.len() {
-                0 => bail!("--index {bad}: the test set is empty"),
-                n => bail!("--index {bad}: the test set has {n} images (0-{})", n - 1),
-            }
-        }
-        Some(test)
-    };
+    let test = test_split_for(&args, &indices)?;
     let inputs: Vec<Input> = indices
         .iter()
         .map(|&i| Input::Test(i))
@@ -122,24 +111,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
         )
         .collect();
 
-    // One batch for every readable input, in input order.
-    let mut x = Vec::with_capacity(inputs.len() * PIXELS);
-    for input in &inputs {
-        match input {
-            Input::Test(i) => {
-                let start = x.len();
-                x.resize(start + PIXELS, 0.0);
-                normalise_range(
-                    test.as_ref().expect("loaded for indices"),
-                    *i,
-                    1,
-                    &mut x[start..],
-                );
-            }
-            Input::File(_, Ok(photo)) => x.extend(photo.input()),
-            Input::File(_, Err(_)) => {}
-        }
-    }
+    let x = input_batch(&inputs, test.as_ref());
     let rows = x.len() / PIXELS;
     let probs = if rows == 0 {
         Vec::new()
@@ -384,4 +356,37 @@ impl Serialize for ClassProbabilities {
         }
         map.end()
     }
+}
+
+/// The test split, loaded only when test images are asked for (photos work without it), with every
+/// index checked against it.
+fn test_split_for(args: &PredictArgs, indices: &[usize]) -> Result<Option<Arc<Split>>> {
+    if indices.is_empty() {
+        return Ok(None);
+    }
+    let test = args.data.load_test()?;
+    if let Some(bad) = indices.iter().find(|&&i| i >= test.len()) {
+        match test.len() {
+            0 => bail!("--index {bad}: the test set is empty"),
+            n => bail!("--index {bad}: the test set has {n} images (0-{})", n - 1),
+        }
+    }
+    Ok(Some(test))
+}
+
+/// One batch `(rows, 784)` of every readable input, normalised, in input order.
+fn input_batch(inputs: &[Input], test: Option<&Arc<Split>>) -> Vec<f32> {
+    let mut x = Vec::with_capacity(inputs.len() * PIXELS);
+    for input in inputs {
+        match input {
+            Input::Test(i) => {
+                let start = x.len();
+                x.resize(start + PIXELS, 0.0);
+                normalise_range(test.expect("loaded for indices"), *i, 1, &mut x[start..]);
+            }
+            Input::File(_, Ok(photo)) => x.extend(photo.input()),
+            Input::File(_, Err(_)) => {}
+        }
+    }
+    x
 }
