@@ -17,7 +17,7 @@ use crate::gpu::kernels::{
     self, ForwardGatherDims, GatherDims, Kernel, Kernels, MatmulDims, StepRecord,
 };
 use crate::gpu::params::ParamState;
-use crate::gpu::plan::textures::forward_dims;
+use crate::gpu::plan::forward_dims;
 use crate::gpu::plan::{Operands, f32_bytes};
 
 /// Most rows per call.

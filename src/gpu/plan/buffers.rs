@@ -13,13 +13,14 @@ use anyhow::{Result, bail};
 
 use crate::gpu::buffers::{self as gbuf, pad4};
 use crate::gpu::kernels::{
-    self, AdamRangeDims, FLAG_COLSUM, FLAG_MASK, ForwardGatherDims, GradAdamDims, Kernel,
-    MatmulDims,
+    self, AdamRangeDims, ForwardGatherDims, GradAdamDims, Kernel, MatmulDims,
 };
-use crate::gpu::plan::{PlanInputs, Site, Sites, StepPlan, f32_bytes, gather_site, per_slot};
+use crate::gpu::plan::{
+    PlanInputs, Site, Sites, StepPlan, f32_bytes, forward_dims, gather_site, input_grad_dims,
+    per_slot, weight_grad_dims,
+};
 
 use super::Operands;
-use super::textures::forward_dims;
 
 /// The buffers only this path's step uses.
 struct Scratch {
@@ -208,20 +209,7 @@ fn hidden_weight_grad(
 ) -> (Site, wgpu::Buffer) {
     let (cap, layout) = (p.cap, p.layout());
     let g = layout.layers[l];
-    let dims = MatmulDims {
-        m: g.fan_in as u32,
-        n: g.fan_out as u32,
-        k: cap as u32,
-        flags: FLAG_COLSUM,
-        lda: layout.layers[l - 1].ld as u32,
-        ldb: g.ld as u32,
-        ldc: g.ld as u32,
-        lde: 0,
-        a_off: 0,
-        b_off: off as u32,
-        c_off: g.weight as u32,
-        e_off: g.bias as u32,
-    };
+    let dims = weight_grad_dims(layout, l, cap, off, false);
     product_site(
         p,
         format!(
@@ -246,21 +234,8 @@ fn hidden_input_grad(
     out: &wgpu::Buffer,
 ) -> (Site, wgpu::Buffer) {
     let (cap, layout) = (p.cap, p.layout());
-    let (g, prev) = (layout.layers[l], layout.layers[l - 1]);
-    let dims = MatmulDims {
-        m: cap as u32,
-        n: g.fan_in as u32,
-        k: g.fan_out as u32,
-        flags: FLAG_MASK,
-        lda: g.ld as u32,
-        ldb: g.ld as u32,
-        ldc: prev.ld as u32,
-        lde: prev.ld as u32,
-        a_off: off as u32,
-        b_off: g.weight as u32,
-        c_off: 0,
-        e_off: 0,
-    };
+    let g = layout.layers[l];
+    let dims = input_grad_dims(layout, l, cap, off, false);
     product_site(
         p,
         format!(

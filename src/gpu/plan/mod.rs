@@ -14,7 +14,10 @@ use anyhow::{Result, bail};
 use crate::config::AdamConfig;
 use crate::gpu::buffers::{GpuLayout, TextureMirror};
 use crate::gpu::dataset::ResidentSplit;
-use crate::gpu::kernels::{self, GatherDims, Kernel, Kernels, StepRecord, TailDims};
+use crate::gpu::kernels::{
+    self, FLAG_BIAS, FLAG_COLSUM, FLAG_MASK, FLAG_RELU, GatherDims, Kernel, Kernels, MatmulDims,
+    StepRecord, TailDims,
+};
 use crate::gpu::params::ParamState;
 
 /// Which operands the training kernels read.
@@ -431,6 +434,95 @@ pub fn tail_site(
     );
     site.flops = 6.0 * (cap * out.fan_in * out.fan_out) as f64;
     Ok((site, u))
+}
+
+/// Dimensions of layer `l`'s forward product `act_l = relu(input · W_l + b_l)` over `rows` rows (no ReLU
+/// on the last layer), shared by training and evaluation on both paths. `in_ld` is the input's row
+/// stride for the first layer.
+pub fn forward_dims(
+    layout: &GpuLayout,
+    l: usize,
+    rows: usize,
+    in_ld: usize,
+    textures: bool,
+) -> MatmulDims {
+    let g = layout.layers[l];
+    let last = l + 1 == layout.layers.len();
+    MatmulDims {
+        m: rows as u32,
+        n: g.fan_out as u32,
+        k: g.fan_in as u32,
+        flags: FLAG_BIAS | if last { 0 } else { FLAG_RELU },
+        lda: if l == 0 {
+            in_ld
+        } else {
+            layout.layers[l - 1].ld
+        } as u32,
+        ldb: g.ld as u32,
+        ldc: g.ld as u32,
+        lde: 0,
+        a_off: 0,
+        // The texture variant reads the weight from its own texture (the first layer's: the atlas,
+        // where it comes first) and takes row offsets; the buffer variant takes a float offset.
+        b_off: if textures { 0 } else { g.weight as u32 },
+        c_off: 0,
+        e_off: g.bias as u32,
+    }
+}
+
+/// Dimensions of layer `l`'s weight gradient `dW_l = input^T dZ_l` with `db_l = colsum(dZ_l)` into the
+/// gradients, over `cap` rows; dZ_l sits at float `dz_off` of its buffer. The texture variant reads both
+/// operands from their own textures, so it takes no strides or offsets for them.
+pub fn weight_grad_dims(
+    layout: &GpuLayout,
+    l: usize,
+    cap: usize,
+    dz_off: usize,
+    textures: bool,
+) -> MatmulDims {
+    let g = layout.layers[l];
+    let operand = |v: usize| if textures { 0 } else { v as u32 };
+    MatmulDims {
+        m: g.fan_in as u32,
+        n: g.fan_out as u32,
+        k: cap as u32,
+        flags: FLAG_COLSUM,
+        lda: operand(if l == 0 { 0 } else { layout.layers[l - 1].ld }),
+        ldb: operand(g.ld),
+        ldc: g.ld as u32,
+        lde: 0,
+        a_off: 0,
+        b_off: operand(dz_off),
+        c_off: g.weight as u32,
+        e_off: g.bias as u32,
+    }
+}
+
+/// Dimensions of dZ of the layer below `l`: `(dZ_l W_l^T)` masked by `act_{l-1} > 0`, over `cap` rows,
+/// written at float 0 of its buffer; dZ_l sits at float `dz_off` of its own.
+pub fn input_grad_dims(
+    layout: &GpuLayout,
+    l: usize,
+    cap: usize,
+    dz_off: usize,
+    textures: bool,
+) -> MatmulDims {
+    let (g, prev) = (layout.layers[l], layout.layers[l - 1]);
+    let operand = |v: usize| if textures { 0 } else { v as u32 };
+    MatmulDims {
+        m: cap as u32,
+        n: g.fan_in as u32,
+        k: g.fan_out as u32,
+        flags: FLAG_MASK,
+        lda: operand(g.ld),
+        ldb: operand(g.ld),
+        ldc: prev.ld as u32,
+        lde: prev.ld as u32,
+        a_off: operand(dz_off),
+        b_off: operand(g.weight),
+        c_off: 0,
+        e_off: 0,
+    }
 }
 
 /// `n` floats as bytes.

@@ -11,48 +11,13 @@
 
 use anyhow::Result;
 
-use crate::gpu::buffers::{self as gbuf, GpuLayout, TextureMirror, pad_texture_row};
-use crate::gpu::kernels::{
-    self, AdamDims, FLAG_BIAS, FLAG_COLSUM, FLAG_MASK, FLAG_RELU, Kernel, MatmulDims,
-};
+use crate::gpu::buffers::{self as gbuf, TextureMirror, pad_texture_row};
+use crate::gpu::kernels::{self, AdamDims, Kernel, MatmulDims};
 use crate::gpu::params::ParamMirrors;
 use crate::gpu::plan::{
-    Operands, PlanInputs, Site, Sites, StepPlan, f32_bytes, gather_site, per_slot,
+    Operands, PlanInputs, Site, Sites, StepPlan, f32_bytes, forward_dims, gather_site,
+    input_grad_dims, per_slot, weight_grad_dims,
 };
-
-/// Dimensions of layer `l`'s forward product `act_l = relu(input · W_l + b_l)` over `rows` rows (no ReLU
-/// on the last layer), shared by training and evaluation on both paths. `in_ld` is the input's row
-/// stride for the first layer.
-pub fn forward_dims(
-    layout: &GpuLayout,
-    l: usize,
-    rows: usize,
-    in_ld: usize,
-    textures: bool,
-) -> MatmulDims {
-    let g = layout.layers[l];
-    let last = l + 1 == layout.layers.len();
-    MatmulDims {
-        m: rows as u32,
-        n: g.fan_out as u32,
-        k: g.fan_in as u32,
-        flags: FLAG_BIAS | if last { 0 } else { FLAG_RELU },
-        lda: if l == 0 {
-            in_ld
-        } else {
-            layout.layers[l - 1].ld
-        } as u32,
-        ldb: g.ld as u32,
-        ldc: g.ld as u32,
-        lde: 0,
-        a_off: 0,
-        // The texture variant reads the weight from its own texture (the first layer's: the atlas,
-        // where it comes first) and takes row offsets; the buffer variant takes a float offset.
-        b_off: if textures { 0 } else { g.weight as u32 },
-        c_off: 0,
-        e_off: g.bias as u32,
-    }
-}
 
 /// The buffers and mirrors only this path's step uses.
 struct Scratch {
@@ -216,16 +181,7 @@ fn weight_grad(
     dz_mirror: &TextureMirror,
 ) -> (Site, wgpu::Buffer) {
     let (cap, g) = (p.cap, p.layout().layers[l]);
-    let dims = MatmulDims {
-        m: g.fan_in as u32,
-        n: g.fan_out as u32,
-        k: cap as u32,
-        flags: FLAG_COLSUM,
-        ldc: g.ld as u32,
-        c_off: g.weight as u32,
-        e_off: g.bias as u32,
-        ..MatmulDims::default()
-    };
+    let dims = weight_grad_dims(p.layout(), l, cap, 0, true);
     let (mut site, u) = tex_product(
         p,
         format!(
@@ -252,16 +208,8 @@ fn input_grad(
     out: &wgpu::Buffer,
 ) -> (Site, wgpu::Buffer) {
     let (cap, layout) = (p.cap, p.layout());
-    let (g, prev) = (layout.layers[l], layout.layers[l - 1]);
-    let dims = MatmulDims {
-        m: cap as u32,
-        n: g.fan_in as u32,
-        k: g.fan_out as u32,
-        flags: FLAG_MASK,
-        ldc: prev.ld as u32,
-        lde: prev.ld as u32,
-        ..MatmulDims::default()
-    };
+    let g = layout.layers[l];
+    let dims = input_grad_dims(layout, l, cap, 0, true);
     let act = &sc.acts[l - 1];
     tex_product(
         p,
