@@ -253,3 +253,250 @@ fn dense_tail(@builtin(local_invocation_index) lid: u32) {
         stats[step.stat] = total;
     }
 }
+
+// dense_tail_tex: the same computation as dense_tail for the texture operand path (software adapters),
+// laid out for a CPU driver, where a storage-buffer or workgroup-memory load costs about 10x a texel
+// fetch and 20x a register (docs/perf.md, `cargo bench --bench lavapipe_loads`): act and W|b are read
+// from textures, and each invocation keeps what it reuses in registers: named variables, never an
+// indexed local array (lavapipe spills those to memory it reads lane by lane). Work is filtered by loop
+// bounds, never by a branch inside a loop: lavapipe runs a branch's body with its lanes masked off even
+// when no lane takes it (an untaken zero-fill branch once cost 40% of this kernel).
+//   A. One row per invocation: the row's logits (W|b rows from the texture, uniform across the
+//      invocations), its softmax cross-entropy and dlogits in registers, dlogits stored for phase B, and
+//      (input_grad) the row's masked dZ from the same registers.
+//   B. One group of TT_QUADS k quads per invocation: dW = act^T · dlogits and db over the live rows.
+// One barrier between them; the stats are reduced after it. At most TT_MAX_CLASSES classes (the
+// dlogits of a row live in registers); the host runs dense_tail past that.
+// Textures: act_tex (capacity rows, k/4 texels; texel q of row r holds act[r, 4q..4q+4]) and wb_tex
+// (k + 1 rows, classes/4 texels: row i < k is W's row i, row k is b). Their padding lanes may hold
+// anything. The dims keep dense_tail's meaning: lda is dZ's row stride, ldw, w_off and b_off place dW and
+// db in tt_grads.
+
+const TT_WG: u32 = 32u;
+const TT_MAX_CLASSES: u32 = 16u; // four class quads, each its own variable
+const TT_QUADS: u32 = 4u;        // k quads per invocation in phase B
+
+// dense_tail_tex's own group 0 (the same buffers as dense_tail's bindings 2-8, numbered from 0).
+@group(0) @binding(0) var<storage, read> tt_labels: array<u32>;
+@group(0) @binding(1) var<storage, read> tt_order: array<u32>;
+@group(0) @binding(2) var<storage, read_write> tt_grads: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> tt_dz: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> tt_stats: array<StepStat>;
+@group(0) @binding(5) var<uniform> tt_dims: TailDims;
+@group(0) @binding(6) var<uniform> tt_step: Step;
+@group(1) @binding(0) var act_tex: texture_2d<f32>;
+@group(1) @binding(1) var wb_tex: texture_2d<f32>;
+
+var<workgroup> tt_loss: array<f32, TT_WG>;
+var<workgroup> tt_correct: array<u32, TT_WG>;
+var<workgroup> tt_bad: array<u32, TT_WG>;
+
+// Row i (< k, or k for the bias) of W|b, class quad j4, its lanes past `classes` zeroed.
+fn wb_quad(j4: u32, i: u32) -> vec4<f32> {
+    let keep = lanes_below(j4, tt_dims.classes);
+    return select(vec4<f32>(0.0), textureLoad(wb_tex, vec2<u32>(j4, i), 0), keep);
+}
+
+// Class quad j4 of the four (selects, not an indexed array).
+fn quad_of(y0: vec4<f32>, y1: vec4<f32>, y2: vec4<f32>, y3: vec4<f32>, j4: u32) -> vec4<f32> {
+    return select(select(select(y3, y2, j4 == 2u), y1, j4 == 1u), y0, j4 == 0u);
+}
+
+// Class j of the four class quads.
+fn class_of(y0: vec4<f32>, y1: vec4<f32>, y2: vec4<f32>, y3: vec4<f32>, j: u32) -> f32 {
+    let q = j / 4u;
+    let v = select(select(select(y3, y2, q == 2u), y1, q == 1u), y0, q == 0u);
+    let l = j % 4u;
+    return select(select(select(v.w, v.z, l == 2u), v.y, l == 1u), v.x, l == 0u);
+}
+
+// W rows k0..k0+3 (clamped to k - 1: rows past k do not exist and meet zeroed act lanes or are not
+// stored) times class quad j4: y += a.x W[k0] + ... (forward) for one quad.
+fn fwd_quad(a: vec4<f32>, j4: u32, k0: u32, kl: u32) -> vec4<f32> {
+    return a.x * wb_quad(j4, k0) + a.y * wb_quad(j4, min(k0 + 1u, kl))
+        + a.z * wb_quad(j4, min(k0 + 2u, kl)) + a.w * wb_quad(j4, min(k0 + 3u, kl));
+}
+
+// (d · W[k0], ..., d · W[k0+3]) for class quad j4 (rows clamped as in fwd_quad).
+fn back_quad(d: vec4<f32>, j4: u32, k0: u32, kl: u32) -> vec4<f32> {
+    return vec4<f32>(
+        dot(d, wb_quad(j4, k0)),
+        dot(d, wb_quad(j4, min(k0 + 1u, kl))),
+        dot(d, wb_quad(j4, min(k0 + 2u, kl))),
+        dot(d, wb_quad(j4, min(k0 + 3u, kl))),
+    );
+}
+
+// dlogits of class quad j4: (softmax - onehot) * scale, lanes past `classes` 0.
+fn dlogit_quad(y: vec4<f32>, j4: u32, lse: f32, label: u32) -> vec4<f32> {
+    let lane = vec4<u32>(0u, 1u, 2u, 3u) + vec4<u32>(j4 * 4u);
+    let onehot = select(vec4<f32>(0.0), vec4<f32>(1.0), lane == vec4<u32>(label));
+    let d = (exp(y - vec4<f32>(lse)) - onehot) * tt_step.scale;
+    return select(vec4<f32>(0.0), d, lanes_below(j4, tt_dims.classes));
+}
+
+@compute @workgroup_size(32)
+fn dense_tail_tex(@builtin(local_invocation_index) lid: u32) {
+    let z4 = vec4<f32>(0.0);
+    let nq = (tt_dims.classes + 3u) / 4u;
+    let kq = (tt_dims.k + 3u) / 4u;
+    let kl = tt_dims.k - 1u;
+    let lda4 = tt_dims.lda / 4u;
+    let ldw4 = tt_dims.ldw / 4u;
+    let ldo4 = tt_dims.ldo / 4u;
+    let dl4 = tt_dims.dl_off / 4u;
+    let dx4 = tt_dims.dx_off / 4u;
+    let dx_quads = select(0u, kq, tt_dims.input_grad != 0u); // dZ quads a row writes
+
+    // A. Live rows, one per invocation.
+    var loss = 0.0;
+    var correct = 0u;
+    var bad = 0u;
+    for (var r = lid; r < tt_step.rows; r += TT_WG) {
+        // Logits, one class quad at a time (act re-read per quad: cheaper than masked-off quads).
+        var y0 = z4;
+        var y1 = z4;
+        var y2 = z4;
+        var y3 = z4;
+        for (var j4 = 0u; j4 < nq; j4++) {
+            var acc = wb_quad(j4, tt_dims.k);
+            for (var q = 0u; q < kq; q++) {
+                let a = select(z4, textureLoad(act_tex, vec2<u32>(q, r), 0), lanes_below(q, tt_dims.k));
+                acc += fwd_quad(a, j4, q * 4u, kl);
+            }
+            y0 = select(y0, acc, j4 == 0u);
+            y1 = select(y1, acc, j4 == 1u);
+            y2 = select(y2, acc, j4 == 2u);
+            y3 = select(y3, acc, j4 == 3u);
+        }
+        var sample = tt_step.start + r;
+        if (tt_dims.direct == 0u) {
+            sample = tt_order[tt_step.start + r];
+        }
+        let label = min(tt_labels[sample], tt_dims.classes - 1u);
+        var arg = 0u;
+        var mx = y0.x;
+        var any_bad = false;
+        for (var j = 0u; j < tt_dims.classes; j++) {
+            let v = class_of(y0, y1, y2, y3, j);
+            any_bad = any_bad || nonfinite(v);
+            if (v > mx) {
+                arg = j;
+                mx = v;
+            }
+        }
+        var sum = 0.0;
+        for (var j = 0u; j < tt_dims.classes; j++) {
+            sum += exp(class_of(y0, y1, y2, y3, j) - mx);
+        }
+        let lse = mx + log(sum);
+        let l = lse - class_of(y0, y1, y2, y3, label);
+        loss += l;
+        correct += select(0u, 1u, arg == label);
+        bad += select(0u, 1u, any_bad || nonfinite(l));
+        y0 = dlogit_quad(y0, 0u, lse, label);
+        y1 = dlogit_quad(y1, 1u, lse, label);
+        y2 = dlogit_quad(y2, 2u, lse, label);
+        y3 = dlogit_quad(y3, 3u, lse, label);
+        for (var j4 = 0u; j4 < nq; j4++) {
+            tt_dz[dl4 + r * ldo4 + j4] = quad_of(y0, y1, y2, y3, j4);
+        }
+        // The masked input gradient, from the dlogits in registers.
+        for (var q = 0u; q < dx_quads; q++) {
+            let k0 = q * 4u;
+            var g = z4;
+            for (var j4 = 0u; j4 < nq; j4++) {
+                g += back_quad(quad_of(y0, y1, y2, y3, j4), j4, k0, kl);
+            }
+            let a = textureLoad(act_tex, vec2<u32>(q, r), 0);
+            tt_dz[dx4 + r * lda4 + q] = select(z4, g, positive(a) & lanes_below(q, tt_dims.k));
+        }
+    }
+    // Rows past a partial batch: dlogits and dZ are 0, nothing is read.
+    for (var r = tt_step.rows + lid; r < tt_dims.capacity; r += TT_WG) {
+        for (var j4 = 0u; j4 < nq; j4++) {
+            tt_dz[dl4 + r * ldo4 + j4] = z4;
+        }
+        for (var q = 0u; q < dx_quads; q++) {
+            tt_dz[dx4 + r * lda4 + q] = z4;
+        }
+    }
+    tt_loss[lid] = loss;
+    tt_correct[lid] = correct;
+    tt_bad[lid] = bad;
+    // An execution barrier that also makes phase A's storage writes visible to the workgroup.
+    storageBarrier();
+    workgroupBarrier();
+
+    // B. dW and db over the live rows, TT_QUADS = 4 k quads (16 rows of dW) per invocation, per class
+    // quad: dlogits are loaded once per row for the 16 rows (a storage load is the dear part here).
+    let groups = (kq + TT_QUADS - 1u) / TT_QUADS;
+    for (var gi = lid; gi < groups; gi += TT_WG) {
+        let q0 = gi * TT_QUADS;
+        let qa = vec4<u32>(min(q0, kq - 1u), min(q0 + 1u, kq - 1u), min(q0 + 2u, kq - 1u), min(q0 + 3u, kq - 1u));
+        for (var j4 = 0u; j4 < nq; j4++) {
+            var c0 = z4;
+            var c1 = z4;
+            var c2 = z4;
+            var c3 = z4;
+            var c4 = z4;
+            var c5 = z4;
+            var c6 = z4;
+            var c7 = z4;
+            var c8 = z4;
+            var c9 = z4;
+            var c10 = z4;
+            var c11 = z4;
+            var c12 = z4;
+            var c13 = z4;
+            var c14 = z4;
+            var c15 = z4;
+            var s = z4;
+            for (var r = 0u; r < tt_step.rows; r++) {
+                let d = tt_dz[dl4 + r * ldo4 + j4];
+                s += d;
+                // act's lanes past k may be NaN padding: they reach only rows of dW not stored.
+                let a0 = textureLoad(act_tex, vec2<u32>(qa.x, r), 0);
+                let a1 = textureLoad(act_tex, vec2<u32>(qa.y, r), 0);
+                let a2 = textureLoad(act_tex, vec2<u32>(qa.z, r), 0);
+                let a3 = textureLoad(act_tex, vec2<u32>(qa.w, r), 0);
+                c0 += a0.x * d;
+                c1 += a0.y * d;
+                c2 += a0.z * d;
+                c3 += a0.w * d;
+                c4 += a1.x * d;
+                c5 += a1.y * d;
+                c6 += a1.z * d;
+                c7 += a1.w * d;
+                c8 += a2.x * d;
+                c9 += a2.y * d;
+                c10 += a2.z * d;
+                c11 += a2.w * d;
+                c12 += a3.x * d;
+                c13 += a3.y * d;
+                c14 += a3.z * d;
+                c15 += a3.w * d;
+            }
+            let keep = lanes_below(j4, tt_dims.classes);
+            let w = tt_dims.w_off / 4u + j4;
+            let k0 = q0 * 4u;
+            let rows = array<vec4<f32>, 16>(c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15);
+            for (var i = 0u; i < min(16u, tt_dims.k - min(k0, tt_dims.k)); i++) {
+                tt_grads[w + (k0 + i) * ldw4] = select(z4, rows[i], keep);
+            }
+            if (gi == 0u) {
+                tt_grads[tt_dims.b_off / 4u + j4] = select(z4, s, keep);
+            }
+        }
+    }
+
+    if (lid == 0u) {
+        var total = StepStat(0.0, 0u, 0u, 0u);
+        for (var i = 0u; i < min(tt_step.rows, TT_WG); i++) {
+            total.loss += tt_loss[i];
+            total.correct += tt_correct[i];
+            total.nonfinite += tt_bad[i];
+        }
+        tt_stats[tt_step.stat] = total;
+    }
+}

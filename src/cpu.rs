@@ -649,6 +649,28 @@ pub fn dense_tail<T: Real>(
     stat
 }
 
+/// Twin of `dense_tail_tex` (tail.wgsl), the texture path's tail: the same function as [`dense_tail`]
+/// (the kernel reads act and W|b from textures and keeps a row's logits in registers, at most 16
+/// classes).
+#[allow(clippy::too_many_arguments)]
+pub fn dense_tail_tex<T: Real>(
+    act: &[T],
+    params: &[T],
+    labels: &[u32],
+    order: &[u32],
+    grads: &mut [T],
+    dlogits: &mut [T],
+    dx: Option<&mut [T]>,
+    layer: &LayerOffsets,
+    capacity: usize,
+    rows: StepRows,
+    scale: T,
+) -> TailStat<T> {
+    dense_tail(
+        act, params, labels, order, grads, dlogits, dx, layer, capacity, rows, scale,
+    )
+}
+
 /// The first layer's backward and update in one: `dW = x^T · dz` over the gathered `x` (see
 /// [`gather`]) and `db = colsum(dz)`, summed over rows below `rows.rows` of `dz (>= rows, fan_out)`,
 /// each applied at once by Keras' Adam to `params`, `m` and `v` at `layer`'s offsets (the gradient is

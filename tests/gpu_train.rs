@@ -286,11 +286,16 @@ fn texture_path_counts_its_copies_and_passes() {
     };
     let (report, _) = fmnist::gpu::bench::profile_steps(&mut gpu, &data.train, 32, 32).unwrap();
     let s = report.expect("the GPU has a profile").structure;
-    // gather, L1 forward, dense_tail, L1 weight gradient, adam_tex; mirror copies of x, dZ1, the
-    // gradients, and after Adam the parameter atlas, m and v.
+    // gather, L1 forward, dense_tail_tex, L1 weight gradient, adam_tex; mirror copies of x, act1 (read
+    // by the tail), dZ1, the gradients, and after Adam the parameter atlas, m, v and W2|b2 (the tail's).
     assert_eq!(s.dispatches, 5 * 32, "{s:?}");
-    assert_eq!(s.copies, 6 * 32, "{s:?}");
-    assert_eq!(s.passes, 4 * 32, "{s:?}");
+    assert_eq!(s.copies, 8 * 32, "{s:?}");
+    assert_eq!(s.passes, 5 * 32, "{s:?}");
+    let sites = gpu.step_sites();
+    assert!(
+        sites.iter().any(|(n, _)| n.contains("dense_tail_tex")),
+        "{sites:?}"
+    );
 }
 
 /// Issue 9: a GPU run stopped mid-epoch, saved as a run checkpoint and continued on a fresh backend

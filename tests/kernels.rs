@@ -50,14 +50,18 @@ fn matmuls_bias_relu_and_bias_grad_match_cpu_twins_atol1e5_rtol1e4() {
 }
 
 #[test]
-fn dense_tail_stays_finite_and_matches_at_logits_of_plus_minus_1000_atol1e5_rtol1e4() {
+fn both_tails_stay_finite_and_match_at_logits_of_plus_minus_1000_atol1e5_rtol1e4() {
     let Some(h) = harness("dense_tail spread") else {
         return;
     };
     let mut cases = Vec::new();
     for (inputs, classes, cap, rows, spread) in [(7, 3, 7, 7, 1000.0), (16, 10, 130, 129, 20.0)] {
         let case = StepCase::new(inputs, classes, cap, rows, false, 5);
-        cases.extend(selftest::dense_tail_spread_case(&h, &case, classes, spread, 5).unwrap());
+        for kernel in [Kernel::DenseTail, Kernel::DenseTailTex] {
+            cases.extend(
+                selftest::dense_tail_spread_case(&h, kernel, &case, classes, spread, 5).unwrap(),
+            );
+        }
     }
     common::assert_all_pass("dense_tail spread", &cases);
 }
@@ -219,12 +223,45 @@ fn dense_tail_matches_cpu_twin_atol1e5_rtol1e4() {
     };
     let mut cases = Vec::new();
     for (case, classes, flag) in step_cases() {
-        cases.extend(selftest::dense_tail_case(&h, &case, classes, flag, 24).unwrap());
+        cases.extend(
+            selftest::dense_tail_case(&h, Kernel::DenseTail, &case, classes, flag, 24).unwrap(),
+        );
     }
     // A capacity past the workgroup (256 rows), so every phase loops.
     let big = StepCase::new(20, 10, 300, 290, false, 25);
-    cases.extend(selftest::dense_tail_case(&h, &big, 10, true, 25).unwrap());
+    cases.extend(selftest::dense_tail_case(&h, Kernel::DenseTail, &big, 10, true, 25).unwrap());
     common::assert_all_pass("dense_tail", &cases);
+}
+
+/// The texture path's tail on the same step cases up to its 16 classes, a k that is not a multiple of
+/// its 16-row dW groups, and capacities past its 32-invocation workgroup (every loop wraps).
+#[test]
+fn dense_tail_tex_matches_cpu_twin_atol1e5_rtol1e4() {
+    let Some(h) = harness("dense_tail_tex") else {
+        return;
+    };
+    let mut cases = Vec::new();
+    for (case, classes, flag) in step_cases() {
+        if classes <= kernels::TAIL_TEX_MAX_CLASSES {
+            cases.extend(
+                selftest::dense_tail_case(&h, Kernel::DenseTailTex, &case, classes, flag, 24)
+                    .unwrap(),
+            );
+        }
+    }
+    for (k, classes, cap, rows, grad) in [
+        (20, 10, 300, 290, true),
+        (130, 16, 33, 33, true),
+        (61, 13, 70, 40, false),
+        (5, 1, 64, 1, true),
+    ] {
+        let case = StepCase::new(k, classes, cap, rows, false, 25);
+        cases.extend(
+            selftest::dense_tail_case(&h, Kernel::DenseTailTex, &case, classes, grad, 25).unwrap(),
+        );
+    }
+    assert!(cases.len() >= 40, "{} dense_tail_tex checks", cases.len());
+    common::assert_all_pass("dense_tail_tex", &cases);
 }
 
 #[test]

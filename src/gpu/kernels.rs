@@ -30,6 +30,10 @@ pub const TEX_TILE: usize = (MM_WG * 8) as usize;
 pub const WG_1D: u32 = 64;
 /// Invocations of dense_tail's one workgroup (`WG` in tail.wgsl); it writes one `StepStat` per step.
 pub const TAIL_WG: u32 = 256;
+/// Invocations of dense_tail_tex's one workgroup (`TT_WG` in tail.wgsl), and the most classes it keeps
+/// in registers (`TT_MAX_CLASSES`); the texture path runs dense_tail for wider last layers.
+pub const TAIL_TEX_WG: u32 = 32;
+pub const TAIL_TEX_MAX_CLASSES: usize = 16;
 /// forward_gather's tile of act per workgroup (rows, columns), and the K slices that share it
 /// (`FG_SLICES`, `FG_BLOCKS` in gather.wgsl: 4x4 blocks x slices = 128 invocations).
 pub const FG_TILE_ROWS: usize = 16;
@@ -59,6 +63,8 @@ pub enum Kernel {
     Gather,
     ForwardGather,
     DenseTail,
+    /// `dense_tail` with act and W|b read from textures (group 1).
+    DenseTailTex,
     GradAdamGather,
 }
 
@@ -76,11 +82,12 @@ impl Kernel {
             Kernel::Gather => "gather",
             Kernel::ForwardGather => "forward_gather",
             Kernel::DenseTail => "dense_tail",
+            Kernel::DenseTailTex => "dense_tail_tex",
             Kernel::GradAdamGather => "grad_adam_gather",
         }
     }
 
-    pub const ALL: [Kernel; 12] = [
+    pub const ALL: [Kernel; 13] = [
         Kernel::MmNn,
         Kernel::MmNt,
         Kernel::MmTn,
@@ -92,6 +99,7 @@ impl Kernel {
         Kernel::Gather,
         Kernel::ForwardGather,
         Kernel::DenseTail,
+        Kernel::DenseTailTex,
         Kernel::GradAdamGather,
     ];
 
@@ -106,7 +114,7 @@ impl Kernel {
             | Kernel::MmNtTex => "matmul.wgsl",
             Kernel::AdamTex | Kernel::Adam => "adam.wgsl",
             Kernel::Gather | Kernel::ForwardGather | Kernel::GradAdamGather => "gather.wgsl",
-            Kernel::DenseTail => "tail.wgsl",
+            Kernel::DenseTail | Kernel::DenseTailTex => "tail.wgsl",
         }
     }
 
@@ -127,11 +135,12 @@ impl Kernel {
                 (FG_SLICES * blocks as u32, 1, 1)
             }
             Kernel::DenseTail => (TAIL_WG, 1, 1),
+            Kernel::DenseTailTex => (TAIL_TEX_WG, 1, 1),
         }
     }
 
     /// Storage buffers the entry point binds: a device with fewer per stage cannot run it (the downlevel
-    /// limit is 4; dense_tail and grad_adam_gather need more, see `Kernels::supports`).
+    /// limit is 4; the two tails and grad_adam_gather need more, see `Kernels::supports`).
     pub fn storage_buffers(self) -> u32 {
         match self {
             Kernel::MmNn
@@ -146,6 +155,7 @@ impl Kernel {
             Kernel::Gather => 3,
             Kernel::DenseTail => 7,
             Kernel::GradAdamGather => 6,
+            Kernel::DenseTailTex => 5,
         }
     }
 
@@ -228,6 +238,8 @@ pub struct Kernels {
     pub forward_gather_layout: wgpu::BindGroupLayout,
     /// None where the device allows fewer storage buffers per stage than the kernel binds.
     pub dense_tail_layout: Option<wgpu::BindGroupLayout>,
+    /// Group 0 of dense_tail_tex (group 1 is `tex_layout`: act, W|b).
+    pub dense_tail_tex_layout: Option<wgpu::BindGroupLayout>,
     pub grad_adam_gather_layout: Option<wgpu::BindGroupLayout>,
     mm_nn: wgpu::ComputePipeline,
     mm_nt: wgpu::ComputePipeline,
@@ -240,6 +252,7 @@ pub struct Kernels {
     gather: wgpu::ComputePipeline,
     forward_gather: wgpu::ComputePipeline,
     dense_tail: Option<wgpu::ComputePipeline>,
+    dense_tail_tex: Option<wgpu::ComputePipeline>,
     grad_adam_gather: Option<wgpu::ComputePipeline>,
 }
 
@@ -407,6 +420,20 @@ impl Kernels {
                 ],
             })
         });
+        let dense_tail_tex_layout = fits(Kernel::DenseTailTex).then(|| {
+            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some("dense_tail_tex layout: labels, order, grads, dz, stats, dims, step"),
+                entries: &[
+                    storage(0, true),
+                    storage(1, true),
+                    storage(2, false),
+                    storage(3, false),
+                    storage(4, false),
+                    uniform::<TailDims>(5, false),
+                    uniform::<StepRecord>(6, false),
+                ],
+            })
+        });
         let grad_adam_gather_layout = fits(Kernel::GradAdamGather).then(|| {
             device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
                 label: Some("grad_adam_gather layout: images, order, dz, params, m, v, dims, step"),
@@ -453,6 +480,9 @@ impl Kernels {
             dense_tail: dense_tail_layout
                 .as_ref()
                 .map(|l| pipeline(l, &tail, Kernel::DenseTail)),
+            dense_tail_tex: dense_tail_tex_layout
+                .as_ref()
+                .map(|l| pipeline_with(&[Some(l), Some(&tex_layout)], &tail, Kernel::DenseTailTex)),
             grad_adam_gather: grad_adam_gather_layout
                 .as_ref()
                 .map(|l| pipeline(l, &gather, Kernel::GradAdamGather)),
@@ -464,6 +494,7 @@ impl Kernels {
             gather_layout,
             forward_gather_layout,
             dense_tail_layout,
+            dense_tail_tex_layout,
             grad_adam_gather_layout,
         }
     }
@@ -472,6 +503,7 @@ impl Kernels {
     pub fn supports(&self, kernel: Kernel) -> bool {
         match kernel {
             Kernel::DenseTail => self.dense_tail.is_some(),
+            Kernel::DenseTailTex => self.dense_tail_tex.is_some(),
             Kernel::GradAdamGather => self.grad_adam_gather.is_some(),
             _ => true,
         }
@@ -491,6 +523,7 @@ impl Kernels {
             Kernel::Gather => &self.gather,
             Kernel::ForwardGather => &self.forward_gather,
             Kernel::DenseTail => unsupported(kernel, self.dense_tail.as_ref()),
+            Kernel::DenseTailTex => unsupported(kernel, self.dense_tail_tex.as_ref()),
             Kernel::GradAdamGather => unsupported(kernel, self.grad_adam_gather.as_ref()),
         }
     }
@@ -509,6 +542,7 @@ impl Kernels {
             Kernel::Gather => &self.gather_layout,
             Kernel::ForwardGather => &self.forward_gather_layout,
             Kernel::DenseTail => unsupported(kernel, self.dense_tail_layout.as_ref()),
+            Kernel::DenseTailTex => unsupported(kernel, self.dense_tail_tex_layout.as_ref()),
             Kernel::GradAdamGather => unsupported(kernel, self.grad_adam_gather_layout.as_ref()),
         }
     }

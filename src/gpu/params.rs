@@ -6,13 +6,18 @@ use anyhow::Result;
 
 use crate::gpu::buffers::{self, GpuLayout, TextureMirror};
 use crate::gpu::context::GpuContext;
+use crate::gpu::kernels::TAIL_TEX_MAX_CLASSES;
 use crate::model::ParamLayout;
 
 /// The mirrors of the parameter state: the atlas (the whole flat buffer; its first rows are W1), the
-/// later layers' weights, and Adam's operands g, m and v (atlas-shaped).
+/// later layers' weights, the last layer's W|b for dense_tail_tex, and Adam's operands g, m and v
+/// (atlas-shaped).
 pub struct ParamMirrors {
     pub atlas: TextureMirror,
     pub weights: Vec<TextureMirror>,
+    /// The last layer's W with b as one more row, where dense_tail_tex can run it (at most
+    /// `TAIL_TEX_MAX_CLASSES` classes) and it is not the first layer (the atlas holds that one).
+    tail: Option<TextureMirror>,
     pub g: TextureMirror,
     pub m: TextureMirror,
     pub v: TextureMirror,
@@ -55,6 +60,17 @@ impl ParamMirrors {
                     )
                 })
                 .collect::<Result<_>>()?,
+            tail: match layout.layers.as_slice() {
+                [_, .., last] if last.fan_out <= TAIL_TEX_MAX_CLASSES => Some(TextureMirror::new(
+                    device,
+                    "last layer W|b mirror (fan_in + 1, ld)",
+                    params,
+                    last.weight,
+                    last.ld,
+                    last.fan_in + 1,
+                )?),
+                _ => None,
+            },
             g: atlas("grads mirror (atlas)", grads)?,
             m: atlas("adam m mirror (atlas)", m)?,
             v: atlas("adam v mirror (atlas)", v)?,
@@ -70,11 +86,23 @@ impl ParamMirrors {
         }
     }
 
+    /// The texture of the last layer's W with b as row `fan_in`, as dense_tail_tex reads it: its own
+    /// mirror, or the atlas when the last layer is the first (the atlas row after W1 is b1). None when
+    /// the layer is too wide for dense_tail_tex.
+    pub fn tail_view(&self, layout: &GpuLayout) -> Option<wgpu::TextureView> {
+        match (layout.layers.as_slice(), &self.tail) {
+            ([only], _) if only.fan_out <= TAIL_TEX_MAX_CLASSES => Some(self.atlas.view()),
+            (_, Some(t)) => Some(t.view()),
+            _ => None,
+        }
+    }
+
     /// Every mirror that follows the parameters, m and v (refreshed after Adam and host writes).
     pub fn after_adam(&self) -> Vec<TextureMirror> {
         [self.atlas.clone(), self.m.clone(), self.v.clone()]
             .into_iter()
             .chain(self.weights.iter().cloned())
+            .chain(self.tail.iter().cloned())
             .collect()
     }
 }

@@ -342,6 +342,23 @@ impl Harness {
         classes: usize,
         input_grad: bool,
     ) -> Result<TailOut> {
+        self.tail_kernel(Kernel::DenseTail, case, act, w, b, k, classes, input_grad)
+    }
+
+    /// As `dense_tail`, running `kernel`: `DenseTail`, or `DenseTailTex` reading act and W|b from
+    /// textures holding the same NaN-padded values (b as the row after W's).
+    #[allow(clippy::too_many_arguments)]
+    pub fn tail_kernel(
+        &self,
+        kernel: Kernel,
+        case: &StepCase,
+        act: &[f32],
+        w: &[f32],
+        b: &[f32],
+        k: usize,
+        classes: usize,
+        input_grad: bool,
+    ) -> Result<TailOut> {
         let d = &self.ctx.device;
         let cap = case.capacity;
         let lda = pad4(k);
@@ -354,8 +371,6 @@ impl Harness {
         let dz_poison = vec![f32::NAN; dl_off + cap * ldo];
         let g_poison = vec![f32::NAN; pk.total];
         let stats_init = [POISON_STAT; 4];
-        let a_buf = buffers::storage_init(d, "selftest act", bytemuck::cast_slice(&act_pad));
-        let p_buf = buffers::storage_init(d, "selftest params", bytemuck::cast_slice(&params));
         let l_buf = buffers::storage_init(d, "selftest labels", bytemuck::cast_slice(&case.labels));
         let (_, order) = self.split_buffers(case);
         let g_buf = buffers::storage_init(
@@ -383,18 +398,44 @@ impl Harness {
             direct: case.rows.direct as u32,
             input_grad: input_grad as u32,
         };
-        let u = buffers::uniform_init(d, "selftest dense_tail dims", bytemuck::bytes_of(&dims));
+        let u = buffers::uniform_init(d, "selftest tail dims", bytemuck::bytes_of(&dims));
         let (r, at) = self.record_buffer(&case.record());
-        let bind = kernels::bind_group(
-            d,
-            "selftest dense_tail",
-            self.kernels.layout(Kernel::DenseTail),
-            &[
-                &a_buf, &p_buf, &l_buf, &order, &g_buf, &dz_buf, &s_buf, &u, &r,
-            ],
-            Some((8, at, std::mem::size_of::<StepRecord>() as u64)),
-        );
-        self.run(Kernel::DenseTail, &bind, None, kernels::dense_tail_groups());
+        let record = std::mem::size_of::<StepRecord>() as u64;
+        let (bind, tex) = if kernel == Kernel::DenseTailTex {
+            let texture = |label: &str, data: &[f32], rows: usize, width: usize| {
+                let t = buffers::float_texture(d, label, width, rows)?;
+                buffers::write_texture(&self.ctx.queue, &t, width, rows, data);
+                anyhow::Ok(t.create_view(&Default::default()))
+            };
+            let act_t = texture("selftest act_tex", &act_pad, cap, lda)?;
+            let mut wb = pad_ld(w, k, classes, ldo, f32::NAN);
+            wb.extend(pad_ld(b, 1, classes, ldo, f32::NAN));
+            let wb_t = texture("selftest wb_tex", &wb, k + 1, ldo)?;
+            let bind = kernels::bind_group(
+                d,
+                "selftest dense_tail_tex",
+                self.kernels.layout(kernel),
+                &[&l_buf, &order, &g_buf, &dz_buf, &s_buf, &u, &r],
+                Some((6, at, record)),
+            );
+            let tex =
+                kernels::tex_bind_group(d, "selftest tail textures", &self.kernels, &act_t, &wb_t);
+            (bind, Some(tex))
+        } else {
+            let a_buf = buffers::storage_init(d, "selftest act", bytemuck::cast_slice(&act_pad));
+            let p_buf = buffers::storage_init(d, "selftest params", bytemuck::cast_slice(&params));
+            let bind = kernels::bind_group(
+                d,
+                "selftest dense_tail",
+                self.kernels.layout(kernel),
+                &[
+                    &a_buf, &p_buf, &l_buf, &order, &g_buf, &dz_buf, &s_buf, &u, &r,
+                ],
+                Some((8, at, record)),
+            );
+            (bind, None)
+        };
+        self.run(kernel, &bind, tex.as_ref(), kernels::dense_tail_groups());
         let dz = self.download(&dz_buf, dz_poison.len())?;
         let grads = self.download(&g_buf, g_poison.len())?;
         let stats = self.download(&s_buf, STAT_FLOATS * stats_init.len())?;

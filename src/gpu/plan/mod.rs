@@ -384,24 +384,7 @@ pub fn tail_site(
             p.device.limits().max_storage_buffers_per_shader_stage
         );
     }
-    let layout = p.layout();
-    let last = layout.layers.len() - 1;
-    let out = layout.layers[last];
-    let cap = p.cap;
-    let dims = TailDims {
-        k: out.fan_in as u32,
-        classes: out.fan_out as u32,
-        capacity: cap as u32,
-        lda: lda as u32,
-        ldw: out.ld as u32,
-        ldo: out.ld as u32,
-        w_off: out.weight as u32,
-        b_off: out.bias as u32,
-        dl_off: 0,
-        dx_off: (cap * out.ld) as u32,
-        direct: 0,
-        input_grad: u32::from(last > 0),
-    };
+    let dims = tail_dims(p, lda);
     let u =
         crate::gpu::buffers::uniform_init(p.device, "dense_tail dims", bytemuck::bytes_of(&dims));
     let st = p.state;
@@ -421,19 +404,51 @@ pub fn tail_site(
         ],
         8,
     );
+    Ok((tail_plain_site(p, Kernel::DenseTail, binds), u))
+}
+
+/// The dims of either tail over an input of row stride `lda`: dlogits at 0 of the dz buffer, dZ after
+/// them.
+pub fn tail_dims(p: &PlanInputs<'_>, lda: usize) -> TailDims {
+    let layout = p.layout();
+    let last = layout.layers.len() - 1;
+    let out = layout.layers[last];
+    TailDims {
+        k: out.fan_in as u32,
+        classes: out.fan_out as u32,
+        capacity: p.cap as u32,
+        lda: lda as u32,
+        ldw: out.ld as u32,
+        ldo: out.ld as u32,
+        w_off: out.weight as u32,
+        b_off: out.bias as u32,
+        dl_off: 0,
+        dx_off: (p.cap * out.ld) as u32,
+        direct: 0,
+        input_grad: u32::from(last > 0),
+    }
+}
+
+/// A tail site (named and counted like the profile shows it) over its group-0 bind groups.
+pub fn tail_plain_site(p: &PlanInputs<'_>, kernel: Kernel, binds: Vec<wgpu::BindGroup>) -> Site {
+    let layout = p.layout();
+    let last = layout.layers.len() - 1;
+    let out = layout.layers[last];
     let mut site = Site::plain(
         format!(
-            "L{} dense_tail {cap}x{}x{}",
+            "L{} {} {}x{}x{}",
             last + 1,
+            kernel.entry_point(),
+            p.cap,
             out.fan_in,
             out.fan_out
         ),
-        Kernel::DenseTail,
+        kernel,
         kernels::dense_tail_groups(),
         binds,
     );
-    site.flops = 6.0 * (cap * out.fan_in * out.fan_out) as f64;
-    Ok((site, u))
+    site.flops = 6.0 * (p.cap * out.fan_in * out.fan_out) as f64;
+    site
 }
 
 /// Dimensions of layer `l`'s forward product `act_l = relu(input · W_l + b_l)` over `rows` rows (no ReLU

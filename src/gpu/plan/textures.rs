@@ -24,8 +24,8 @@ struct Scratch {
     /// `(cap, in_ld)`: the step's normalised samples, and their texture.
     x: wgpu::Buffer,
     x_mirror: TextureMirror,
-    /// `(cap, ld_l)` per hidden layer; those a later texture product reads are mirrored after their
-    /// forward (the last hidden one is read by the tail from its buffer).
+    /// `(cap, ld_l)` per hidden layer, each mirrored after its forward (for the next layer's product,
+    /// or the tail, and for the weight gradient).
     acts: Vec<wgpu::Buffer>,
     act_mirrors: Vec<TextureMirror>,
     /// Two gradient buffers used in turn: A holds the tail's dlogits then dZ of the last hidden layer.
@@ -44,7 +44,7 @@ impl Scratch {
             .enumerate()
             .map(|(i, l)| buf(&format!("act {i} (cap, ld)"), cap * l.ld))
             .collect();
-        let act_mirrors = (0..last.saturating_sub(1))
+        let act_mirrors = (0..last)
             .map(|l| {
                 let label = format!("act {l} mirror (cap, ld)");
                 TextureMirror::new(d, &label, &acts[l], 0, layout.layers[l].ld, cap)
@@ -94,12 +94,7 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
     for l in 0..last {
         sites.push(hidden_forward(p, l, &sc));
     }
-    let (tail_input, lda) = if last > 0 {
-        (&sc.acts[last - 1], layout.layers[last - 1].ld)
-    } else {
-        (&sc.x, in_ld)
-    };
-    sites.push(super::tail_site(p, tail_input, lda, &sc.dz[0])?);
+    sites.push(tail(p, &sc)?);
     // Hidden layers backward, last first; dZ_l (in `dz[side]` at float `off`) is mirrored before the
     // weight gradient, which both products then read. Adam runs after all of them, so W_l is still the
     // forward's.
@@ -124,6 +119,48 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
         sites,
         keep,
     })
+}
+
+/// The last layer: `dense_tail_tex` from the mirrors of its input and of its W|b where it can run it
+/// (at most `TAIL_TEX_MAX_CLASSES` classes), else `dense_tail` from the buffers.
+fn tail(p: &PlanInputs<'_>, sc: &Scratch) -> Result<(Site, wgpu::Buffer)> {
+    let (layout, k) = (p.layout(), p.kernels);
+    let last = layout.layers.len() - 1;
+    let (input, lda) = if last > 0 {
+        (&sc.acts[last - 1], layout.layers[last - 1].ld)
+    } else {
+        (&sc.x, pad_texture_row(p.inputs))
+    };
+    let wb = mirrors(p).tail_view(layout);
+    let Some(wb) = wb.filter(|_| k.supports(Kernel::DenseTailTex)) else {
+        return super::tail_site(p, input, lda, &sc.dz[0]);
+    };
+    let dims = super::tail_dims(p, lda);
+    let u = gbuf::uniform_init(p.device, "dense_tail_tex dims", bytemuck::bytes_of(&dims));
+    let binds = per_slot(
+        p,
+        "dense_tail_tex (slot)",
+        k.layout(Kernel::DenseTailTex),
+        &[
+            &p.train.labels,
+            p.order,
+            &p.state.grads,
+            &sc.dz[0],
+            p.stats,
+            &u,
+        ],
+        6,
+    );
+    let mut site = super::tail_plain_site(p, Kernel::DenseTailTex, binds);
+    let tex = kernels::tex_bind_group(
+        p.device,
+        "dense_tail_tex textures: act, W|b",
+        k,
+        &sc.input_view(last),
+        &wb,
+    );
+    site.tex_binds = vec![tex];
+    Ok((site, u))
 }
 
 /// A product site reading its operands from textures (group 1) and its bias, output and mask through

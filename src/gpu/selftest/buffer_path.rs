@@ -1,4 +1,5 @@
-//! The buffer-path cases: gather, forward_gather, dense_tail, grad_adam_gather and the buffer adam
+//! The buffer-path cases: gather, forward_gather, dense_tail (and the texture path's dense_tail_tex),
+//! grad_adam_gather and the buffer adam
 //! against their CPU twins on steps drawn from a split of random u8 images (`StepCase`), full batches
 //! through a shuffled order and partial ones in split order, with odd row lengths; forward_gather's and
 //! dense_tail's references run in f64. Shared by `fmnist selftest` (through `buffer_path_ladder`) and
@@ -14,6 +15,7 @@ use crate::config::AdamConfig;
 use crate::cpu;
 use crate::gpu::buffers::pad4;
 use crate::gpu::harness::{Harness, Packed, ParamsPacking, StepCase, unpad_ld};
+use crate::gpu::kernels::{self, Kernel};
 
 /// A pass/fail verdict as a `Closeness` (for checks that are exact: counts, untouched lanes).
 fn verdict(ok: bool) -> Closeness {
@@ -112,10 +114,12 @@ pub fn forward_gather_case(
     )])
 }
 
-/// `dense_tail` against cpu::dense_tail on a layer of k inputs and `classes` outputs: act a ReLU output
-/// (so the mask has zeros), Glorot-sized W and b (logits of a few units, as in training).
+/// `kernel` (dense_tail or dense_tail_tex) against cpu::dense_tail on a layer of k inputs and `classes`
+/// outputs: act a ReLU output (so the mask has zeros), Glorot-sized W and b (logits of a few units, as in
+/// training).
 pub fn dense_tail_case(
     h: &Harness,
+    kernel: Kernel,
     case: &StepCase,
     classes: usize,
     input_grad: bool,
@@ -128,13 +132,14 @@ pub fn dense_tail_case(
     cpu::relu(&mut act);
     let w = random(k * classes, -limit, limit, &mut rng);
     let b = random(classes, -0.5, 0.5, &mut rng);
-    dense_tail_check(h, case, &act, &w, &b, classes, input_grad)
+    dense_tail_check(h, kernel, case, &act, &w, &b, classes, input_grad)
 }
 
 /// `dense_tail` with logits of about `±spread` (from the bias): the max-subtracted softmax and the
 /// log-sum-exp loss must stay finite at ±1000.
 pub fn dense_tail_spread_case(
     h: &Harness,
+    kernel: Kernel,
     case: &StepCase,
     classes: usize,
     spread: f32,
@@ -146,13 +151,15 @@ pub fn dense_tail_spread_case(
     cpu::relu(&mut act);
     let w = random(k * classes, -0.1, 0.1, &mut rng);
     let b = random(classes, -spread, spread, &mut rng);
-    dense_tail_check(h, case, &act, &w, &b, classes, true)
+    dense_tail_check(h, kernel, case, &act, &w, &b, classes, true)
 }
 
-/// Runs dense_tail on the GPU and its twin on the CPU (in f64, the reference's rounding left out) on the
-/// given operands and compares every output.
+/// Runs `kernel` (dense_tail or dense_tail_tex) on the GPU and their twin on the CPU (in f64, the
+/// reference's rounding left out) on the given operands and compares every output.
+#[allow(clippy::too_many_arguments)]
 pub fn dense_tail_check(
     h: &Harness,
+    kernel: Kernel,
     case: &StepCase,
     act: &[f32],
     w: &[f32],
@@ -161,7 +168,8 @@ pub fn dense_tail_check(
     input_grad: bool,
 ) -> Result<Vec<CaseResult>> {
     let (k, cap) = (case.inputs, case.capacity);
-    let got = h.dense_tail(case, act, w, b, k, classes, input_grad)?;
+    let got = h.tail_kernel(kernel, case, act, w, b, k, classes, input_grad)?;
+    let name = kernel.entry_point();
     let pk = ParamsPacking::new(k, classes);
     let layer = pk.cpu_layer();
     let mut params = to_f64(w);
@@ -169,7 +177,11 @@ pub fn dense_tail_check(
     let mut grads = vec![f64::NAN; params.len()];
     let mut dl = vec![f64::NAN; cap * classes];
     let mut dx = vec![f64::NAN; cap * k];
-    let want = cpu::dense_tail(
+    let twin = match kernel {
+        Kernel::DenseTailTex => cpu::dense_tail_tex,
+        _ => cpu::dense_tail,
+    };
+    let want = twin(
         &to_f64(act),
         &params,
         &case.labels,
@@ -190,20 +202,24 @@ pub fn dense_tail_check(
         loss.used = f32::INFINITY;
     }
     let mut out = vec![
-        case_result("dense_tail dlogits", &s, compare(&got.dlogits, &dl, red)),
         case_result(
-            "dense_tail dW",
+            &format!("{name} dlogits"),
+            &s,
+            compare(&got.dlogits, &dl, red),
+        ),
+        case_result(
+            &format!("{name} dW"),
             &s,
             compare(&got.dw, &grads[layer.weight_range()], red),
         ),
         case_result(
-            "dense_tail db",
+            &format!("{name} db"),
             &s,
             compare(&got.db, &grads[layer.bias_range()], red),
         ),
         case_result(
             &format!(
-                "dense_tail loss, correct {}/{}, nonfinite {}/{}",
+                "{name} loss, correct {}/{}, nonfinite {}/{}",
                 got.stat.correct, want.correct, got.stat.nonfinite, want.nonfinite
             ),
             &s,
@@ -212,14 +228,14 @@ pub fn dense_tail_check(
     ];
     if input_grad {
         out.push(case_result(
-            "dense_tail dZ (masked)",
+            &format!("{name} dZ (masked)"),
             &s,
             compare(&got.dx, &dx, red),
         ));
     } else {
         // Without input_grad the dZ region is not written: it must still hold its poison.
         out.push(case_result(
-            "dense_tail no dZ written",
+            &format!("{name} no dZ written"),
             &s,
             verdict(got.dx.iter().all(|v| v.is_nan())),
         ));
@@ -340,6 +356,16 @@ pub fn adam_range_case(
     ])
 }
 
+/// The tails that run a last layer of `classes` outputs on this device: dense_tail, and dense_tail_tex
+/// up to its class limit.
+pub fn tails(h: &Harness, classes: usize) -> Vec<Kernel> {
+    [Kernel::DenseTail, Kernel::DenseTailTex]
+        .into_iter()
+        .filter(|&k| h.kernels.supports(k))
+        .filter(|&k| k == Kernel::DenseTail || classes <= kernels::TAIL_TEX_MAX_CLASSES)
+        .collect()
+}
+
 /// The step cases of the buffer-path kernels for a ladder shape `(batch, fan_in, fan_out)`: the full
 /// batch from a shuffled order, and a partial one (about two thirds) in split order.
 pub fn step_cases((bt, fi, fo): (usize, usize, usize), seed: u64) -> [(StepCase, bool); 2] {
@@ -360,19 +386,33 @@ pub fn buffer_path_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
         for (case, flag) in step_cases(s, seed) {
             out.extend(gather_case(h, &case, if flag { 0 } else { 8 })?);
             out.extend(forward_gather_case(h, &case, s.2, flag, seed)?);
-            out.extend(dense_tail_case(h, &case, s.2, flag, seed)?);
+            for kernel in tails(h, s.2) {
+                out.extend(dense_tail_case(h, kernel, &case, s.2, flag, seed)?);
+            }
             out.extend(grad_adam_gather_case(h, &case, s.2, seed)?);
         }
     }
-    for (inputs, classes, cap, rows) in [(7, 5, 8, 5), (784, 128, 32, 31), (785, 10, 32, 31)] {
+    for (inputs, classes, cap, rows) in [
+        (7, 5, 8, 5),
+        (784, 128, 32, 31),
+        (785, 10, 32, 31),
+        (130, 16, 33, 33),
+        (61, 13, 70, 40),
+    ] {
         let case = StepCase::new(inputs, classes, cap, rows, false, seed);
         out.extend(forward_gather_case(h, &case, classes, true, seed)?);
-        out.extend(dense_tail_case(h, &case, classes, true, seed)?);
+        for kernel in tails(h, classes) {
+            out.extend(dense_tail_case(h, kernel, &case, classes, true, seed)?);
+        }
         out.extend(grad_adam_gather_case(h, &case, classes, seed)?);
     }
     for (inputs, classes, cap, rows, spread) in [(7, 3, 7, 7, 1000.0), (16, 10, 100, 100, 20.0)] {
         let case = StepCase::new(inputs, classes, cap, rows, false, seed);
-        out.extend(dense_tail_spread_case(h, &case, classes, spread, seed)?);
+        for kernel in tails(h, classes) {
+            out.extend(dense_tail_spread_case(
+                h, kernel, &case, classes, spread, seed,
+            )?);
+        }
     }
     for (n, off4, len4) in [(4, 0, 1), (1000, 3, 200), (101_776, 23_000, 2_064)] {
         out.extend(adam_range_case(h, n, off4, len4, seed)?);
