@@ -5,7 +5,7 @@
 // and 3 writes per 4 parameters. Two entry points with their own layouts:
 //   adam      plain storage buffers over the vec4 range [off4, off4 + len4) (real GPUs)
 //   adam_tex  reads from texture mirrors of the four buffers (rgba32float, `row4` texels a row, vec4 i at
-//             texel (i % row4, i / row4)): on software Vulkan a storage-buffer load runs lane by lane and
+//             texel (i % row4, i / row4); g's from row0 on, at texel row i / row4 - row0): on software Vulkan a storage-buffer load runs lane by lane and
 //             costs ~5x a texel fetch, while stores are cheap. The host refreshes the mirrors by copies
 //             (g before this kernel, p, m and v after it).
 // Twin: cpu::adam. Tested by tests/kernels.rs (through gpu::selftest).
@@ -28,7 +28,7 @@ struct AdamDims {
     beta1: f32,
     beta2: f32,
     eps: f32,
-    _pad0: u32,
+    row0: u32, // first texel row updated: the rows before it are grad_adam_tex's
     _pad1: u32,
     _pad2: u32,
 }
@@ -58,16 +58,18 @@ struct Step {
 @group(1) @binding(2) var m_tex: texture_2d<f32>;
 @group(1) @binding(3) var v_tex: texture_2d<f32>;
 
-// The grid is the mirrors' texel grid (x: texel in the row, y: row), so the texel of vec4 i needs no
-// integer division, which a CPU driver runs lane by lane.
+// The grid is the mirrors' texel grid from row `row0` on (x: texel in the row, y: row - row0), so the
+// texel of vec4 i needs no integer division, which a CPU driver runs lane by lane.
 @compute @workgroup_size(16, 4)
 fn adam_tex(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = gid.y * dims.row4 + gid.x;
+    let y = dims.row0 + gid.y;
+    let i = y * dims.row4 + gid.x;
     if (gid.x >= dims.row4 || i >= dims.len4) {
         return;
     }
-    let t = gid.xy;
-    let gi = textureLoad(g_tex, t, 0);
+    let t = vec2<u32>(gid.x, y);
+    // g's mirror holds only the rows from row0 on.
+    let gi = textureLoad(g_tex, gid.xy, 0);
     let m0 = textureLoad(m_tex, t, 0);
     let v0 = textureLoad(v_tex, t, 0);
     let p0 = textureLoad(p_tex, t, 0);
@@ -95,4 +97,116 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     m[i] = mi;
     v[i] = vi;
     p[i] = p[i] - step.alpha * mi / (sqrt(vi) + vec4<f32>(range_dims.eps));
+}
+
+// grad_adam_tex: the texture path's first layer backward and update in one (the buffer path's
+// grad_adam_gather): dW = x^T · dZ over the step's live rows and db = colsum(dZ), each applied at once
+// by Adam to p, m and v, which are read from their atlas mirrors (W's row i is atlas row w_row + i, b is
+// row b_row) and written to the buffers; the gradient is never stored. An 8x8 block of W per invocation
+// as in mm_tn_tex (x's texel ma/mb, dZ's texels qa/qb), one invocation per 8x8 instead of adam_tex's
+// one per vec4 (on lavapipe an invocation costs about a vec4 store). Padding lanes (columns past
+// fan_out) keep their values bit for bit; rows past `inputs` are not written.
+// Twin: cpu::grad_adam_tex. Tested by tests/kernels.rs (through gpu::selftest).
+
+struct GradAdamTexDims {
+    inputs: u32,  // W's rows (fan_in)
+    fan_out: u32, // W's columns
+    ld: u32,      // floats per row of W, b and the atlas mirrors (a multiple of 4)
+    w_row: u32,   // atlas row of W's row 0
+    b_row: u32,   // atlas row of b
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+}
+
+@group(0) @binding(4) var<uniform> ga_dims: GradAdamTexDims; // grad_adam_tex
+// grad_adam_tex's operands in group 1 beside p_tex, m_tex, v_tex: dZ (rows, fan_out) in g_tex's slot,
+// and the step's normalised inputs x (rows, inputs).
+@group(1) @binding(1) var dz_tex: texture_2d<f32>;
+@group(1) @binding(4) var x_tex: texture_2d<f32>;
+
+fn lanes_of(q: u32, n: u32) -> vec4<bool> {
+    let i0 = q * 4u;
+    return vec4<u32>(i0, i0 + 1u, i0 + 2u, i0 + 3u) < vec4<u32>(n);
+}
+
+// Adam on the vec4 at atlas texel (q, row) with gradient g; lanes outside `keep` keep their values.
+fn adam_at(q: u32, row: u32, g: vec4<f32>, keep: vec4<bool>) {
+    let t = vec2<u32>(q, row);
+    let p0 = textureLoad(p_tex, t, 0);
+    let m0 = textureLoad(m_tex, t, 0);
+    let v0 = textureLoad(v_tex, t, 0);
+    let mi = m0 + (g - m0) * (1.0 - ga_dims.beta1);
+    let vi = v0 + (g * g - v0) * (1.0 - ga_dims.beta2);
+    let pi = p0 - step.alpha * mi / (sqrt(vi) + vec4<f32>(ga_dims.eps));
+    let i = row * (ga_dims.ld / 4u) + q;
+    m[i] = select(m0, mi, keep);
+    v[i] = select(v0, vi, keep);
+    p[i] = select(p0, pi, keep);
+}
+
+// Accumulator i of eight, by selects: an indexed local array would live in memory that lavapipe
+// reads lane by lane.
+fn pick8(
+    i: u32,
+    r0: vec4<f32>, r1: vec4<f32>, r2: vec4<f32>, r3: vec4<f32>,
+    r4: vec4<f32>, r5: vec4<f32>, r6: vec4<f32>, r7: vec4<f32>,
+) -> vec4<f32> {
+    let lo = select(select(r3, r2, i == 2u), select(r1, r0, i == 0u), i < 2u);
+    let hi = select(select(r7, r6, i == 6u), select(r5, r4, i == 4u), i < 6u);
+    return select(hi, lo, i < 4u);
+}
+
+@compute @workgroup_size(8, 8)
+fn grad_adam_tex(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let qa = 2u * gid.x;
+    let ma = 2u * gid.y;
+    let m0 = ma * 4u;
+    if (qa * 4u >= ga_dims.fan_out || m0 >= ga_dims.inputs) {
+        return;
+    }
+    // Quads past inputs or fan_out are read clamped and never written; x's lanes past inputs may be NaN
+    // padding and only reach rows that are not written.
+    let qb = qa + 1u;
+    let qbc = min(qb, (ga_dims.fan_out - 1u) / 4u);
+    let mbc = min(ma + 1u, (ga_dims.inputs - 1u) / 4u);
+    let z = vec4<f32>(0.0);
+    var a0 = z; var a1 = z; var a2 = z; var a3 = z; var a4 = z; var a5 = z; var a6 = z; var a7 = z;
+    var b0 = z; var b1 = z; var b2 = z; var b3 = z; var b4 = z; var b5 = z; var b6 = z; var b7 = z;
+    var suma = z;
+    var sumb = z;
+    for (var r = 0u; r < step.rows; r++) {
+        let xa = textureLoad(x_tex, vec2<u32>(ma, r), 0);
+        let xb = textureLoad(x_tex, vec2<u32>(mbc, r), 0);
+        let ya = textureLoad(dz_tex, vec2<u32>(qa, r), 0);
+        let yb = textureLoad(dz_tex, vec2<u32>(qbc, r), 0);
+        a0 += xa.x * ya; b0 += xa.x * yb;
+        a1 += xa.y * ya; b1 += xa.y * yb;
+        a2 += xa.z * ya; b2 += xa.z * yb;
+        a3 += xa.w * ya; b3 += xa.w * yb;
+        a4 += xb.x * ya; b4 += xb.x * yb;
+        a5 += xb.y * ya; b5 += xb.y * yb;
+        a6 += xb.z * ya; b6 += xb.z * yb;
+        a7 += xb.w * ya; b7 += xb.w * yb;
+        suma += ya;
+        sumb += yb;
+    }
+    // Rows past `inputs` and a second column quad past fan_out are left out by loop bounds, not by
+    // branches (lavapipe runs an untaken branch's body masked off).
+    let rows = min(8u, ga_dims.inputs - m0);
+    let quads = min(2u, (ga_dims.fan_out + 3u) / 4u - qa);
+    for (var j = 0u; j < quads; j++) {
+        let q = qa + j;
+        let keep = lanes_of(q, ga_dims.fan_out);
+        for (var i = 0u; i < rows; i++) {
+            let g = select(pick8(i, b0, b1, b2, b3, b4, b5, b6, b7), pick8(i, a0, a1, a2, a3, a4, a5, a6, a7), j == 0u);
+            adam_at(q, ga_dims.w_row + m0 + i, g, keep);
+        }
+    }
+    if (gid.y == 0u) {
+        adam_at(qa, ga_dims.b_row, suma, lanes_of(qa, ga_dims.fan_out));
+        if (qb * 4u < ga_dims.fan_out) {
+            adam_at(qb, ga_dims.b_row, sumb, lanes_of(qb, ga_dims.fan_out));
+        }
+    }
 }

@@ -716,6 +716,48 @@ pub fn grad_adam_gather<T: Real>(
     }
 }
 
+/// [`grad_adam_gather`] from the gathered inputs `x (>= rows, fan_in)` (normalised, as [`gather`]
+/// writes them): `dW = x^T · dz`, `db = colsum(dz)` over the rows below `rows.rows`, each applied at
+/// once by Keras' Adam. Twin of `grad_adam_tex` (adam.wgsl), the texture path's first layer; equal to
+/// `grad_adam_gather` on the samples `x` was gathered from (unit test below).
+#[allow(clippy::too_many_arguments)]
+pub fn grad_adam_tex<T: Real>(
+    x: &[T],
+    dz: &[T],
+    params: &mut [T],
+    m: &mut [T],
+    v: &mut [T],
+    layer: &LayerOffsets,
+    rows: StepRows,
+    adam: AdamStep<T>,
+) {
+    let (k, n) = (layer.fan_in, layer.fan_out);
+    let zero = T::default();
+    let one = T::from_f64(1.0);
+    let (c1, c2) = (one - adam.beta1, one - adam.beta2);
+    let mut update = |i: usize, g: T| {
+        m[i] += (g - m[i]) * c1;
+        v[i] += (g * g - v[i]) * c2;
+        params[i] = params[i] - adam.alpha * m[i] / (v[i].sqrt() + adam.epsilon);
+    };
+    for p in 0..k {
+        for j in 0..n {
+            let mut g = zero;
+            for r in 0..rows.rows {
+                g += x[r * k + p] * dz[r * n + j];
+            }
+            update(layer.weight + p * n + j, g);
+        }
+    }
+    for j in 0..n {
+        let mut g = zero;
+        for r in 0..rows.rows {
+            g += dz[r * n + j];
+        }
+        update(layer.bias + j, g);
+    }
+}
+
 /// Preallocated activations and gradients of one MLP for batches up to `capacity` rows, so the training
 /// loop allocates nothing.
 pub struct Workspace<T> {
@@ -1171,6 +1213,7 @@ mod tests {
                 );
                 let (mut wp, mut wm, mut wv) = (params.clone(), m0.clone(), v0.clone());
                 adam_on_layer(&mut wp, &g, &mut wm, &mut wv, &layer, step);
+                let (m0_tex, v0_tex) = (m0.clone(), v0.clone());
                 let (mut p, mut m, mut v) = (params.clone(), m0, v0);
                 grad_adam_gather(
                     &images, &order, &dz, &mut p, &mut m, &mut v, &layer, rows, step,
@@ -1178,6 +1221,11 @@ mod tests {
                 assert_close_1e_12(&format!("grad_adam_gather params {what}"), &p, &wp);
                 assert_close_1e_12(&format!("grad_adam_gather m {what}"), &m, &wm);
                 assert_close_1e_12(&format!("grad_adam_gather v {what}"), &v, &wv);
+                let (mut p, mut m, mut v) = (params.clone(), m0_tex.clone(), v0_tex.clone());
+                grad_adam_tex(xl, &dz, &mut p, &mut m, &mut v, &layer, rows, step);
+                assert_close_1e_12(&format!("grad_adam_tex params {what}"), &p, &wp);
+                assert_close_1e_12(&format!("grad_adam_tex m {what}"), &m, &wm);
+                assert_close_1e_12(&format!("grad_adam_tex v {what}"), &v, &wv);
             }
         }
     }

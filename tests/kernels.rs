@@ -265,6 +265,19 @@ fn dense_tail_tex_matches_cpu_twin_atol1e5_rtol1e4() {
 }
 
 #[test]
+fn grad_adam_tex_matches_cpu_twin_and_keeps_padding_atol1e5_rtol1e4() {
+    let Some(h) = harness("grad_adam_tex") else {
+        return;
+    };
+    let mut cases = Vec::new();
+    for (case, fan_out, _) in step_cases() {
+        cases.extend(selftest::grad_adam_tex_case(&h, &case, fan_out, 27).unwrap());
+    }
+    assert!(cases.len() >= 100, "{} grad_adam_tex checks", cases.len());
+    common::assert_all_pass("grad_adam_tex", &cases);
+}
+
+#[test]
 fn grad_adam_gather_matches_cpu_twin_atol1e5_rtol1e4() {
     let Some(h) = harness("grad_adam_gather") else {
         return;

@@ -82,6 +82,17 @@ impl GpuLayout {
         self.total / self.atlas_width()
     }
 
+    /// The first atlas row the texture path's adam_tex updates: the row after W1 and b1, which
+    /// grad_adam_tex updates, or 0 in a model without hidden layers (the tail computes that layer's
+    /// gradients, and adam_tex applies them).
+    pub fn adam_tex_row0(&self) -> usize {
+        if self.layers.len() == 1 {
+            0
+        } else {
+            self.layers[0].bias / self.atlas_width() + 1
+        }
+    }
+
     /// CPU flat vector -> GPU flat vector (padding zero).
     pub fn pack(&self, cpu: &ParamLayout, flat: &[f32]) -> Vec<f32> {
         let mut out = vec![0.0f32; self.total];

@@ -66,6 +66,8 @@ pub enum Kernel {
     /// `dense_tail` with act and W|b read from textures (group 1).
     DenseTailTex,
     GradAdamGather,
+    /// The first layer's weight gradient with Adam fused, operands from textures (group 1).
+    GradAdamTex,
 }
 
 impl Kernel {
@@ -84,10 +86,11 @@ impl Kernel {
             Kernel::DenseTail => "dense_tail",
             Kernel::DenseTailTex => "dense_tail_tex",
             Kernel::GradAdamGather => "grad_adam_gather",
+            Kernel::GradAdamTex => "grad_adam_tex",
         }
     }
 
-    pub const ALL: [Kernel; 13] = [
+    pub const ALL: [Kernel; 14] = [
         Kernel::MmNn,
         Kernel::MmNt,
         Kernel::MmTn,
@@ -101,6 +104,7 @@ impl Kernel {
         Kernel::DenseTail,
         Kernel::DenseTailTex,
         Kernel::GradAdamGather,
+        Kernel::GradAdamTex,
     ];
 
     /// The shader file holding the entry point, as named in `SHADERS`.
@@ -112,7 +116,7 @@ impl Kernel {
             | Kernel::MmNnTex
             | Kernel::MmTnTex
             | Kernel::MmNtTex => "matmul.wgsl",
-            Kernel::AdamTex | Kernel::Adam => "adam.wgsl",
+            Kernel::AdamTex | Kernel::Adam | Kernel::GradAdamTex => "adam.wgsl",
             Kernel::Gather | Kernel::ForwardGather | Kernel::GradAdamGather => "gather.wgsl",
             Kernel::DenseTail | Kernel::DenseTailTex => "tail.wgsl",
         }
@@ -127,7 +131,8 @@ impl Kernel {
             | Kernel::MmTn
             | Kernel::MmNnTex
             | Kernel::MmTnTex
-            | Kernel::MmNtTex => (MM_WG, MM_WG, 1),
+            | Kernel::MmNtTex
+            | Kernel::GradAdamTex => (MM_WG, MM_WG, 1),
             Kernel::AdamTex | Kernel::GradAdamGather => (16, 4, 1),
             Kernel::Adam | Kernel::Gather => (WG_1D, 1, 1),
             Kernel::ForwardGather => {
@@ -151,7 +156,8 @@ impl Kernel {
             | Kernel::MmNtTex
             | Kernel::AdamTex
             | Kernel::Adam
-            | Kernel::ForwardGather => 4,
+            | Kernel::ForwardGather
+            | Kernel::GradAdamTex => 4,
             Kernel::Gather => 3,
             Kernel::DenseTail => 7,
             Kernel::GradAdamGather => 6,
@@ -175,11 +181,17 @@ pub fn matmul_groups(kernel: Kernel, m: usize, n: usize) -> (u32, u32, u32) {
     (n.div_ceil(tile) as u32, m.div_ceil(tile) as u32, 1)
 }
 
-/// Workgroups of adam_tex over `len4` vec4s held in texture mirrors `row4` texels wide: the texel grid
-/// in 16x4 workgroups.
-pub fn adam_groups(len4: usize, row4: usize) -> (u32, u32, u32) {
-    let rows = len4.div_ceil(row4);
+/// Workgroups of adam_tex over the vec4s from texel row `row0` to `len4`, held in texture mirrors `row4`
+/// texels wide: that part of the texel grid in 16x4 workgroups.
+pub fn adam_groups(len4: usize, row4: usize, row0: usize) -> (u32, u32, u32) {
+    let rows = len4.div_ceil(row4).saturating_sub(row0).max(1);
     (row4.div_ceil(16) as u32, rows.div_ceil(4) as u32, 1)
+}
+
+/// Workgroups of grad_adam_tex over W (inputs, fan_out): an 8x8 block of W per invocation, 8x8
+/// invocations a workgroup (the grid of mm_tn_tex producing the same W).
+pub fn grad_adam_tex_groups(inputs: usize, fan_out: usize) -> (u32, u32, u32) {
+    matmul_groups(Kernel::MmTnTex, inputs, fan_out)
 }
 
 /// Workgroups of the buffer adam over `len4` vec4s: one vec4 per invocation, 64 a workgroup, folded
@@ -232,6 +244,9 @@ pub struct Kernels {
     pub adam_layout: wgpu::BindGroupLayout,
     /// Group 1 of adam_tex: the texture mirrors of p, g, m and v.
     pub adam_tex_layout: wgpu::BindGroupLayout,
+    /// grad_adam_tex: group 0 (p, g unused, m, v, dims, step), group 1 (p, dZ, m, v, x textures).
+    pub grad_adam_tex_layout: wgpu::BindGroupLayout,
+    pub grad_adam_tex_tex_layout: wgpu::BindGroupLayout,
     /// The buffer adam: p, g, m, v, AdamRangeDims, step.
     pub adam_range_layout: wgpu::BindGroupLayout,
     pub gather_layout: wgpu::BindGroupLayout,
@@ -254,6 +269,7 @@ pub struct Kernels {
     dense_tail: Option<wgpu::ComputePipeline>,
     dense_tail_tex: Option<wgpu::ComputePipeline>,
     grad_adam_gather: Option<wgpu::ComputePipeline>,
+    grad_adam_tex: wgpu::ComputePipeline,
 }
 
 fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
@@ -367,6 +383,23 @@ impl Kernels {
                 uniform::<StepRecord>(5, false),
             ],
         });
+        let grad_adam_tex_layout =
+            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some("grad_adam_tex layout: p, g (unused), m, v, dims, step"),
+                entries: &[
+                    storage(0, false),
+                    storage(1, true),
+                    storage(2, false),
+                    storage(3, false),
+                    uniform::<GradAdamTexDims>(4, false),
+                    uniform::<StepRecord>(5, false),
+                ],
+            });
+        let grad_adam_tex_tex_layout =
+            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some("grad_adam_tex texture layout: p_tex, dz_tex, m_tex, v_tex, x_tex"),
+                entries: &[texture(0), texture(1), texture(2), texture(3), texture(4)],
+            });
         let adam_range_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("adam layout: p, g, m, v, range dims, step"),
             entries: &[
@@ -475,6 +508,11 @@ impl Kernels {
                 Kernel::AdamTex,
             ),
             adam: pipeline(&adam_range_layout, &adam, Kernel::Adam),
+            grad_adam_tex: pipeline_with(
+                &[Some(&grad_adam_tex_layout), Some(&grad_adam_tex_tex_layout)],
+                &adam,
+                Kernel::GradAdamTex,
+            ),
             gather: pipeline(&gather_layout, &gather, Kernel::Gather),
             forward_gather: pipeline(&forward_gather_layout, &gather, Kernel::ForwardGather),
             dense_tail: dense_tail_layout
@@ -490,6 +528,8 @@ impl Kernels {
             tex_layout,
             adam_layout,
             adam_tex_layout,
+            grad_adam_tex_layout,
+            grad_adam_tex_tex_layout,
             adam_range_layout,
             gather_layout,
             forward_gather_layout,
@@ -520,6 +560,7 @@ impl Kernels {
             Kernel::MmNtTex => &self.mm_nt_tex,
             Kernel::AdamTex => &self.adam_tex,
             Kernel::Adam => &self.adam,
+            Kernel::GradAdamTex => &self.grad_adam_tex,
             Kernel::Gather => &self.gather,
             Kernel::ForwardGather => &self.forward_gather,
             Kernel::DenseTail => unsupported(kernel, self.dense_tail.as_ref()),
@@ -539,6 +580,7 @@ impl Kernels {
             | Kernel::MmNtTex => &self.matmul_layout,
             Kernel::AdamTex => &self.adam_layout,
             Kernel::Adam => &self.adam_range_layout,
+            Kernel::GradAdamTex => &self.grad_adam_tex_layout,
             Kernel::Gather => &self.gather_layout,
             Kernel::ForwardGather => &self.forward_gather_layout,
             Kernel::DenseTail => unsupported(kernel, self.dense_tail_layout.as_ref()),

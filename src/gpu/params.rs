@@ -10,8 +10,8 @@ use crate::gpu::kernels::TAIL_TEX_MAX_CLASSES;
 use crate::model::ParamLayout;
 
 /// The mirrors of the parameter state: the atlas (the whole flat buffer; its first rows are W1), the
-/// later layers' weights, the last layer's W|b for dense_tail_tex, and Adam's operands g, m and v
-/// (atlas-shaped).
+/// later layers' weights, the last layer's W|b for dense_tail_tex, and Adam's operands m and v
+/// (atlas-shaped) and g (the atlas rows after b1, which adam_tex updates).
 pub struct ParamMirrors {
     pub atlas: TextureMirror,
     pub weights: Vec<TextureMirror>,
@@ -71,7 +71,15 @@ impl ParamMirrors {
                 )?),
                 _ => None,
             },
-            g: atlas("grads mirror (atlas)", grads)?,
+            // Only the rows adam_tex reads: grad_adam_tex updates W1 and b1 (the first rows) itself.
+            g: TextureMirror::new(
+                device,
+                "grads mirror (atlas rows after b1)",
+                grads,
+                layout.adam_tex_row0() * layout.atlas_width(),
+                layout.atlas_width(),
+                layout.atlas_rows() - layout.adam_tex_row0(),
+            )?,
             m: atlas("adam m mirror (atlas)", m)?,
             v: atlas("adam v mirror (atlas)", v)?,
         })

@@ -40,7 +40,9 @@ pub struct AdamDims {
     pub beta1: f32,
     pub beta2: f32,
     pub eps: f32,
-    pub _pad: [u32; 3],
+    /// The first texel row updated (the rows before it belong to a layer grad_adam_tex updates).
+    pub row0: u32,
+    pub _pad: [u32; 2],
 }
 
 /// Mirror of `AdamRangeDims` in adam.wgsl (the buffer `adam`): Adam over the vec4s
@@ -139,6 +141,21 @@ pub struct GradAdamDims {
     pub beta2: f32,
     pub eps: f32,
     pub _pad: u32,
+}
+
+/// Mirror of `GradAdamTexDims` in adam.wgsl: grad_adam_tex over W (inputs, fan_out) and b, which sit
+/// at atlas rows `w_row..` and `b_row` of the mirrors and of the flat buffers (row stride `ld`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct GradAdamTexDims {
+    pub inputs: u32,
+    pub fan_out: u32,
+    pub ld: u32,
+    pub w_row: u32,
+    pub b_row: u32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
 }
 
 /// Mirror of `Step` (every shader that reads it: adam, gather, tail): one record per

@@ -261,14 +261,15 @@ impl Harness {
         let gb = buffers::storage_init(d, "selftest g", bytemuck::cast_slice(g));
         let mb = buffers::storage_init(d, "selftest m", bytemuck::cast_slice(m));
         let vb = buffers::storage_init(d, "selftest v", bytemuck::cast_slice(v));
-        let groups = kernels::adam_groups(len4, ADAM_MIRROR_WIDTH / 4);
+        let groups = kernels::adam_groups(len4, ADAM_MIRROR_WIDTH / 4, 0);
         let dims = AdamDims {
             len4: len4 as u32,
             beta1: cfg.beta1 as f32,
             beta2: cfg.beta2 as f32,
             eps: cfg.epsilon as f32,
             row4: (ADAM_MIRROR_WIDTH / 4) as u32,
-            _pad: [0; 3],
+            row0: 0,
+            _pad: [0; 2],
         };
         let u = buffers::uniform_init(d, "selftest adam dims", bytemuck::bytes_of(&dims));
         let rec = StepRecord {

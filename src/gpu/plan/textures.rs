@@ -12,7 +12,7 @@
 use anyhow::Result;
 
 use crate::gpu::buffers::{self as gbuf, TextureMirror, pad_texture_row};
-use crate::gpu::kernels::{self, AdamDims, Kernel, MatmulDims};
+use crate::gpu::kernels::{self, AdamDims, GradAdamTexDims, Kernel, MatmulDims};
 use crate::gpu::params::ParamMirrors;
 use crate::gpu::plan::{
     Operands, PlanInputs, Site, Sites, StepPlan, f32_bytes, forward_dims, gather_site,
@@ -103,7 +103,11 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
         let g = layout.layers[l];
         let label = format!("dz {l} mirror (cap, ld)");
         let dz_mirror = TextureMirror::new(p.device, &label, &sc.dz[side], off, g.ld, cap)?;
-        sites.push(weight_grad(p, l, &sc, &sc.dz[side], &dz_mirror));
+        sites.push(if l == 0 {
+            first_grad_adam(p, &sc, &dz_mirror)
+        } else {
+            weight_grad(p, l, &sc, &sc.dz[side], &dz_mirror)
+        });
         if l > 0 {
             sites.push(input_grad(p, l, &sc, &dz_mirror, &sc.dz[1 - side]));
         }
@@ -236,6 +240,63 @@ fn weight_grad(
     (site, u)
 }
 
+/// `grad_adam_tex`: the first layer's weight and bias gradients from x's and dZ's textures (dZ's mirror
+/// refreshed first), applied by Adam at once to W1 and b1 (p, m, v read from their atlas mirrors).
+fn first_grad_adam(
+    p: &PlanInputs<'_>,
+    sc: &Scratch,
+    dz_mirror: &TextureMirror,
+) -> (Site, wgpu::Buffer) {
+    let (d, k, layout, a, st) = (p.device, p.kernels, p.layout(), p.adam, p.state);
+    let (cap, g) = (p.cap, layout.layers[0]);
+    let dims = GradAdamTexDims {
+        inputs: g.fan_in as u32,
+        fan_out: g.fan_out as u32,
+        ld: g.ld as u32,
+        w_row: (g.weight / g.ld) as u32,
+        b_row: (g.bias / g.ld) as u32,
+        beta1: a.beta1 as f32,
+        beta2: a.beta2 as f32,
+        eps: a.epsilon as f32,
+    };
+    let name = format!(
+        "L1 dW+adam grad_adam_tex {}x{cap}x{} (+dZ copy)",
+        g.fan_in, g.fan_out
+    );
+    let u = gbuf::uniform_init(d, &name, bytemuck::bytes_of(&dims));
+    let m = mirrors(p);
+    let views = [
+        m.atlas.view(),
+        dz_mirror.view(),
+        m.m.view(),
+        m.v.view(),
+        sc.input_view(0),
+    ];
+    let tex = kernels::views_bind_group(
+        d,
+        "grad_adam_tex textures: p, dZ, m, v, x",
+        &k.grad_adam_tex_tex_layout,
+        &views.iter().collect::<Vec<_>>(),
+    );
+    let binds = per_slot(
+        p,
+        "grad_adam_tex (slot)",
+        k.layout(Kernel::GradAdamTex),
+        &[&st.params, &st.grads, &st.m, &st.v, &u],
+        5,
+    );
+    let mut site = Site::plain(
+        name,
+        Kernel::GradAdamTex,
+        kernels::grad_adam_tex_groups(g.fan_in, g.fan_out),
+        binds,
+    );
+    site.tex_binds = vec![tex];
+    site.copy_before = vec![dz_mirror.clone()];
+    site.flops = 2.0 * (cap * g.fan_in * g.fan_out) as f64;
+    (site, u)
+}
+
 /// `mm_nt_tex`: dZ of the layer below, `(dZ_l W_l^T)` masked by `act_{l-1} > 0`, into `out`.
 fn input_grad(
     p: &PlanInputs<'_>,
@@ -263,20 +324,23 @@ fn input_grad(
     )
 }
 
-/// `adam_tex` over the whole flat buffer, reading p, g, m and v through the atlas-shaped mirrors: the
-/// gradients' mirror is refreshed before, the parameters', m's and v's after.
+/// `adam_tex` over the flat buffer past the first layer (whose W1 and b1 grad_adam_tex updates), reading
+/// p, g, m and v through the atlas-shaped mirrors: the gradients' mirror is refreshed before, the
+/// parameters', m's and v's after.
 fn adam(p: &PlanInputs<'_>) -> (Site, wgpu::Buffer) {
     let (d, k, layout, a, st) = (p.device, p.kernels, p.layout(), p.adam, p.state);
     let m = mirrors(p);
     let len4 = layout.total / 4;
     let row4 = layout.atlas_width() / 4;
+    let row0 = layout.adam_tex_row0();
     let dims = AdamDims {
         len4: len4 as u32,
         row4: row4 as u32,
         beta1: a.beta1 as f32,
         beta2: a.beta2 as f32,
         eps: a.epsilon as f32,
-        _pad: [0; 3],
+        row0: row0 as u32,
+        _pad: [0; 2],
     };
     let u = gbuf::uniform_init(d, "adam dims", bytemuck::bytes_of(&dims));
     let views = [m.atlas.view(), m.g.view(), m.m.view(), m.v.view()];
@@ -294,14 +358,17 @@ fn adam(p: &PlanInputs<'_>) -> (Site, wgpu::Buffer) {
         5,
     );
     let mut site = Site::plain(
-        format!("adam_tex {} floats (+g copy)", layout.total),
+        format!(
+            "adam_tex {} floats (+g copy)",
+            layout.total - row0 * layout.atlas_width()
+        ),
         Kernel::AdamTex,
-        kernels::adam_groups(len4, row4),
+        kernels::adam_groups(len4, row4, row0),
         binds,
     );
     site.tex_binds = vec![tex];
     site.copy_before = vec![m.g.clone()];
     site.copy_after = m.after_adam();
-    site.bytes = f32_bytes(7 * layout.total) as f64;
+    site.bytes = f32_bytes(7 * (layout.total - row0 * layout.atlas_width())) as f64;
     (site, u)
 }
