@@ -2,13 +2,15 @@
 //   m += (g - m)(1 - beta1);  v += (g^2 - v)(1 - beta2);  p -= alpha m / (sqrt(v) + eps)
 // alpha, the bias-corrected step size of this step, is computed on the host in f64 (cpu::adam_alpha) and
 // read from the step's record, so many steps can be queued in one submission. Memory-bound: 4 vec4 reads
-// and 3 writes per 4 parameters. Two entry points with their own layouts:
-//   adam      plain storage buffers over the vec4 range [off4, off4 + len4) (real GPUs)
-//   adam_tex  reads from texture mirrors of the four buffers (rgba32float, `row4` texels a row, vec4 i at
-//             texel (i % row4, i / row4); g's from row0 on, at texel row i / row4 - row0): on software Vulkan a storage-buffer load runs lane by lane and
-//             costs ~5x a texel fetch, while stores are cheap. The host refreshes the mirrors by copies
-//             (g before this kernel, p, m and v after it).
-// Twin: cpu::adam. Tested by tests/kernels.rs (through gpu::selftest).
+// and 3 writes per 4 parameters. Three entry points with their own layouts:
+//   adam           plain storage buffers over the vec4 range [off4, off4 + len4) (real GPUs)
+//   adam_tex       reads from texture mirrors of the four buffers (rgba32float, `row4` texels a row,
+//                  vec4 i at texel (i % row4, i / row4), from texel row row0 on; g's mirror holds only
+//                  those rows): on software Vulkan a storage-buffer load runs lane by lane and costs
+//                  ~5x a texel fetch. The host refreshes the mirrors by copies (g before this kernel,
+//                  p, m and v after it).
+//   grad_adam_tex  the texture path's first layer: its gradient and this update in one (below).
+// Twins: cpu::adam, cpu::grad_adam_tex. Tested by tests/kernels.rs (through gpu::selftest).
 
 struct AdamRangeDims {
     off4: u32, // first vec4 of the range
@@ -145,8 +147,7 @@ fn adam_at(q: u32, row: u32, g: vec4<f32>, keep: vec4<bool>) {
     p[i] = select(p0, pi, keep);
 }
 
-// Accumulator i of eight, by selects: an indexed local array would live in memory that lavapipe
-// reads lane by lane.
+// Accumulator i of eight, by selects (the accumulators stay named variables, as in mm_tn_tex).
 fn pick8(
     i: u32,
     r0: vec4<f32>, r1: vec4<f32>, r2: vec4<f32>, r3: vec4<f32>,

@@ -257,10 +257,10 @@ fn dense_tail(@builtin(local_invocation_index) lid: u32) {
 // dense_tail_tex: the same computation as dense_tail for the texture operand path (software adapters),
 // laid out for a CPU driver, where a storage-buffer or workgroup-memory load costs about 10x a texel
 // fetch and 20x a register (docs/perf.md, `cargo bench --bench lavapipe_loads`): act and W|b are read
-// from textures, and each invocation keeps what it reuses in registers: named variables, never an
-// indexed local array (lavapipe spills those to memory it reads lane by lane). Work is filtered by loop
-// bounds, never by a branch inside a loop: lavapipe runs a branch's body with its lanes masked off even
-// when no lane takes it (an untaken zero-fill branch once cost 40% of this kernel).
+// from textures, and each invocation keeps what it reuses in named variables (a row's four class quads).
+// Work is filtered by loop bounds, never by a branch inside a loop: lavapipe runs a branch's body with
+// its lanes masked off even when no lane takes it (an untaken zero-fill branch once cost 40% of this
+// kernel, docs/perf.md).
 //   A. One row per invocation: the row's logits (W|b rows from the texture, uniform across the
 //      invocations), its softmax cross-entropy and dlogits in registers, dlogits stored for phase B, and
 //      (input_grad) the row's masked dZ from the same registers.
