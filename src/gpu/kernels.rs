@@ -352,6 +352,65 @@ fn compute_pipeline(
     })
 }
 
+/// The group-0 layouts of the kernels that bind more storage buffers than the downlevel limit of 4
+/// (dense_tail, dense_tail_tex, grad_adam_gather): None where the device allows fewer than they bind.
+fn storage_heavy_layouts(device: &wgpu::Device) -> [Option<wgpu::BindGroupLayout>; 3] {
+    let storage_limit = device.limits().max_storage_buffers_per_shader_stage;
+    let fits = |k: Kernel| k.storage_buffers() <= storage_limit;
+    let dense_tail_layout = fits(Kernel::DenseTail).then(|| {
+        device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(
+                "dense_tail layout: act, params, labels, order, grads, dz, stats, dims, step",
+            ),
+            entries: &[
+                storage(0, true),
+                storage(1, true),
+                storage(2, true),
+                storage(3, true),
+                storage(4, false),
+                storage(5, false),
+                storage(6, false),
+                uniform::<TailDims>(7, false),
+                uniform::<StepRecord>(8, false),
+            ],
+        })
+    });
+    let dense_tail_tex_layout = fits(Kernel::DenseTailTex).then(|| {
+        device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("dense_tail_tex layout: labels, order, grads, dz, stats, dims, step"),
+            entries: &[
+                storage(0, true),
+                storage(1, true),
+                storage(2, false),
+                storage(3, false),
+                storage(4, false),
+                uniform::<TailDims>(5, false),
+                uniform::<StepRecord>(6, false),
+            ],
+        })
+    });
+    let grad_adam_gather_layout = fits(Kernel::GradAdamGather).then(|| {
+        device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("grad_adam_gather layout: images, order, dz, params, m, v, dims, step"),
+            entries: &[
+                storage(0, true),
+                storage(1, true),
+                storage(2, true),
+                storage(3, false),
+                storage(4, false),
+                storage(5, false),
+                uniform::<GradAdamDims>(6, false),
+                uniform::<StepRecord>(7, false),
+            ],
+        })
+    });
+    [
+        dense_tail_layout,
+        dense_tail_tex_layout,
+        grad_adam_gather_layout,
+    ]
+}
+
 impl Kernels {
     pub fn new(device: &wgpu::Device) -> Self {
         let matmul_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
@@ -433,55 +492,11 @@ impl Kernels {
                     uniform::<StepRecord>(5, false),
                 ],
             });
-        let storage_limit = device.limits().max_storage_buffers_per_shader_stage;
-        let fits = |k: Kernel| k.storage_buffers() <= storage_limit;
-        let dense_tail_layout = fits(Kernel::DenseTail).then(|| {
-            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some(
-                    "dense_tail layout: act, params, labels, order, grads, dz, stats, dims, step",
-                ),
-                entries: &[
-                    storage(0, true),
-                    storage(1, true),
-                    storage(2, true),
-                    storage(3, true),
-                    storage(4, false),
-                    storage(5, false),
-                    storage(6, false),
-                    uniform::<TailDims>(7, false),
-                    uniform::<StepRecord>(8, false),
-                ],
-            })
-        });
-        let dense_tail_tex_layout = fits(Kernel::DenseTailTex).then(|| {
-            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some("dense_tail_tex layout: labels, order, grads, dz, stats, dims, step"),
-                entries: &[
-                    storage(0, true),
-                    storage(1, true),
-                    storage(2, false),
-                    storage(3, false),
-                    storage(4, false),
-                    uniform::<TailDims>(5, false),
-                    uniform::<StepRecord>(6, false),
-                ],
-            })
-        });
-        let grad_adam_gather_layout = fits(Kernel::GradAdamGather).then(|| {
-            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some("grad_adam_gather layout: images, order, dz, params, m, v, dims, step"),
-                entries: &[
-                    storage(0, true),
-                    storage(1, true),
-                    storage(2, true),
-                    storage(3, false),
-                    storage(4, false),
-                    storage(5, false),
-                    uniform::<GradAdamDims>(6, false),
-                    uniform::<StepRecord>(7, false),
-                ],
-            })
-        });
+        let [
+            dense_tail_layout,
+            dense_tail_tex_layout,
+            grad_adam_gather_layout,
+        ] = storage_heavy_layouts(device);
         let matmul = shader_module(device, "matmul.wgsl", MATMUL_WGSL);
         let adam = shader_module(device, "adam.wgsl", ADAM_WGSL);
         let gather = shader_module(device, "gather.wgsl", GATHER_WGSL);

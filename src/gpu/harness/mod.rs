@@ -15,6 +15,7 @@ use crate::gpu::kernels::{self, Kernel, Kernels};
 use crate::gpu::uniforms::{AdamDims, MatmulDims, StepRecord};
 
 mod buffer_path;
+mod texture_path;
 
 pub use buffer_path::{Packed, ParamsPacking, StepCase, TailOut, pack_u8, pad_ld, unpad_ld};
 
