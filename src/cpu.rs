@@ -688,38 +688,16 @@ pub fn grad_adam_gather<T: Real>(
     rows: StepRows,
     adam: AdamStep<T>,
 ) {
-    let (k, n) = (layer.fan_in, layer.fan_out);
-    let zero = T::default();
-    let one = T::from_f64(1.0);
-    let (c1, c2) = (one - adam.beta1, one - adam.beta2);
-    let samples: Vec<usize> = (0..rows.rows).map(|r| rows.sample(order, r)).collect();
-    let mut update = |i: usize, g: T| {
-        m[i] += (g - m[i]) * c1;
-        v[i] += (g * g - v[i]) * c2;
-        params[i] = params[i] - adam.alpha * m[i] / (v[i].sqrt() + adam.epsilon);
-    };
-    for p in 0..k {
-        for j in 0..n {
-            let mut g = zero;
-            for (r, &s) in samples.iter().enumerate() {
-                g += T::from_f64(normalise(images[s * k + p]) as f64) * dz[r * n + j];
-            }
-            update(layer.weight + p * n + j, g);
-        }
-    }
-    for j in 0..n {
-        let mut g = zero;
-        for r in 0..rows.rows {
-            g += dz[r * n + j];
-        }
-        update(layer.bias + j, g);
-    }
+    let k = layer.fan_in;
+    let mut x = vec![T::default(); rows.rows * k];
+    gather(images, order, &mut x, k, rows.rows, rows);
+    grad_adam_tex(&x, dz, params, m, v, layer, rows, adam);
 }
 
 /// [`grad_adam_gather`] from the gathered inputs `x (>= rows, fan_in)` (normalised, as [`gather`]
 /// writes them): `dW = x^T · dz`, `db = colsum(dz)` over the rows below `rows.rows`, each applied at
 /// once by Keras' Adam. Twin of `grad_adam_tex` (adam.wgsl), the texture path's first layer; equal to
-/// `grad_adam_gather` on the samples `x` was gathered from (unit test below).
+/// `matmul_at_b`, `bias_grad`, `adam` in turn (unit test below).
 #[allow(clippy::too_many_arguments)]
 pub fn grad_adam_tex<T: Real>(
     x: &[T],

@@ -18,7 +18,7 @@ use crate::gpu::harness::{Harness, Packed, ParamsPacking, StepCase, unpad_ld};
 use crate::gpu::kernels::{self, Kernel};
 
 /// A pass/fail verdict as a `Closeness` (for checks that are exact: counts, untouched lanes).
-pub(super) fn verdict(ok: bool) -> Closeness {
+fn verdict(ok: bool) -> Closeness {
     Closeness {
         max_abs: 0.0,
         max_rel: 0.0,
@@ -31,7 +31,7 @@ pub(super) fn verdict(ok: bool) -> Closeness {
     }
 }
 
-pub(super) fn case_result(kernel: &str, shape: &str, closeness: Closeness) -> CaseResult {
+fn case_result(kernel: &str, shape: &str, closeness: Closeness) -> CaseResult {
     CaseResult {
         kernel: kernel.to_string(),
         shape: shape.to_string(),
@@ -252,8 +252,32 @@ pub fn grad_adam_gather_case(
     fan_out: usize,
     seed: u64,
 ) -> Result<Vec<CaseResult>> {
+    grad_adam_case(h, Kernel::GradAdamGather, case, fan_out, seed)
+}
+
+/// `grad_adam_tex` against cpu::grad_adam_tex on the case's gathered inputs (cpu::gather, as the gather
+/// kernel writes them), as `grad_adam_gather_case`, in an atlas layout (`ParamsPacking::atlas`).
+pub fn grad_adam_tex_case(
+    h: &Harness,
+    case: &StepCase,
+    fan_out: usize,
+    seed: u64,
+) -> Result<Vec<CaseResult>> {
+    grad_adam_case(h, Kernel::GradAdamTex, case, fan_out, seed)
+}
+
+/// One of the first layer's fused gradient-and-Adam kernels against its twin.
+fn grad_adam_case(
+    h: &Harness,
+    kernel: Kernel,
+    case: &StepCase,
+    fan_out: usize,
+    seed: u64,
+) -> Result<Vec<CaseResult>> {
     let inputs = case.inputs;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (inputs * 613 + fan_out) as u64);
+    let tex = kernel == Kernel::GradAdamTex;
+    let salt = if tex { 619 } else { 613 };
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (inputs * salt + fan_out) as u64);
     let cfg = AdamConfig::default();
     let alpha = cpu::adam_alpha(cfg.learning_rate, cfg.beta1, cfg.beta2, 3) as f32;
     let n = inputs * fan_out + fan_out;
@@ -264,51 +288,69 @@ pub fn grad_adam_gather_case(
     );
     let scale = 1.0 / case.rows.rows as f32;
     let dz: Vec<f32> = random(case.capacity * fan_out, -scale, scale, &mut rng);
-    let pk = ParamsPacking::new(inputs, fan_out);
+    let pk = if tex {
+        ParamsPacking::atlas(inputs, fan_out)
+    } else {
+        ParamsPacking::new(inputs, fan_out)
+    };
     let w = inputs * fan_out;
     let start = Packed {
         p: pk.pack(&p[..w], &p[w..], 7.0),
         m: pk.pack(&m[..w], &m[w..], 0.5),
         v: pk.pack(&v[..w], &v[w..], 0.25),
     };
-    let got = h.grad_adam_gather(case, &dz, &pk, &start, alpha, &cfg)?;
+    let step = cpu::AdamStep {
+        alpha,
+        beta1: cfg.beta1 as f32,
+        beta2: cfg.beta2 as f32,
+        epsilon: cfg.epsilon as f32,
+    };
     let (mut cp, mut cm, mut cv) = (p, m, v);
-    cpu::grad_adam_gather(
-        &case.images,
-        &case.order,
-        &dz,
-        &mut cp,
-        &mut cm,
-        &mut cv,
-        &pk.cpu_layer(),
-        case.rows,
-        cpu::AdamStep {
-            alpha,
-            beta1: cfg.beta1 as f32,
-            beta2: cfg.beta2 as f32,
-            epsilon: cfg.epsilon as f32,
-        },
+    let layer = pk.cpu_layer();
+    let got = if tex {
+        let mut x = vec![0.0f32; case.capacity * inputs];
+        cpu::gather(
+            &case.images,
+            &case.order,
+            &mut x,
+            inputs,
+            case.capacity,
+            case.rows,
+        );
+        let got = h.grad_adam_tex(case, &x, &dz, &pk, &start, alpha, &cfg)?;
+        cpu::grad_adam_tex(&x, &dz, &mut cp, &mut cm, &mut cv, &layer, case.rows, step);
+        got
+    } else {
+        let got = h.grad_adam_gather(case, &dz, &pk, &start, alpha, &cfg)?;
+        let (images, order) = (&case.images, &case.order);
+        cpu::grad_adam_gather(
+            images, order, &dz, &mut cp, &mut cm, &mut cv, &layer, case.rows, step,
+        );
+        got
+    };
+    let (s, name) = (
+        format!("{} ->{fan_out}", case.describe()),
+        kernel.entry_point(),
     );
-    let s = format!("{} ->{fan_out}", case.describe());
     let mut out = Vec::new();
-    for (name, gpu, cpu_side, before) in [
+    for (what, gpu, cpu_side, before) in [
         ("params", &got.p, &cp, &start.p),
         ("m", &got.m, &cm, &start.m),
         ("v", &got.v, &cv, &start.v),
     ] {
         let (gw, gb) = pk.unpack(gpu);
         out.push(case_result(
-            &format!("grad_adam_gather W {name}"),
+            &format!("{name} W {what}"),
             &s,
             compare(&gw, &cpu_side[..w], TOL_REDUCTION),
         ));
         out.push(case_result(
-            &format!("grad_adam_gather b {name}"),
+            &format!("{name} b {what}"),
             &s,
             compare(&gb, &cpu_side[w..], TOL_REDUCTION),
         ));
         out.push(case_result(
-            &format!("grad_adam_gather {name} padding kept"),
+            &format!("{name} {what} padding kept"),
             &s,
             verdict(pk.padding_equal(gpu, before)),
         ));
@@ -390,7 +432,7 @@ pub fn buffer_path_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
                 out.extend(dense_tail_case(h, kernel, &case, s.2, flag, seed)?);
             }
             out.extend(grad_adam_gather_case(h, &case, s.2, seed)?);
-            out.extend(super::grad_adam_tex_case(h, &case, s.2, seed)?);
+            out.extend(grad_adam_tex_case(h, &case, s.2, seed)?);
         }
     }
     for (inputs, classes, cap, rows) in [
@@ -406,7 +448,7 @@ pub fn buffer_path_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
             out.extend(dense_tail_case(h, kernel, &case, classes, true, seed)?);
         }
         out.extend(grad_adam_gather_case(h, &case, classes, seed)?);
-        out.extend(super::grad_adam_tex_case(h, &case, classes, seed)?);
+        out.extend(grad_adam_tex_case(h, &case, classes, seed)?);
     }
     for (inputs, classes, cap, rows, spread) in [(7, 3, 7, 7, 1000.0), (16, 10, 100, 100, 20.0)] {
         let case = StepCase::new(inputs, classes, cap, rows, false, seed);

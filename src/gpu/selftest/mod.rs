@@ -26,13 +26,11 @@ use crate::gpu::uniforms::{FLAG_BIAS, FLAG_COLSUM, FLAG_MASK, FLAG_RELU};
 use crate::model::{MlpSpec, glorot_init};
 
 mod buffer_path;
-mod texture_path;
 
 pub use buffer_path::{
     adam_range_case, buffer_path_ladder, dense_tail_case, dense_tail_check, dense_tail_spread_case,
-    forward_gather_case, gather_case, grad_adam_gather_case, step_cases,
+    forward_gather_case, gather_case, grad_adam_gather_case, grad_adam_tex_case, step_cases,
 };
-pub use texture_path::grad_adam_tex_case;
 
 /// The ladder, as training shapes `(batch, fan_in, fan_out)`: 1, 7, T-1, T, T+1 around both matmul
 /// tiles T (`kernels::MM_TILE` and `kernels::TEX_TILE`), an odd shape, and the tutorial's two layers.

@@ -1,0 +1,457 @@
+//! One compute pipeline per WGSL entry point, built once per device from `shaders/*.wgsl` (so wgpu
+//! validates them at pipeline creation), with explicit bind-group layouts, and the bind groups the plans
+//! and the harness make over them. Tested by tests/kernels.rs and tests/shaders.rs (through `kernels`,
+//! which re-exports this module).
+
+use crate::gpu::kernels::{
+    ADAM_WGSL, AdamDims, AdamRangeDims, ForwardGatherDims, GATHER_WGSL, GatherDims, GradAdamDims,
+    GradAdamTexDims, Kernel, MATMUL_WGSL, MatmulDims, StepRecord, TAIL_WGSL, TailDims,
+};
+
+/// Pipelines and their bind-group layouts, built once per device.
+pub struct Kernels {
+    pub matmul_layout: wgpu::BindGroupLayout,
+    /// Group 1 of the texture variants: A and B as rgba32float textures.
+    pub tex_layout: wgpu::BindGroupLayout,
+    /// Group 0 of adam_tex: p, g (unused), m, v, AdamDims, step.
+    pub adam_layout: wgpu::BindGroupLayout,
+    /// Group 1 of adam_tex: the texture mirrors of p, g, m and v.
+    pub adam_tex_layout: wgpu::BindGroupLayout,
+    /// grad_adam_tex: group 0 (p, g unused, m, v, dims, step), group 1 (p, dZ, m, v, x textures).
+    pub grad_adam_tex_layout: wgpu::BindGroupLayout,
+    pub grad_adam_tex_tex_layout: wgpu::BindGroupLayout,
+    /// The buffer adam: p, g, m, v, AdamRangeDims, step.
+    pub adam_range_layout: wgpu::BindGroupLayout,
+    pub gather_layout: wgpu::BindGroupLayout,
+    pub forward_gather_layout: wgpu::BindGroupLayout,
+    /// None where the device allows fewer storage buffers per stage than the kernel binds.
+    pub dense_tail_layout: Option<wgpu::BindGroupLayout>,
+    /// Group 0 of dense_tail_tex (group 1 is `tex_layout`: act, W|b).
+    pub dense_tail_tex_layout: Option<wgpu::BindGroupLayout>,
+    pub grad_adam_gather_layout: Option<wgpu::BindGroupLayout>,
+    mm_nn: wgpu::ComputePipeline,
+    mm_nt: wgpu::ComputePipeline,
+    mm_tn: wgpu::ComputePipeline,
+    mm_nn_tex: wgpu::ComputePipeline,
+    mm_tn_tex: wgpu::ComputePipeline,
+    mm_nt_tex: wgpu::ComputePipeline,
+    adam_tex: wgpu::ComputePipeline,
+    adam: wgpu::ComputePipeline,
+    gather: wgpu::ComputePipeline,
+    forward_gather: wgpu::ComputePipeline,
+    dense_tail: Option<wgpu::ComputePipeline>,
+    dense_tail_tex: Option<wgpu::ComputePipeline>,
+    grad_adam_gather: Option<wgpu::ComputePipeline>,
+    grad_adam_tex: wgpu::ComputePipeline,
+}
+
+fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+fn texture(binding: u32) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Texture {
+            sample_type: wgpu::TextureSampleType::Float { filterable: false },
+            view_dimension: wgpu::TextureViewDimension::D2,
+            multisampled: false,
+        },
+        count: None,
+    }
+}
+
+fn uniform<T>(binding: u32, dynamic: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: dynamic,
+            min_binding_size: wgpu::BufferSize::new(std::mem::size_of::<T>() as u64),
+        },
+        count: None,
+    }
+}
+
+/// A shader module from our WGSL. Bounds checks stay on (an index bug reads zeros instead of memory it
+/// does not own), but naga's forced loop bounding is off: it adds a 64-bit trip counter to every loop,
+/// which made a softmax kernel 3-7x slower on lavapipe (examples measured in docs/perf.md). Every loop in
+/// shaders/ is bounded by a uniform dimension, so the guard protects against nothing here.
+fn shader_module(device: &wgpu::Device, label: &str, src: &str) -> wgpu::ShaderModule {
+    let desc = wgpu::ShaderModuleDescriptor {
+        label: Some(label),
+        source: wgpu::ShaderSource::Wgsl(src.into()),
+    };
+    let checks = wgpu::ShaderRuntimeChecks {
+        bounds_checks: true,
+        force_loop_bounding: false,
+        ..wgpu::ShaderRuntimeChecks::checked()
+    };
+    // SAFETY: the shaders are our own, validated by naga at creation, and keep bounds checks; only the
+    // infinite-loop guard is dropped, and every loop's trip count is a uniform dimension.
+    unsafe { device.create_shader_module_trusted(desc, checks) }
+}
+
+/// The pipeline of `kernel`'s entry point in `module`, with explicit bind-group layouts.
+fn compute_pipeline(
+    device: &wgpu::Device,
+    layouts: &[Option<&wgpu::BindGroupLayout>],
+    module: &wgpu::ShaderModule,
+    kernel: Kernel,
+) -> wgpu::ComputePipeline {
+    let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(kernel.entry_point()),
+        bind_group_layouts: layouts,
+        immediate_size: 0,
+    });
+    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(kernel.entry_point()),
+        layout: Some(&pl),
+        module,
+        entry_point: Some(kernel.entry_point()),
+        compilation_options: Default::default(),
+        cache: None,
+    })
+}
+
+/// The group-0 layouts of the kernels that bind more storage buffers than the downlevel limit of 4
+/// (dense_tail, dense_tail_tex, grad_adam_gather): None where the device allows fewer than they bind.
+fn storage_heavy_layouts(device: &wgpu::Device) -> [Option<wgpu::BindGroupLayout>; 3] {
+    let storage_limit = device.limits().max_storage_buffers_per_shader_stage;
+    let fits = |k: Kernel| k.storage_buffers() <= storage_limit;
+    let dense_tail_layout = fits(Kernel::DenseTail).then(|| {
+        device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(
+                "dense_tail layout: act, params, labels, order, grads, dz, stats, dims, step",
+            ),
+            entries: &[
+                storage(0, true),
+                storage(1, true),
+                storage(2, true),
+                storage(3, true),
+                storage(4, false),
+                storage(5, false),
+                storage(6, false),
+                uniform::<TailDims>(7, false),
+                uniform::<StepRecord>(8, false),
+            ],
+        })
+    });
+    let dense_tail_tex_layout = fits(Kernel::DenseTailTex).then(|| {
+        device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("dense_tail_tex layout: labels, order, grads, dz, stats, dims, step"),
+            entries: &[
+                storage(0, true),
+                storage(1, true),
+                storage(2, false),
+                storage(3, false),
+                storage(4, false),
+                uniform::<TailDims>(5, false),
+                uniform::<StepRecord>(6, false),
+            ],
+        })
+    });
+    let grad_adam_gather_layout = fits(Kernel::GradAdamGather).then(|| {
+        device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("grad_adam_gather layout: images, order, dz, params, m, v, dims, step"),
+            entries: &[
+                storage(0, true),
+                storage(1, true),
+                storage(2, true),
+                storage(3, false),
+                storage(4, false),
+                storage(5, false),
+                uniform::<GradAdamDims>(6, false),
+                uniform::<StepRecord>(7, false),
+            ],
+        })
+    });
+    [
+        dense_tail_layout,
+        dense_tail_tex_layout,
+        grad_adam_gather_layout,
+    ]
+}
+
+impl Kernels {
+    pub fn new(device: &wgpu::Device) -> Self {
+        let matmul_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("matmul layout: a, b, c, e, dims"),
+            entries: &[
+                storage(0, true),
+                storage(1, true),
+                storage(2, false),
+                storage(3, true),
+                uniform::<MatmulDims>(4, false),
+            ],
+        });
+        let tex_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("matmul texture layout: a_tex, b_tex"),
+            entries: &[texture(0), texture(1)],
+        });
+        let adam_tex_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("adam texture layout: p_tex, g_tex, m_tex, v_tex"),
+            entries: &[texture(0), texture(1), texture(2), texture(3)],
+        });
+        let adam_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("adam_tex layout: p, g, m, v, dims, step"),
+            entries: &[
+                storage(0, false),
+                storage(1, true),
+                storage(2, false),
+                storage(3, false),
+                uniform::<AdamDims>(4, false),
+                uniform::<StepRecord>(5, false),
+            ],
+        });
+        let grad_adam_tex_layout =
+            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some("grad_adam_tex layout: p, g (unused), m, v, dims, step"),
+                entries: &[
+                    storage(0, false),
+                    storage(1, true),
+                    storage(2, false),
+                    storage(3, false),
+                    uniform::<GradAdamTexDims>(4, false),
+                    uniform::<StepRecord>(5, false),
+                ],
+            });
+        let grad_adam_tex_tex_layout =
+            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some("grad_adam_tex texture layout: p_tex, dz_tex, m_tex, v_tex, x_tex"),
+                entries: &[texture(0), texture(1), texture(2), texture(3), texture(4)],
+            });
+        let adam_range_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("adam layout: p, g, m, v, range dims, step"),
+            entries: &[
+                storage(0, false),
+                storage(1, true),
+                storage(2, false),
+                storage(3, false),
+                uniform::<AdamRangeDims>(4, false),
+                uniform::<StepRecord>(5, false),
+            ],
+        });
+        let gather_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("gather layout: images, order, x, dims, step"),
+            entries: &[
+                storage(0, true),
+                storage(1, true),
+                storage(2, false),
+                uniform::<GatherDims>(3, false),
+                uniform::<StepRecord>(4, false),
+            ],
+        });
+        let forward_gather_layout =
+            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some("forward_gather layout: images, order, params, act, dims, step"),
+                entries: &[
+                    storage(0, true),
+                    storage(1, true),
+                    storage(2, true),
+                    storage(3, false),
+                    uniform::<ForwardGatherDims>(4, false),
+                    uniform::<StepRecord>(5, false),
+                ],
+            });
+        let [
+            dense_tail_layout,
+            dense_tail_tex_layout,
+            grad_adam_gather_layout,
+        ] = storage_heavy_layouts(device);
+        let matmul = shader_module(device, "matmul.wgsl", MATMUL_WGSL);
+        let adam = shader_module(device, "adam.wgsl", ADAM_WGSL);
+        let gather = shader_module(device, "gather.wgsl", GATHER_WGSL);
+        let tail = shader_module(device, "tail.wgsl", TAIL_WGSL);
+        let pipeline_with =
+            |layouts: &[Option<&wgpu::BindGroupLayout>],
+             module: &wgpu::ShaderModule,
+             kernel: Kernel| { compute_pipeline(device, layouts, module, kernel) };
+        let pipeline =
+            |layout: &wgpu::BindGroupLayout, module: &wgpu::ShaderModule, kernel: Kernel| {
+                pipeline_with(&[Some(layout)], module, kernel)
+            };
+        let tex_layouts = [Some(&matmul_layout), Some(&tex_layout)];
+        Self {
+            mm_nn_tex: pipeline_with(&tex_layouts, &matmul, Kernel::MmNnTex),
+            mm_tn_tex: pipeline_with(&tex_layouts, &matmul, Kernel::MmTnTex),
+            mm_nt_tex: pipeline_with(&tex_layouts, &matmul, Kernel::MmNtTex),
+            mm_nn: pipeline(&matmul_layout, &matmul, Kernel::MmNn),
+            mm_nt: pipeline(&matmul_layout, &matmul, Kernel::MmNt),
+            mm_tn: pipeline(&matmul_layout, &matmul, Kernel::MmTn),
+            adam_tex: pipeline_with(
+                &[Some(&adam_layout), Some(&adam_tex_layout)],
+                &adam,
+                Kernel::AdamTex,
+            ),
+            adam: pipeline(&adam_range_layout, &adam, Kernel::Adam),
+            grad_adam_tex: pipeline_with(
+                &[Some(&grad_adam_tex_layout), Some(&grad_adam_tex_tex_layout)],
+                &adam,
+                Kernel::GradAdamTex,
+            ),
+            gather: pipeline(&gather_layout, &gather, Kernel::Gather),
+            forward_gather: pipeline(&forward_gather_layout, &gather, Kernel::ForwardGather),
+            dense_tail: dense_tail_layout
+                .as_ref()
+                .map(|l| pipeline(l, &tail, Kernel::DenseTail)),
+            dense_tail_tex: dense_tail_tex_layout
+                .as_ref()
+                .map(|l| pipeline_with(&[Some(l), Some(&tex_layout)], &tail, Kernel::DenseTailTex)),
+            grad_adam_gather: grad_adam_gather_layout
+                .as_ref()
+                .map(|l| pipeline(l, &gather, Kernel::GradAdamGather)),
+            matmul_layout,
+            tex_layout,
+            adam_layout,
+            adam_tex_layout,
+            grad_adam_tex_layout,
+            grad_adam_tex_tex_layout,
+            adam_range_layout,
+            gather_layout,
+            forward_gather_layout,
+            dense_tail_layout,
+            dense_tail_tex_layout,
+            grad_adam_gather_layout,
+        }
+    }
+
+    /// Whether this device runs `kernel` (it binds no more storage buffers than the device allows).
+    pub fn supports(&self, kernel: Kernel) -> bool {
+        match kernel {
+            Kernel::DenseTail => self.dense_tail.is_some(),
+            Kernel::DenseTailTex => self.dense_tail_tex.is_some(),
+            Kernel::GradAdamGather => self.grad_adam_gather.is_some(),
+            _ => true,
+        }
+    }
+
+    /// The pipeline of `kernel`. Panics for a kernel the device does not support (`supports`).
+    pub fn pipeline(&self, kernel: Kernel) -> &wgpu::ComputePipeline {
+        match kernel {
+            Kernel::MmNn => &self.mm_nn,
+            Kernel::MmNt => &self.mm_nt,
+            Kernel::MmTn => &self.mm_tn,
+            Kernel::MmNnTex => &self.mm_nn_tex,
+            Kernel::MmTnTex => &self.mm_tn_tex,
+            Kernel::MmNtTex => &self.mm_nt_tex,
+            Kernel::AdamTex => &self.adam_tex,
+            Kernel::Adam => &self.adam,
+            Kernel::GradAdamTex => &self.grad_adam_tex,
+            Kernel::Gather => &self.gather,
+            Kernel::ForwardGather => &self.forward_gather,
+            Kernel::DenseTail => unsupported(kernel, self.dense_tail.as_ref()),
+            Kernel::DenseTailTex => unsupported(kernel, self.dense_tail_tex.as_ref()),
+            Kernel::GradAdamGather => unsupported(kernel, self.grad_adam_gather.as_ref()),
+        }
+    }
+
+    /// The group-0 layout of `kernel`. Panics for a kernel the device does not support (`supports`).
+    pub fn layout(&self, kernel: Kernel) -> &wgpu::BindGroupLayout {
+        match kernel {
+            Kernel::MmNn
+            | Kernel::MmNt
+            | Kernel::MmTn
+            | Kernel::MmNnTex
+            | Kernel::MmTnTex
+            | Kernel::MmNtTex => &self.matmul_layout,
+            Kernel::AdamTex => &self.adam_layout,
+            Kernel::Adam => &self.adam_range_layout,
+            Kernel::GradAdamTex => &self.grad_adam_tex_layout,
+            Kernel::Gather => &self.gather_layout,
+            Kernel::ForwardGather => &self.forward_gather_layout,
+            Kernel::DenseTail => unsupported(kernel, self.dense_tail_layout.as_ref()),
+            Kernel::DenseTailTex => unsupported(kernel, self.dense_tail_tex_layout.as_ref()),
+            Kernel::GradAdamGather => unsupported(kernel, self.grad_adam_gather_layout.as_ref()),
+        }
+    }
+}
+
+fn unsupported<T>(kernel: Kernel, x: Option<&T>) -> &T {
+    x.unwrap_or_else(|| {
+        panic!(
+            "{} binds {} storage buffers, more than this device allows per stage (check Kernels::supports)",
+            kernel.entry_point(),
+            kernel.storage_buffers()
+        )
+    })
+}
+
+/// The group-1 bind group of a texture variant: A and B as views of rgba32float textures.
+pub fn tex_bind_group(
+    device: &wgpu::Device,
+    label: &str,
+    kernels: &Kernels,
+    a: &wgpu::TextureView,
+    b: &wgpu::TextureView,
+) -> wgpu::BindGroup {
+    views_bind_group(device, label, &kernels.tex_layout, &[a, b])
+}
+
+/// A bind group of texture views, in binding order.
+pub fn views_bind_group(
+    device: &wgpu::Device,
+    label: &str,
+    layout: &wgpu::BindGroupLayout,
+    views: &[&wgpu::TextureView],
+) -> wgpu::BindGroup {
+    let entries: Vec<wgpu::BindGroupEntry> = views
+        .iter()
+        .enumerate()
+        .map(|(i, v)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource: wgpu::BindingResource::TextureView(v),
+        })
+        .collect();
+    device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout,
+        entries: &entries,
+    })
+}
+
+/// A bind group over whole buffers, in binding order; `record` names the binding (if any) that is bound
+/// as one `size`-byte window at `offset` (one step's record: each slot of the ring gets its own bind group
+/// rather than a dynamic offset, which measured no faster and complicates the layouts).
+pub fn bind_group(
+    device: &wgpu::Device,
+    label: &str,
+    layout: &wgpu::BindGroupLayout,
+    buffers: &[&wgpu::Buffer],
+    record: Option<(u32, u64, u64)>,
+) -> wgpu::BindGroup {
+    let entries: Vec<wgpu::BindGroupEntry> = buffers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let binding = i as u32;
+            let resource = match record {
+                Some((d, offset, size)) if d == binding => {
+                    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: b,
+                        offset,
+                        size: wgpu::BufferSize::new(size),
+                    })
+                }
+                _ => b.as_entire_binding(),
+            };
+            wgpu::BindGroupEntry { binding, resource }
+        })
+        .collect();
+    device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout,
+        entries: &entries,
+    })
+}
