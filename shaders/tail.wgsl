@@ -27,6 +27,10 @@ struct TailDims {
     dx_off: u32,     // dZ (capacity, lda) in dz
     direct: u32,     // != 0: row r is sample step.start + r, else order[step.start + r]
     input_grad: u32, // != 0: write dZ (the layer below has weights)
+    adam: u32,       // dense_tail_tex only: != 0 also applies Adam to W and b (p, m, v at w_off, b_off)
+    beta1: f32,      // Adam's, when `adam`
+    beta2: f32,
+    eps: f32,
 }
 
 // Same record as in adam.wgsl and gather.wgsl (tests/shaders.rs checks); rows, stat, scale and start are read here.
@@ -264,7 +268,9 @@ fn dense_tail(@builtin(local_invocation_index) lid: u32) {
 //   A. One row per invocation: the row's logits (W|b rows from the texture, uniform across the
 //      invocations), its softmax cross-entropy and dlogits in registers, dlogits stored for phase B, and
 //      (input_grad) the row's masked dZ from the same registers.
-//   B. One group of TT_QUADS k quads per invocation: dW = act^T · dlogits and db over the live rows.
+//   B. One group of TT_QUADS k quads per invocation: dW = act^T · dlogits and db over the live rows,
+//      stored, and with dims.adam applied at once by Adam (p from wb_tex, m and v from their buffers;
+//      the texture path does this when no layer between the first and this one needs adam_tex).
 // One barrier between them; the stats are reduced after it. At most TT_MAX_CLASSES classes (the
 // dlogits of a row live in registers); the host runs dense_tail past that.
 // Textures: act_tex (capacity rows, k/4 texels; texel q of row r holds act[r, 4q..4q+4]) and wb_tex
@@ -282,8 +288,12 @@ const TT_QUADS: u32 = 4u;        // k quads per invocation in phase B
 @group(0) @binding(2) var<storage, read_write> tt_grads: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> tt_dz: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> tt_stats: array<StepStat>;
-@group(0) @binding(5) var<uniform> tt_dims: TailDims;
-@group(0) @binding(6) var<uniform> tt_step: Step;
+// With dims.adam: the parameters, m and v the update writes (W and b at w_off, b_off, as in tt_grads).
+@group(0) @binding(5) var<storage, read_write> tt_p: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> tt_m: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> tt_v: array<vec4<f32>>;
+@group(0) @binding(8) var<uniform> tt_dims: TailDims;
+@group(0) @binding(9) var<uniform> tt_step: Step;
 @group(1) @binding(0) var act_tex: texture_2d<f32>;
 @group(1) @binding(1) var wb_tex: texture_2d<f32>;
 
@@ -333,6 +343,19 @@ fn dlogit_quad(y: vec4<f32>, j4: u32, lse: f32, label: u32) -> vec4<f32> {
     let onehot = select(vec4<f32>(0.0), vec4<f32>(1.0), lane == vec4<u32>(label));
     let d = (exp(y - vec4<f32>(lse)) - onehot) * tt_step.scale;
     return select(vec4<f32>(0.0), d, lanes_below(j4, tt_dims.classes));
+}
+
+// Adam on the vec4 at float offset 4 * i of p, m, v with gradient g; p0 is its value before the step
+// (from wb_tex); lanes outside `keep` keep their values.
+fn tail_adam(i: u32, p0: vec4<f32>, g: vec4<f32>, keep: vec4<bool>) {
+    let m0 = tt_m[i];
+    let v0 = tt_v[i];
+    let mi = m0 + (g - m0) * (1.0 - tt_dims.beta1);
+    let vi = v0 + (g * g - v0) * (1.0 - tt_dims.beta2);
+    let pi = p0 - tt_step.alpha * mi / (sqrt(vi) + vec4<f32>(tt_dims.eps));
+    tt_m[i] = select(m0, mi, keep);
+    tt_v[i] = select(v0, vi, keep);
+    tt_p[i] = select(p0, pi, keep);
 }
 
 @compute @workgroup_size(32)
@@ -482,10 +505,21 @@ fn dense_tail_tex(@builtin(local_invocation_index) lid: u32) {
             let k0 = q0 * 4u;
             let rows = array<vec4<f32>, 16>(c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15);
             for (var i = 0u; i < min(16u, tt_dims.k - min(k0, tt_dims.k)); i++) {
-                tt_grads[w + (k0 + i) * ldw4] = select(z4, rows[i], keep);
+                let at = w + (k0 + i) * ldw4;
+                let g = select(z4, rows[i], keep);
+                tt_grads[at] = g;
+                // A loop of 0 or 1 rather than a branch (see the top of dense_tail_tex).
+                for (var a = 0u; a < tt_dims.adam; a++) {
+                    tail_adam(at, textureLoad(wb_tex, vec2<u32>(j4, k0 + i), 0), g, keep);
+                }
             }
             if (gi == 0u) {
-                tt_grads[tt_dims.b_off / 4u + j4] = select(z4, s, keep);
+                let at = tt_dims.b_off / 4u + j4;
+                let g = select(z4, s, keep);
+                tt_grads[at] = g;
+                for (var a = 0u; a < tt_dims.adam; a++) {
+                    tail_adam(at, textureLoad(wb_tex, vec2<u32>(j4, tt_dims.k), 0), g, keep);
+                }
             }
         }
     }

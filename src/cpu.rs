@@ -649,9 +649,43 @@ pub fn dense_tail<T: Real>(
     stat
 }
 
-/// Twin of `dense_tail_tex` (tail.wgsl), the texture path's tail: the same function as [`dense_tail`]
-/// (the kernel reads act and W|b from textures and keeps a row's logits in registers, at most 16
-/// classes).
+/// Keras' Adam over one layer's weight and bias at `layer`'s offsets (the rest of the flat vectors
+/// untouched), with the gradient `g` at the same offsets.
+pub fn adam_on_layer<T: Real>(
+    p: &mut [T],
+    g: &[T],
+    m: &mut [T],
+    v: &mut [T],
+    layer: &LayerOffsets,
+    step: AdamStep<T>,
+) {
+    for r in [layer.weight_range(), layer.bias_range()] {
+        let (a, b1, b2, e) = (step.alpha, step.beta1, step.beta2, step.epsilon);
+        adam(
+            &mut p[r.clone()],
+            &g[r.clone()],
+            &mut m[r.clone()],
+            &mut v[r],
+            a,
+            b1,
+            b2,
+            e,
+        );
+    }
+}
+
+/// Where dense_tail_tex also applies Adam to its layer: the parameters after the update (equal to
+/// `params` before it), m, v and the step.
+pub struct TailAdam<'a, T> {
+    pub p: &'a mut [T],
+    pub m: &'a mut [T],
+    pub v: &'a mut [T],
+    pub step: AdamStep<T>,
+}
+
+/// Twin of `dense_tail_tex` (tail.wgsl), the texture path's tail: [`dense_tail`] (the kernel reads act
+/// and W|b from textures and keeps a row's logits in registers, at most 16 classes), then, with `adam`,
+/// [`adam_on_layer`] with the gradients it wrote.
 #[allow(clippy::too_many_arguments)]
 pub fn dense_tail_tex<T: Real>(
     act: &[T],
@@ -665,10 +699,15 @@ pub fn dense_tail_tex<T: Real>(
     capacity: usize,
     rows: StepRows,
     scale: T,
+    adam: Option<TailAdam<'_, T>>,
 ) -> TailStat<T> {
-    dense_tail(
+    let stat = dense_tail(
         act, params, labels, order, grads, dlogits, dx, layer, capacity, rows, scale,
-    )
+    );
+    if let Some(a) = adam {
+        adam_on_layer(a.p, grads, a.m, a.v, layer, a.step);
+    }
+    stat
 }
 
 /// The first layer's backward and update in one: `dW = x^T · dz` over the gathered `x` (see
@@ -1036,28 +1075,6 @@ mod tests {
     }
 
     /// The reference `adam` over one layer's weight and bias (which the CPU layout may not keep adjacent).
-    fn adam_on_layer(
-        p: &mut [f64],
-        g: &[f64],
-        m: &mut [f64],
-        v: &mut [f64],
-        layer: &LayerOffsets,
-        step: AdamStep<f64>,
-    ) {
-        for r in [layer.weight_range(), layer.bias_range()] {
-            let (a, b1, b2, e) = (step.alpha, step.beta1, step.beta2, step.epsilon);
-            adam(
-                &mut p[r.clone()],
-                &g[r.clone()],
-                &mut m[r.clone()],
-                &mut v[r],
-                a,
-                b1,
-                b2,
-                e,
-            );
-        }
-    }
 
     #[test]
     fn fused_twins_equal_the_composition_of_the_reference_twins_f64_rel_1e_12() {

@@ -234,7 +234,8 @@ fn dense_tail_matches_cpu_twin_atol1e5_rtol1e4() {
 }
 
 /// The texture path's tail on the same step cases up to its 16 classes, a k that is not a multiple of
-/// its 16-row dW groups, and capacities past its 32-invocation workgroup (every loop wraps).
+/// its 16-row dW groups, and capacities past its 32-invocation workgroup (every loop wraps); with and
+/// without Adam applied to its layer.
 #[test]
 fn dense_tail_tex_matches_cpu_twin_atol1e5_rtol1e4() {
     let Some(h) = harness("dense_tail_tex") else {
@@ -259,8 +260,10 @@ fn dense_tail_tex_matches_cpu_twin_atol1e5_rtol1e4() {
         cases.extend(
             selftest::dense_tail_case(&h, Kernel::DenseTailTex, &case, classes, grad, 25).unwrap(),
         );
+        // The same tail applying Adam to its layer (p, m, v after the step, padding kept).
+        cases.extend(selftest::dense_tail_tex_adam_case(&h, &case, classes, 26).unwrap());
     }
-    assert!(cases.len() >= 40, "{} dense_tail_tex checks", cases.len());
+    assert!(cases.len() >= 80, "{} dense_tail_tex checks", cases.len());
     common::assert_all_pass("dense_tail_tex", &cases);
 }
 

@@ -162,7 +162,7 @@ impl Kernel {
             Kernel::Gather => 3,
             Kernel::DenseTail => 7,
             Kernel::GradAdamGather => 6,
-            Kernel::DenseTailTex => 5,
+            Kernel::DenseTailTex => 8,
         }
     }
 

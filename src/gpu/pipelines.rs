@@ -150,15 +150,20 @@ fn storage_heavy_layouts(device: &wgpu::Device) -> [Option<wgpu::BindGroupLayout
     });
     let dense_tail_tex_layout = fits(Kernel::DenseTailTex).then(|| {
         device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("dense_tail_tex layout: labels, order, grads, dz, stats, dims, step"),
+            label: Some(
+                "dense_tail_tex layout: labels, order, grads, dz, stats, p, m, v, dims, step",
+            ),
             entries: &[
                 storage(0, true),
                 storage(1, true),
                 storage(2, false),
                 storage(3, false),
                 storage(4, false),
-                uniform::<TailDims>(5, false),
-                uniform::<StepRecord>(6, false),
+                storage(5, false),
+                storage(6, false),
+                storage(7, false),
+                uniform::<TailDims>(8, false),
+                uniform::<StepRecord>(9, false),
             ],
         })
     });

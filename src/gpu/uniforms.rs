@@ -94,7 +94,7 @@ pub struct ForwardGatherDims {
 
 /// Mirror of `TailDims` in tail.wgsl. Offsets and strides in floats, multiples of 4.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub struct TailDims {
     /// The last layer's fan_in: columns of act and dZ.
     pub k: u32,
@@ -118,6 +118,11 @@ pub struct TailDims {
     pub direct: u32,
     /// Non-zero: write dZ (the layer below has weights).
     pub input_grad: u32,
+    /// dense_tail_tex only: non-zero also applies Adam to W and b (beta1, beta2, eps below).
+    pub adam: u32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
 }
 
 /// Mirror of `GradAdamDims` in gather.wgsl. Offsets and strides in floats, multiples of 4.

@@ -148,6 +148,17 @@ pub struct TailOut {
     pub db: Vec<f32>,
     pub dx: Vec<f32>,
     pub stat: StepStat,
+    /// dense_tail_tex with Adam: p, m and v after the update, in the `ParamsPacking::new` layout.
+    pub after: Option<Packed>,
+}
+
+/// dense_tail_tex's Adam in a harness run: m and v before the step (tight, W then b), the step size and
+/// the constants.
+pub struct TailAdamStart {
+    pub m: Vec<f32>,
+    pub v: Vec<f32>,
+    pub alpha: f32,
+    pub cfg: AdamConfig,
 }
 
 /// What a grad_adam_gather run returns: params, m and v in their padded GPU layout (as `ParamsPacking`
@@ -356,11 +367,22 @@ impl Harness {
         classes: usize,
         input_grad: bool,
     ) -> Result<TailOut> {
-        self.tail_kernel(Kernel::DenseTail, case, act, w, b, k, classes, input_grad)
+        self.tail_kernel(
+            Kernel::DenseTail,
+            case,
+            act,
+            w,
+            b,
+            k,
+            classes,
+            input_grad,
+            None,
+        )
     }
 
     /// As `dense_tail`, running `kernel`: `DenseTail`, or `DenseTailTex` reading act and W|b from
-    /// textures holding the same NaN-padded values (b as the row after W's).
+    /// textures holding the same NaN-padded values (b as the row after W's), with `adam` also updating
+    /// W and b (p's padding is NaN, m's and v's finite sentinels; all must come back bit for bit).
     #[allow(clippy::too_many_arguments)]
     pub fn tail_kernel(
         &self,
@@ -372,6 +394,7 @@ impl Harness {
         k: usize,
         classes: usize,
         input_grad: bool,
+        adam: Option<&TailAdamStart>,
     ) -> Result<TailOut> {
         let d = &self.ctx.device;
         let cap = case.capacity;
@@ -411,9 +434,28 @@ impl Harness {
             dx_off: 0,
             direct: case.rows.direct as u32,
             input_grad: input_grad as u32,
+            adam: u32::from(adam.is_some()),
+            beta1: adam.map_or(0.0, |a| a.cfg.beta1 as f32),
+            beta2: adam.map_or(0.0, |a| a.cfg.beta2 as f32),
+            eps: adam.map_or(0.0, |a| a.cfg.epsilon as f32),
         };
         let u = buffers::uniform_init(d, "selftest tail dims", bytemuck::bytes_of(&dims));
-        let (r, at) = self.record_buffer(&case.record());
+        let w_len = k * classes;
+        let (m0, v0) = match adam {
+            Some(a) => (
+                pk.pack(&a.m[..w_len], &a.m[w_len..], 0.5),
+                pk.pack(&a.v[..w_len], &a.v[w_len..], 0.25),
+            ),
+            None => (vec![0.5; pk.total], vec![0.25; pk.total]),
+        };
+        let p_out = buffers::storage_init(d, "selftest p", bytemuck::cast_slice(&params));
+        let m_buf = buffers::storage_init(d, "selftest m", bytemuck::cast_slice(&m0));
+        let v_buf = buffers::storage_init(d, "selftest v", bytemuck::cast_slice(&v0));
+        let rec = StepRecord {
+            alpha: adam.map_or(0.0, |a| a.alpha),
+            ..case.record()
+        };
+        let (r, at) = self.record_buffer(&rec);
         let record = std::mem::size_of::<StepRecord>() as u64;
         let (bind, tex) = if kernel == Kernel::DenseTailTex {
             let texture = |label: &str, data: &[f32], rows: usize, width: usize| {
@@ -429,8 +471,10 @@ impl Harness {
                 d,
                 "selftest dense_tail_tex",
                 self.kernels.layout(kernel),
-                &[&l_buf, &order, &g_buf, &dz_buf, &s_buf, &u, &r],
-                Some((6, at, record)),
+                &[
+                    &l_buf, &order, &g_buf, &dz_buf, &s_buf, &p_out, &m_buf, &v_buf, &u, &r,
+                ],
+                Some((9, at, record)),
             );
             let tex =
                 kernels::tex_bind_group(d, "selftest tail textures", &self.kernels, &act_t, &wb_t);
@@ -455,12 +499,21 @@ impl Harness {
         let stats = self.download(&s_buf, STAT_FLOATS * stats_init.len())?;
         let stats: &[StepStat] = bytemuck::cast_slice(&stats);
         let (dw, db) = pk.unpack(&grads);
+        let after = match adam {
+            Some(_) => Some(Packed {
+                p: self.download(&p_out, pk.total)?,
+                m: self.download(&m_buf, pk.total)?,
+                v: self.download(&v_buf, pk.total)?,
+            }),
+            None => None,
+        };
         Ok(TailOut {
             dlogits: unpad_ld(&dz, dl_off, cap, classes, ldo),
             dw,
             db,
             dx: unpad_ld(&dz, 0, cap, k, lda),
             stat: stats[2],
+            after,
         })
     }
 

@@ -17,7 +17,9 @@ use crate::gpu::uniforms::{AdamDims, MatmulDims, StepRecord};
 mod buffer_path;
 mod texture_path;
 
-pub use buffer_path::{Packed, ParamsPacking, StepCase, TailOut, pack_u8, pad_ld, unpad_ld};
+pub use buffer_path::{
+    Packed, ParamsPacking, StepCase, TailAdamStart, TailOut, pack_u8, pad_ld, unpad_ld,
+};
 
 /// Tight `(rows, cols)` -> `(rows, pad4(cols))` with NaN in the padding lanes.
 pub fn pad_rows(tight: &[f32], rows: usize, cols: usize) -> Vec<f32> {

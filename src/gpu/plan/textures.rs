@@ -12,7 +12,7 @@
 use anyhow::Result;
 
 use crate::gpu::buffers::{self as gbuf, TextureMirror, pad_texture_row};
-use crate::gpu::kernels::{self, AdamDims, GradAdamTexDims, Kernel, MatmulDims};
+use crate::gpu::kernels::{self, AdamDims, GradAdamTexDims, Kernel, MatmulDims, TailDims};
 use crate::gpu::params::ParamMirrors;
 use crate::gpu::plan::{
     Operands, PlanInputs, Site, Sites, StepPlan, f32_bytes, forward_dims, gather_site,
@@ -94,7 +94,8 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
     for l in 0..last {
         sites.push(hidden_forward(p, l, &sc));
     }
-    sites.push(tail(p, &sc)?);
+    let (tail_site, tail_adam) = tail(p, &sc)?;
+    sites.push(tail_site);
     // Hidden layers backward, last first; dZ_l (in `dz[side]` at float `off`) is mirrored before the
     // weight gradient, which both products then read. Adam runs after all of them, so W_l is still the
     // forward's.
@@ -113,7 +114,13 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
         }
         (side, off) = (1 - side, 0);
     }
-    sites.push(adam(p));
+    if tail_adam {
+        // Adam ran inside the tail and grad_adam_tex: the mirrors of p, m and v follow the last site.
+        let last_site = sites.sites.last_mut().expect("a step has sites");
+        last_site.copy_after = mirrors(p).after_adam();
+    } else {
+        sites.push(adam(p));
+    }
     let Sites { sites, mut keep } = sites;
     keep.extend(sc.acts);
     keep.extend(sc.dz);
@@ -126,9 +133,11 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
 }
 
 /// The last layer: `dense_tail_tex` from the mirrors of its input and of its W|b where it can run it
-/// (at most `TAIL_TEX_MAX_CLASSES` classes), else `dense_tail` from the buffers.
-fn tail(p: &PlanInputs<'_>, sc: &Scratch) -> Result<(Site, wgpu::Buffer)> {
-    let (layout, k) = (p.layout(), p.kernels);
+/// (at most `TAIL_TEX_MAX_CLASSES` classes), else `dense_tail` from the buffers. Returns whether the
+/// tail also applied Adam to its layer: it does when no layer lies between the first and the last
+/// (every other layer's update is then grad_adam_tex's), so the step needs no adam_tex.
+fn tail(p: &PlanInputs<'_>, sc: &Scratch) -> Result<((Site, wgpu::Buffer), bool)> {
+    let (layout, k, st) = (p.layout(), p.kernels, p.state);
     let last = layout.layers.len() - 1;
     let (input, lda) = if last > 0 {
         (&sc.acts[last - 1], layout.layers[last - 1].ld)
@@ -137,9 +146,13 @@ fn tail(p: &PlanInputs<'_>, sc: &Scratch) -> Result<(Site, wgpu::Buffer)> {
     };
     let wb = mirrors(p).tail_view(layout);
     let Some(wb) = wb.filter(|_| k.supports(Kernel::DenseTailTex)) else {
-        return super::tail_site(p, input, lda, &sc.dz[0]);
+        return Ok((super::tail_site(p, input, lda, &sc.dz[0])?, false));
     };
-    let dims = super::tail_dims(p, lda);
+    let adam = last <= 1;
+    let dims = TailDims {
+        adam: u32::from(adam),
+        ..super::tail_dims(p, lda)
+    };
     let u = gbuf::uniform_init(p.device, "dense_tail_tex dims", bytemuck::bytes_of(&dims));
     let binds = per_slot(
         p,
@@ -148,14 +161,22 @@ fn tail(p: &PlanInputs<'_>, sc: &Scratch) -> Result<(Site, wgpu::Buffer)> {
         &[
             &p.train.labels,
             p.order,
-            &p.state.grads,
+            &st.grads,
             &sc.dz[0],
             p.stats,
+            &st.params,
+            &st.m,
+            &st.v,
             &u,
         ],
-        6,
+        9,
     );
     let mut site = super::tail_plain_site(p, Kernel::DenseTailTex, binds);
+    if adam {
+        site.name = site
+            .name
+            .replacen("dense_tail_tex", "dense_tail_tex+adam", 1);
+    }
     let tex = kernels::tex_bind_group(
         p.device,
         "dense_tail_tex textures: act, W|b",
@@ -164,7 +185,7 @@ fn tail(p: &PlanInputs<'_>, sc: &Scratch) -> Result<(Site, wgpu::Buffer)> {
         &wb,
     );
     site.tex_binds = vec![tex];
-    Ok((site, u))
+    Ok(((site, u), adam))
 }
 
 /// A product site reading its operands from textures (group 1) and its bias, output and mask through

@@ -14,7 +14,7 @@ use crate::check::{CaseResult, Closeness, TOL_ELEMENTWISE, TOL_REDUCTION, compar
 use crate::config::AdamConfig;
 use crate::cpu;
 use crate::gpu::buffers::pad4;
-use crate::gpu::harness::{Harness, Packed, ParamsPacking, StepCase, unpad_ld};
+use crate::gpu::harness::{Harness, Packed, ParamsPacking, StepCase, TailAdamStart, unpad_ld};
 use crate::gpu::kernels::{self, Kernel};
 
 /// A pass/fail verdict as a `Closeness` (for checks that are exact: counts, untouched lanes).
@@ -132,7 +132,35 @@ pub fn dense_tail_case(
     cpu::relu(&mut act);
     let w = random(k * classes, -limit, limit, &mut rng);
     let b = random(classes, -0.5, 0.5, &mut rng);
-    dense_tail_check(h, kernel, case, &act, &w, &b, classes, input_grad)
+    dense_tail_check(h, kernel, case, &act, &w, &b, classes, input_grad, None)
+}
+
+/// `dense_tail_tex` that also applies Adam to its layer (as the texture path runs it when no layer lies
+/// between the first and the last), from a state that has seen a few steps: p, m and v after the step
+/// against the twin's, their padding kept bit for bit.
+pub fn dense_tail_tex_adam_case(
+    h: &Harness,
+    case: &StepCase,
+    classes: usize,
+    seed: u64,
+) -> Result<Vec<CaseResult>> {
+    let k = case.inputs;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (k * 983 + classes) as u64);
+    let limit = (6.0 / (k + classes) as f32).sqrt();
+    let mut act = random(case.capacity * k, -1.0, 1.0, &mut rng);
+    cpu::relu(&mut act);
+    let w = random(k * classes, -limit, limit, &mut rng);
+    let b = random(classes, -0.5, 0.5, &mut rng);
+    let n = k * classes + classes;
+    let cfg = AdamConfig::default();
+    let start = TailAdamStart {
+        m: random(n, -0.01, 0.01, &mut rng),
+        v: random(n, 0.0, 1e-4, &mut rng),
+        alpha: cpu::adam_alpha(cfg.learning_rate, cfg.beta1, cfg.beta2, 3) as f32,
+        cfg,
+    };
+    let t = Kernel::DenseTailTex;
+    dense_tail_check(h, t, case, &act, &w, &b, classes, true, Some(&start))
 }
 
 /// `dense_tail` with logits of about `±spread` (from the bias): the max-subtracted softmax and the
@@ -151,11 +179,12 @@ pub fn dense_tail_spread_case(
     cpu::relu(&mut act);
     let w = random(k * classes, -0.1, 0.1, &mut rng);
     let b = random(classes, -spread, spread, &mut rng);
-    dense_tail_check(h, kernel, case, &act, &w, &b, classes, true)
+    dense_tail_check(h, kernel, case, &act, &w, &b, classes, true, None)
 }
 
 /// Runs `kernel` (dense_tail or dense_tail_tex) on the GPU and their twin on the CPU (in f64, the
-/// reference's rounding left out) on the given operands and compares every output.
+/// reference's rounding left out) on the given operands and compares every output; with `adam`
+/// (dense_tail_tex only), also the updated p, m and v.
 #[allow(clippy::too_many_arguments)]
 pub fn dense_tail_check(
     h: &Harness,
@@ -166,9 +195,10 @@ pub fn dense_tail_check(
     b: &[f32],
     classes: usize,
     input_grad: bool,
+    adam: Option<&TailAdamStart>,
 ) -> Result<Vec<CaseResult>> {
     let (k, cap) = (case.inputs, case.capacity);
-    let got = h.tail_kernel(kernel, case, act, w, b, k, classes, input_grad)?;
+    let got = h.tail_kernel(kernel, case, act, w, b, k, classes, input_grad, adam)?;
     let name = kernel.entry_point();
     let pk = ParamsPacking::new(k, classes);
     let layer = pk.cpu_layer();
@@ -177,23 +207,33 @@ pub fn dense_tail_check(
     let mut grads = vec![f64::NAN; params.len()];
     let mut dl = vec![f64::NAN; cap * classes];
     let mut dx = vec![f64::NAN; cap * k];
-    let twin = match kernel {
-        Kernel::DenseTailTex => cpu::dense_tail_tex,
-        _ => cpu::dense_tail,
+    let (mut p1, mut m1, mut v1) = (params.clone(), Vec::new(), Vec::new());
+    if let Some(a) = adam {
+        (m1, v1) = (to_f64(&a.m), to_f64(&a.v));
+    }
+    let twin_adam = adam.map(|a| cpu::TailAdam {
+        p: &mut p1,
+        m: &mut m1,
+        v: &mut v1,
+        step: cpu::AdamStep {
+            alpha: a.alpha as f64,
+            beta1: a.cfg.beta1 as f32 as f64,
+            beta2: a.cfg.beta2 as f32 as f64,
+            epsilon: a.cfg.epsilon as f32 as f64,
+        },
+    });
+    let (act64, scale) = (to_f64(act), case.record().scale as f64);
+    let (labels, order, dx_out) = (&case.labels, &case.order, input_grad.then_some(&mut dx[..]));
+    let want = match kernel {
+        Kernel::DenseTailTex => cpu::dense_tail_tex(
+            &act64, &params, labels, order, &mut grads, &mut dl, dx_out, &layer, cap, case.rows,
+            scale, twin_adam,
+        ),
+        _ => cpu::dense_tail(
+            &act64, &params, labels, order, &mut grads, &mut dl, dx_out, &layer, cap, case.rows,
+            scale,
+        ),
     };
-    let want = twin(
-        &to_f64(act),
-        &params,
-        &case.labels,
-        &case.order,
-        &mut grads,
-        &mut dl,
-        input_grad.then_some(&mut dx[..]),
-        &layer,
-        cap,
-        case.rows,
-        case.record().scale as f64,
-    );
     let (grads, dl, dx) = (to_f32(&grads), to_f32(&dl), to_f32(&dx));
     let s = format!("{} ->{classes}", case.describe());
     let red = TOL_REDUCTION;
@@ -239,6 +279,30 @@ pub fn dense_tail_check(
             &s,
             verdict(got.dx.iter().all(|v| v.is_nan())),
         ));
+    }
+    if let (Some(a), Some(after)) = (adam, &got.after) {
+        let before = [
+            pk.pack(w, b, f32::NAN),
+            pk.pack(&a.m[..layer.bias], &a.m[layer.bias..], 0.5),
+            pk.pack(&a.v[..layer.bias], &a.v[layer.bias..], 0.25),
+        ];
+        let wants = [to_f32(&p1), to_f32(&m1), to_f32(&v1)];
+        let gots = [&after.p, &after.m, &after.v];
+        for (i, what) in ["params", "m", "v"].into_iter().enumerate() {
+            let (gw, gb) = pk.unpack(gots[i]);
+            let mut all = gw;
+            all.extend(gb);
+            out.push(case_result(
+                &format!("{name}+adam {what}"),
+                &s,
+                compare(&all, &wants[i], red),
+            ));
+            out.push(case_result(
+                &format!("{name}+adam {what} padding kept"),
+                &s,
+                verdict(pk.padding_equal(gots[i], &before[i])),
+            ));
+        }
     }
     Ok(out)
 }
@@ -430,6 +494,9 @@ pub fn buffer_path_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
             out.extend(forward_gather_case(h, &case, s.2, flag, seed)?);
             for kernel in tails(h, s.2) {
                 out.extend(dense_tail_case(h, kernel, &case, s.2, flag, seed)?);
+                if kernel == Kernel::DenseTailTex {
+                    out.extend(dense_tail_tex_adam_case(h, &case, s.2, seed)?);
+                }
             }
             out.extend(grad_adam_gather_case(h, &case, s.2, seed)?);
             out.extend(grad_adam_tex_case(h, &case, s.2, seed)?);
