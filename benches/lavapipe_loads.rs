@@ -1,7 +1,8 @@
 //! `cargo bench --bench lavapipe_loads`: the facts about software Vulkan (lavapipe) that shaped the GPU
 //! kernels, measured side by side in one run: the same 4x4-per-invocation matmul (32x784x128) reading its
 //! operands from storage buffers and from rgba32float textures, and softmax_xent.wgsl with and without
-//! naga's forced loop bounding, and the fixed cost of a pass boundary and of a mirror copy. On a hardware GPU the ratios differ; the point is to re-check them when
+//! naga's forced loop bounding, the fixed cost of a pass boundary and of a mirror copy, and the cost of
+//! a branch inside a loop that no lane takes. On a hardware GPU the ratios differ; the point is to re-check them when
 //! the driver changes. Skips (exit 0) without an adapter.
 
 use std::time::Instant;
@@ -144,6 +145,9 @@ fn main() {
     };
     let mut limits = wgpu::Limits::downlevel_defaults();
     limits.max_texture_dimension_2d = adapter.limits().max_texture_dimension_2d;
+    // softmax_xent binds five storage buffers (the downlevel limit is four; the engine asks for eight).
+    limits.max_storage_buffers_per_shader_stage =
+        adapter.limits().max_storage_buffers_per_shader_stage;
     let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
         required_limits: limits,
         ..Default::default()
@@ -322,6 +326,36 @@ fn main() {
             best = best.min(t.elapsed().as_secs_f64() * 1e6 / n as f64);
         }
         rows.push((format!("trivial dispatch, {what}"), best, String::new()));
+    }
+    // A branch inside a loop that no lane takes (the zero-fill of rows past a partial batch, as the first
+    // dense_tail_tex had it) against the same work filtered by the loop's bound (as it has it now): 32
+    // invocations, 32 rows, `rows` from a uniform equal to 32, so neither fill ever runs.
+    let out = gpu.storage(32 * 64 * 16);
+    let rows_u = uniform(&[32, 0, 0, 0]);
+    for (what, body) in [
+        (
+            "zero-fill in an untaken branch",
+            "for (var r = l; r < 32u; r += 32u) { if (r >= u.x) { for (var q = 0u; q < 32u; q++) { o[r * 64u + q] = vec4<f32>(0.0); } continue; } o[r * 64u + 40u] = vec4<f32>(f32(r)); }",
+        ),
+        (
+            "zero-fill filtered by the loop bound",
+            "for (var r = l; r < u.x; r += 32u) { o[r * 64u + 40u] = vec4<f32>(f32(r)); } for (var r = u.x + l; r < 32u; r += 32u) { for (var q = 0u; q < 32u; q++) { o[r * 64u + q] = vec4<f32>(0.0); } }",
+        ),
+    ] {
+        let src = format!(
+            "@group(0) @binding(0) var<storage, read_write> o: array<vec4<f32>>;\n@group(0) @binding(1) var<uniform> u: vec4<u32>;\n@compute @workgroup_size(32) fn main(@builtin(local_invocation_index) l: u32) {{ {body} }}"
+        );
+        let pipe = gpu.pipeline(&src, "main", checked);
+        let bind = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &pipe.get_bind_group_layout(0),
+            entries: &[
+                entry(0, out.as_entire_binding()),
+                entry(1, rows_u.as_entire_binding()),
+            ],
+        });
+        let us = gpu.time(&pipe, &bind, (1, 1), 100);
+        rows.push((format!("32 rows, {what}"), us, String::new()));
     }
     println!("{:<62} {:>10} {:>14}", "kernel", "us", "rate");
     for (name, us, rate) in &rows {
