@@ -60,27 +60,50 @@ pub fn make_backend(
             batch_capacity,
         )?)),
         DeviceChoice::Auto => {
-            let (use_gpu, mut why) = auto_choice(adapter)?;
-            if use_gpu {
-                match open_gpu(
+            let (use_gpu, why) = auto_choice(adapter)?;
+            let open = || -> Result<Box<dyn Backend>> {
+                let gpu = open_gpu(
                     adapter.name.as_deref(),
                     spec.clone(),
                     params.clone(),
                     adam,
                     batch_capacity,
-                ) {
-                    Ok(gpu) => return Ok(Box::new(Explained::new(Box::new(gpu), why))),
-                    // A GPU that cannot run the engine must not stop the run: the CPU path computes
-                    // the same thing.
-                    Err(e) => {
-                        why = format!("auto: the GPU could not be used ({e:#}); using the CPU path")
-                    }
-                }
-            }
-            let cpu = CpuBackend::new(spec, params, adam, batch_capacity);
-            Ok(Box::new(Explained::new(Box::new(cpu), why)))
+                )?;
+                Ok(Box::new(gpu))
+            };
+            let cpu = || -> Box<dyn Backend> {
+                Box::new(CpuBackend::new(
+                    spec.clone(),
+                    params.clone(),
+                    adam,
+                    batch_capacity,
+                ))
+            };
+            let (backend, why) = open_or_cpu(use_gpu, why, open, cpu);
+            Ok(Box::new(Explained::new(backend, why)))
         }
     }
+}
+
+/// `--device auto` once the adapter is chosen: the GPU from `open` when `use_gpu`, else, or when
+/// opening it fails, the CPU path from `cpu`, with the reason to show. A GPU that cannot run the engine
+/// must not stop the run: the CPU path computes the same thing.
+fn open_or_cpu<B>(
+    use_gpu: bool,
+    why: String,
+    open: impl FnOnce() -> Result<B>,
+    cpu: impl FnOnce() -> B,
+) -> (B, String) {
+    if use_gpu {
+        match open() {
+            Ok(gpu) => return (gpu, why),
+            Err(e) => {
+                let why = format!("auto: the GPU could not be used ({e:#}); using the CPU path");
+                return (cpu(), why);
+            }
+        }
+    }
+    (cpu(), why)
 }
 
 /// `GpuBackend::new`, with a hint that names what makes the largest buffer too large for the adapter.
@@ -234,4 +257,49 @@ pub fn describe_devices() -> Vec<String> {
         ));
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::open_or_cpu;
+
+    #[test]
+    fn auto_falls_back_to_the_cpu_path_with_the_reason_when_the_gpu_fails_to_open() {
+        let (got, why) = open_or_cpu(
+            true,
+            "auto: hardware GPU X".to_string(),
+            || Err(anyhow::anyhow!("device lost while creating 'params'")),
+            || "cpu",
+        );
+        assert_eq!(got, "cpu");
+        assert_eq!(
+            why,
+            "auto: the GPU could not be used (device lost while creating 'params'); using the CPU path"
+        );
+    }
+
+    #[test]
+    fn auto_keeps_the_gpu_that_opens_and_never_builds_the_cpu_path_then() {
+        let (got, why) = open_or_cpu(
+            true,
+            "auto: hardware GPU X".to_string(),
+            || Ok("gpu"),
+            || panic!("the CPU path is built only when needed"),
+        );
+        assert_eq!((got, why.as_str()), ("gpu", "auto: hardware GPU X"));
+    }
+
+    #[test]
+    fn auto_on_a_software_adapter_uses_the_cpu_path_without_opening_the_gpu() {
+        let (got, why) = open_or_cpu(
+            false,
+            "auto: only a software adapter".to_string(),
+            || -> anyhow::Result<&str> { panic!("the GPU is not opened") },
+            || "cpu",
+        );
+        assert_eq!(
+            (got, why.as_str()),
+            ("cpu", "auto: only a software adapter")
+        );
+    }
 }
