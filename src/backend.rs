@@ -129,7 +129,7 @@ pub fn check_range(start: usize, rows: usize, len: usize, capacity: usize) -> Re
 /// Rows per `logits` call on the CPU: large enough to amortise, small enough to stay in cache.
 const CPU_EVAL_BATCH: usize = 1000;
 
-/// The CPU path: the twins in `cpu.rs`, allocation-free per step. Each step gathers and normalises its
+/// The CPU path: the twins in `cpu/`, allocation-free per step. Each step gathers and normalises its
 /// samples into `x` on the calling thread, right before the step reads them (measured faster than a
 /// producer thread competing with the compute threads for the cores, docs/perf.md).
 pub struct CpuBackend {

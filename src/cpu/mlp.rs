@@ -1,0 +1,152 @@
+//! The MLP built from the twins: a preallocated workspace, the forward pass, and the loss with its
+//! gradients (the reference the gradient check and the fast step are checked against).
+
+use super::Real;
+use super::ops::{
+    bias_add, bias_grad, matmul, matmul_a_bt, matmul_at_b, relu, relu_backward, softmax_xent,
+};
+use crate::model::ParamLayout;
+
+/// Preallocated activations and gradients of one MLP for batches up to `capacity` rows, so the training
+/// loop allocates nothing.
+pub struct Workspace<T> {
+    pub capacity: usize,
+    /// Output of each layer after its activation: `(capacity, fan_out)`; the last one holds the logits.
+    pub acts: Vec<Vec<T>>,
+    /// Gradient flowing into the current layer's pre-activation, `(capacity, widest)`.
+    pub(super) dz: Vec<T>,
+    /// Gradient with respect to the current layer's input, `(capacity, widest)`.
+    da: Vec<T>,
+}
+
+impl<T: Real> Workspace<T> {
+    pub fn new(layout: &ParamLayout, capacity: usize) -> Self {
+        let widest = layout
+            .layers
+            .iter()
+            .map(|l| l.fan_out.max(l.fan_in))
+            .max()
+            .unwrap_or(0);
+        Self {
+            capacity,
+            acts: layout
+                .layers
+                .iter()
+                .map(|l| vec![T::default(); capacity * l.fan_out])
+                .collect(),
+            dz: vec![T::default(); capacity * widest],
+            da: vec![T::default(); capacity * widest],
+        }
+    }
+
+    /// The logits of the last forward pass, `(rows, outputs)`.
+    pub fn logits(&self, rows: usize) -> &[T] {
+        let last = self.acts.last().expect("an MLP has at least one layer");
+        &last[..rows * (last.len() / self.capacity)]
+    }
+}
+
+/// Forward pass of `rows` samples `x (rows, inputs)`: every layer `relu(a · W + b)`, the last without ReLU.
+pub fn forward<T: Real>(
+    layout: &ParamLayout,
+    params: &[T],
+    x: &[T],
+    rows: usize,
+    ws: &mut Workspace<T>,
+) {
+    assert!(
+        rows <= ws.capacity,
+        "batch of {rows} exceeds the workspace's {}",
+        ws.capacity
+    );
+    let last = layout.layers.len() - 1;
+    for (i, l) in layout.layers.iter().enumerate() {
+        let (before, after) = ws.acts.split_at_mut(i);
+        let input: &[T] = if i == 0 { x } else { &before[i - 1] };
+        let out = &mut after[0][..rows * l.fan_out];
+        matmul(
+            &input[..rows * l.fan_in],
+            &params[l.weight_range()],
+            out,
+            rows,
+            l.fan_in,
+            l.fan_out,
+        );
+        bias_add(out, &params[l.bias_range()], rows, l.fan_out);
+        if i != last {
+            relu(out);
+        }
+    }
+}
+
+/// Forward and backward over one batch: fills `grads` (same layout as `params`) with the gradient of
+/// the mean loss and returns `(summed loss, correct count)`.
+pub fn loss_and_grad<T: Real>(
+    layout: &ParamLayout,
+    params: &[T],
+    x: &[T],
+    labels: &[u32],
+    rows: usize,
+    ws: &mut Workspace<T>,
+    grads: &mut [T],
+) -> (T, u32) {
+    backward(layout, params, x, labels, rows, ws, grads, true)
+}
+
+/// `loss_and_grad`, leaving out the first layer's weight gradient when `first_weight` is false; the
+/// first layer's dZ is then in `ws.dz` for the caller to finish with.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn backward<T: Real>(
+    layout: &ParamLayout,
+    params: &[T],
+    x: &[T],
+    labels: &[u32],
+    rows: usize,
+    ws: &mut Workspace<T>,
+    grads: &mut [T],
+    first_weight: bool,
+) -> (T, u32) {
+    forward(layout, params, x, rows, ws);
+    let last = layout.layers.len() - 1;
+    let classes = layout.layers[last].fan_out;
+    let scale = T::from_f64(1.0 / rows as f64);
+    let (loss, correct) = softmax_xent(
+        &ws.acts[last][..rows * classes],
+        labels,
+        &mut ws.dz,
+        rows,
+        classes,
+        scale,
+    );
+    for (i, l) in layout.layers.iter().enumerate().rev() {
+        let input: &[T] = if i == 0 { x } else { &ws.acts[i - 1] };
+        let dz = &ws.dz[..rows * l.fan_out];
+        if i > 0 || first_weight {
+            matmul_at_b(
+                &input[..rows * l.fan_in],
+                dz,
+                &mut grads[l.weight_range()],
+                l.fan_in,
+                rows,
+                l.fan_out,
+            );
+        }
+        bias_grad(dz, &mut grads[l.bias_range()], rows, l.fan_out);
+        if i > 0 {
+            let da = &mut ws.da[..rows * l.fan_in];
+            matmul_a_bt(dz, &params[l.weight_range()], da, rows, l.fan_out, l.fan_in);
+            relu_backward(da, &input[..rows * l.fan_in]);
+            std::mem::swap(&mut ws.dz, &mut ws.da);
+        }
+    }
+    (loss, correct)
+}
+
+/// Adam's hyper-parameters for one step, `alpha` already bias-corrected (`adam_alpha`).
+#[derive(Clone, Copy, Debug)]
+pub struct AdamStep<T> {
+    pub alpha: T,
+    pub beta1: T,
+    pub beta2: T,
+    pub epsilon: T,
+}
