@@ -15,11 +15,11 @@ use crate::gpu::kernels::{self, Kernel, Kernels};
 use crate::gpu::uniforms::{AdamDims, MatmulDims, StepRecord};
 
 mod buffer_path;
+mod tail;
 mod texture_path;
 
-pub use buffer_path::{
-    Packed, ParamsPacking, StepCase, TailAdamStart, TailOut, pack_u8, pad_ld, unpad_ld,
-};
+pub use buffer_path::{Packed, ParamsPacking, StepCase, pack_u8, pad_ld, unpad_ld};
+pub use tail::{TailAdamStart, TailOut};
 
 /// Tight `(rows, cols)` -> `(rows, pad4(cols))` with NaN in the padding lanes.
 pub fn pad_rows(tight: &[f32], rows: usize, cols: usize) -> Vec<f32> {
