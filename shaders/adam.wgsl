@@ -9,8 +9,8 @@
 //                  those rows): on software Vulkan a storage-buffer load runs lane by lane and costs
 //                  ~5x a texel fetch. The host refreshes the mirrors by copies (g before this kernel,
 //                  p, m and v after it).
-//   grad_adam_tex  the texture path's first layer: its gradient and this update in one (below).
-// Twins: cpu::adam, cpu::grad_adam_tex. Tested by tests/kernels.rs (through gpu::selftest).
+//   grad_adam_gather_tex  the texture path's first layer: its gradient and this update in one (below).
+// Twins: cpu::adam, cpu::adam_tex, cpu::grad_adam_gather_tex. Tested by tests/kernels.rs (through gpu::selftest).
 
 struct AdamRangeDims {
     off4: u32, // first vec4 of the range
@@ -30,7 +30,7 @@ struct AdamDims {
     beta1: f32,
     beta2: f32,
     eps: f32,
-    row0: u32, // first texel row updated: the rows before it are grad_adam_tex's
+    row0: u32, // first texel row updated: the rows before it are grad_adam_gather_tex's
     _pad1: u32,
     _pad2: u32,
 }
@@ -101,31 +101,46 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     p[i] = p[i] - step.alpha * mi / (sqrt(vi) + vec4<f32>(range_dims.eps));
 }
 
-// grad_adam_tex: the texture path's first layer backward and update in one (the buffer path's
-// grad_adam_gather): dW = x^T · dZ over the step's live rows and db = colsum(dZ), each applied at once
-// by Adam to p, m and v, which are read from their atlas mirrors (W's row i is atlas row w_row + i, b is
-// row b_row) and written to the buffers; the gradient is never stored. An 8x8 block of W per invocation
-// as in mm_tn_tex (x's texel ma/mb, dZ's texels qa/qb), one invocation per 8x8 instead of adam_tex's
+// grad_adam_gather_tex: the texture path's first layer backward and update in one (the buffer path's
+// grad_adam_gather): dW = x^T · dZ over the step's live rows, x being the step's samples read from the
+// resident images texture through the order texture and normalised (gather.wgsl's layout and
+// expression), and db = colsum(dZ), each applied at once by Adam to p, m and v, which are read from
+// their atlas mirrors (W's row i is atlas row w_row + i, b is row b_row) and written to the buffers;
+// the gradient is never stored. An 8x8 block of W per invocation as in mm_tn_tex (pixels m0..m0+7 are
+// two components of one image texel, dZ's texels qa/qb), one invocation per 8x8 instead of adam_tex's
 // one per vec4 (on lavapipe an invocation costs about a vec4 store). Padding lanes (columns past
 // fan_out) keep their values bit for bit; rows past `inputs` are not written.
-// Twin: cpu::grad_adam_tex. Tested by tests/kernels.rs (through gpu::selftest).
+// Twin: cpu::grad_adam_gather_tex. Tested by tests/kernels.rs (through gpu::selftest).
 
-struct GradAdamTexDims {
-    inputs: u32,  // W's rows (fan_in)
-    fan_out: u32, // W's columns
-    ld: u32,      // floats per row of W, b and the atlas mirrors (a multiple of 4)
-    w_row: u32,   // atlas row of W's row 0
-    b_row: u32,   // atlas row of b
+struct GradAdamGatherTexDims {
+    inputs: u32,    // W's rows (fan_in, pixels per sample)
+    fan_out: u32,   // W's columns
+    ld: u32,        // floats per row of W, b and the atlas mirrors (a multiple of 4)
+    w_row: u32,     // atlas row of W's row 0
+    b_row: u32,     // atlas row of b
     beta1: f32,
     beta2: f32,
     eps: f32,
+    texels: u32,    // texels a sample takes in images_tex
+    row_shift: u32, // images_tex holds 2^row_shift samples a row
+    _pad0: u32,
+    _pad1: u32,
 }
 
-@group(0) @binding(4) var<uniform> ga_dims: GradAdamTexDims; // grad_adam_tex
-// grad_adam_tex's operands in group 1 beside p_tex, m_tex, v_tex: dZ (rows, fan_out) in g_tex's slot,
-// and the step's normalised inputs x (rows, inputs).
+@group(0) @binding(4) var<uniform> ga_dims: GradAdamGatherTexDims; // grad_adam_gather_tex
+// grad_adam_gather_tex's operands in group 1 beside p_tex, m_tex, v_tex: dZ (rows, fan_out) in g_tex's
+// slot, and the resident images and the epoch's order (gather.wgsl's layouts, gpu::dataset).
 @group(1) @binding(1) var dz_tex: texture_2d<f32>;
-@group(1) @binding(4) var x_tex: texture_2d<f32>;
+@group(1) @binding(4) var images_tex: texture_2d<u32>;
+@group(1) @binding(5) var order_tex: texture_2d<u32>;
+
+// As gather.wgsl's (tests/kernels.rs checks both literals): 1 / 255 as Rust's `1.0f32 / 255.0`.
+const PIXEL_SCALE: f32 = 0x1.010102p-8f;
+const ORDER_TEX_WIDTH: u32 = 4096u;
+
+fn unpack_pixels(w: u32) -> vec4<f32> {
+    return vec4<f32>(vec4<u32>(w, w >> 8u, w >> 16u, w >> 24u) & vec4<u32>(0xffu)) * PIXEL_SCALE;
+}
 
 fn lanes_of(q: u32, n: u32) -> vec4<bool> {
     let i0 = q * 4u;
@@ -159,26 +174,31 @@ fn pick8(
 }
 
 @compute @workgroup_size(8, 8)
-fn grad_adam_tex(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn grad_adam_gather_tex(@builtin(global_invocation_id) gid: vec3<u32>) {
     let qa = 2u * gid.x;
-    let ma = 2u * gid.y;
-    let m0 = ma * 4u;
+    let m0 = gid.y * 8u;
     if (qa * 4u >= ga_dims.fan_out || m0 >= ga_dims.inputs) {
         return;
     }
-    // Quads past inputs or fan_out are read clamped and never written; x's lanes past inputs may be NaN
-    // padding and only reach rows that are not written.
+    // Column quad b may lie past fan_out (read clamped, never written); pixels past inputs are the
+    // texture's zeros and reach only rows that are not written.
     let qb = qa + 1u;
     let qbc = min(qb, (ga_dims.fan_out - 1u) / 4u);
-    let mbc = min(ma + 1u, (ga_dims.inputs - 1u) / 4u);
+    // Pixels m0..m0+7 are components 2h and 2h+1 of the sample's texel m0 / 16.
+    let t = m0 / 16u;
+    let h = (m0 / 8u) & 1u;
+    let mask = (1u << ga_dims.row_shift) - 1u;
     let z = vec4<f32>(0.0);
     var a0 = z; var a1 = z; var a2 = z; var a3 = z; var a4 = z; var a5 = z; var a6 = z; var a7 = z;
     var b0 = z; var b1 = z; var b2 = z; var b3 = z; var b4 = z; var b5 = z; var b6 = z; var b7 = z;
     var suma = z;
     var sumb = z;
     for (var r = 0u; r < step.rows; r++) {
-        let xa = textureLoad(x_tex, vec2<u32>(ma, r), 0);
-        let xb = textureLoad(x_tex, vec2<u32>(mbc, r), 0);
+        let i = step.start + r;
+        let s = textureLoad(order_tex, vec2<u32>(i % ORDER_TEX_WIDTH, i / ORDER_TEX_WIDTH), 0).x;
+        let u = textureLoad(images_tex, vec2<u32>((s & mask) * ga_dims.texels + t, s >> ga_dims.row_shift), 0);
+        let xa = unpack_pixels(select(u.x, u.z, h == 1u));
+        let xb = unpack_pixels(select(u.y, u.w, h == 1u));
         let ya = textureLoad(dz_tex, vec2<u32>(qa, r), 0);
         let yb = textureLoad(dz_tex, vec2<u32>(qbc, r), 0);
         a0 += xa.x * ya; b0 += xa.x * yb;

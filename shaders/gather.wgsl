@@ -2,6 +2,7 @@
 // so no normalised batch is ever uploaded:
 //   gather            x (capacity, ldx) = normalise(images[sample(r)])            (texture path, 1-layer models)
 //   forward_gather    act (capacity, ldc) = relu(normalise(images[sample(r)]) · W + b)   (first layer forward)
+//   forward_gather_tex  the same, the texture path's: images, order and W read as textures (below)
 //   grad_adam_gather  dW = x^T · dZ, db = colsum(dZ), each applied by Adam to W, b, m, v at once
 // Row r < step.rows is sample order[step.start + r] (or step.start + r when dims.direct != 0); rows from
 // step.rows on are a partial batch's empty tail: forward kernels write 0 there and never read `order`
@@ -10,7 +11,7 @@
 // i * inputs + p, so with an odd `inputs` a row starts mid-u32.
 // Each entry point has its own bind-group layout; WGSL lets variables of different entry points share
 // a binding number, so each entry point's variables carry its prefix (g_, f_, a_).
-// Twins: cpu::gather, cpu::forward_gather, cpu::grad_adam_gather. Tested by tests/kernels.rs (through
+// Twins: cpu::gather, cpu::forward_gather, cpu::forward_gather_tex, cpu::grad_adam_gather. Tested by tests/kernels.rs (through
 // gpu::selftest, with NaN in every padding lane and every output).
 
 // 1 / 255 as Rust's `1.0f32 / 255.0` rounds it (cpu::PIXEL_SCALE, bits 0x3b808081), written as an exact
@@ -90,6 +91,29 @@ struct GradAdamDims {
 @group(0) @binding(5) var<storage, read_write> a_v: array<vec4<f32>>;    // Adam v, same layout
 @group(0) @binding(6) var<uniform> a_dims: GradAdamDims;
 @group(0) @binding(7) var<uniform> a_step: Step;
+
+// forward_gather_tex (its own numbering: WGSL lets entry points share binding numbers)
+struct ForwardGatherTexDims {
+    inputs: u32,    // pixels per sample = rows of W
+    fan_out: u32,   // columns of W and act
+    capacity: u32,  // rows of act
+    ldc: u32,       // row stride of act (a multiple of 4)
+    w_row: u32,     // W's row 0 in w_tex (a texel row of 4 consecutive floats a texel)
+    b_off: u32,     // b (fan_out) in params, in floats (a multiple of 4)
+    texels: u32,    // texels a sample takes in images_tex (inputs / 16 rounded up)
+    row_shift: u32, // images_tex holds 2^row_shift samples a row
+    direct: u32,
+    relu: u32,
+    _pad0: u32,
+    _pad1: u32,
+}
+@group(0) @binding(0) var<storage, read> t_params: array<vec4<f32>>;    // b at b_off
+@group(0) @binding(1) var<storage, read_write> t_act: array<vec4<f32>>; // (capacity, ldc)
+@group(0) @binding(2) var<uniform> t_dims: ForwardGatherTexDims;
+@group(0) @binding(3) var<uniform> t_step: Step;
+@group(1) @binding(0) var t_w: texture_2d<f32>;      // W (inputs, fan_out) from row w_row
+@group(1) @binding(1) var t_images: texture_2d<u32>; // a split's pixels (see image_texel)
+@group(1) @binding(2) var t_order: texture_2d<u32>;  // the epoch's order (see order_texel)
 
 // The sample of live row r (r < step.rows; `order` is never read for the others).
 fn sample_of(start: u32, r: u32, direct: u32) -> u32 {
@@ -283,5 +307,150 @@ fn grad_adam_gather(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     if (gid.y == 0u) {
         adam4(a_dims.b_off / 4u + n4, sum, keep);
+    }
+}
+
+// ---- The texture path's first layer (software adapters, where a texel fetch is several times
+// cheaper than a storage-buffer load: docs/perf.md) ----
+// images_tex (rgba32uint) holds a split's pixels 16 to a texel, little-endian as in `images` (pixel
+// 16 t + 4 c + b of a sample is byte b of component c of its texel t), each sample in `texels` whole
+// texels (zero past `inputs`), 2^row_shift samples a texture row; order_tex (r32uint) holds entry i of
+// the order at texel (i % ORDER_TEX_WIDTH, i / ORDER_TEX_WIDTH). Shifts and masks only: a CPU driver
+// divides lane by lane. Layouts built by gpu::dataset (ImageTexture, OrderTexture).
+const ORDER_TEX_WIDTH: u32 = 4096u;
+
+// The texel of images_tex holding pixels 16 t .. 16 t + 15 of sample s.
+fn image_texel(s: u32, t: u32, texels: u32, row_shift: u32) -> vec2<u32> {
+    return vec2<u32>((s & ((1u << row_shift) - 1u)) * texels + t, s >> row_shift);
+}
+
+fn order_texel(i: u32) -> vec2<u32> {
+    return vec2<u32>(i % ORDER_TEX_WIDTH, i / ORDER_TEX_WIDTH);
+}
+
+// Four pixels packed in a u32, normalised.
+fn unpack_pixels(w: u32) -> vec4<f32> {
+    return vec4<f32>(vec4<u32>(w, w >> 8u, w >> 16u, w >> 24u) & vec4<u32>(0xffu)) * PIXEL_SCALE;
+}
+
+// The first texel of the sample of row r (clamped to the last live row, so `order` is never read past
+// the step; rows past it are stored as 0).
+fn t_first_texel(r: u32) -> vec2<u32> {
+    let i = t_step.start + min(r, t_step.rows - 1u);
+    var s = i;
+    if (t_dims.direct == 0u) {
+        s = textureLoad(t_order, order_texel(i), 0).x;
+    }
+    return image_texel(s, 0u, t_dims.texels, t_dims.row_shift);
+}
+
+fn t_fma4(acc: vec4<f32>, x: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>) -> vec4<f32> {
+    return acc + x.x * b0 + x.y * b1 + x.z * b2 + x.w * b3;
+}
+
+// Row `row` of act: bias, ReLU, 0 past the live rows and in lanes past fan_out; nothing past capacity.
+fn t_store(row: u32, q: u32, acc: vec4<f32>, bias: vec4<f32>, keep: vec4<bool>) {
+    if (row >= t_dims.capacity) {
+        return;
+    }
+    var y = acc + bias;
+    if (t_dims.relu != 0u) {
+        y = select(vec4<f32>(0.0), y, relu_keep(y));
+    }
+    let live = keep & vec4<bool>(row < t_step.rows);
+    t_act[row * (t_dims.ldc / 4u) + q] = select(vec4<f32>(0.0), y, live);
+}
+
+// forward_gather_tex: an 8x8 block of act per invocation (two column quads qa, qb; eight rows), 8x8
+// invocations a workgroup, as mm_nn_tex. Per 16 pixels: one texel per row feeds 4 k-quads, so x costs
+// 8 fetches where mm_nn_tex's mirror of a gathered x costs 32, and no gather, x buffer or copy is left.
+@compute @workgroup_size(8, 8)
+fn forward_gather_tex(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let qa = 2u * gid.x;
+    let m0 = gid.y * 8u;
+    if (qa * 4u >= t_dims.fan_out || m0 >= t_dims.capacity) {
+        return;
+    }
+    // Column quad b may lie past fan_out (read clamped, never stored).
+    let qb = qa + 1u;
+    let qbc = min(qb, (t_dims.fan_out - 1u) / 4u);
+    let c0 = t_first_texel(m0);
+    let c1 = t_first_texel(m0 + 1u);
+    let c2 = t_first_texel(m0 + 2u);
+    let c3 = t_first_texel(m0 + 3u);
+    let c4 = t_first_texel(m0 + 4u);
+    let c5 = t_first_texel(m0 + 5u);
+    let c6 = t_first_texel(m0 + 6u);
+    let c7 = t_first_texel(m0 + 7u);
+    let kl = t_dims.inputs - 1u;
+    let z = vec4<f32>(0.0);
+    var a0 = z; var a1 = z; var a2 = z; var a3 = z; var a4 = z; var a5 = z; var a6 = z; var a7 = z;
+    var b0 = z; var b1 = z; var b2 = z; var b3 = z; var b4 = z; var b5 = z; var b6 = z; var b7 = z;
+    for (var t = 0u; t < t_dims.texels; t++) {
+        let dt = vec2<u32>(t, 0u);
+        let u0 = textureLoad(t_images, c0 + dt, 0);
+        let u1 = textureLoad(t_images, c1 + dt, 0);
+        let u2 = textureLoad(t_images, c2 + dt, 0);
+        let u3 = textureLoad(t_images, c3 + dt, 0);
+        let u4 = textureLoad(t_images, c4 + dt, 0);
+        let u5 = textureLoad(t_images, c5 + dt, 0);
+        let u6 = textureLoad(t_images, c6 + dt, 0);
+        let u7 = textureLoad(t_images, c7 + dt, 0);
+        for (var j = 0u; j < 4u; j++) {
+            // Pixel lanes past `inputs` are zeroed (the texture's zeros are not trusted) and W's rows
+            // past it, which do not exist, are clamped to row inputs-1.
+            let k0 = t * 16u + j * 4u;
+            let lanes = vec4<u32>(k0, k0 + 1u, k0 + 2u, k0 + 3u) < vec4<u32>(t_dims.inputs);
+            let w0 = t_dims.w_row + min(k0, kl);
+            let w1 = t_dims.w_row + min(k0 + 1u, kl);
+            let w2 = t_dims.w_row + min(k0 + 2u, kl);
+            let w3 = t_dims.w_row + min(k0 + 3u, kl);
+            let wa0 = textureLoad(t_w, vec2<u32>(qa, w0), 0);
+            let wa1 = textureLoad(t_w, vec2<u32>(qa, w1), 0);
+            let wa2 = textureLoad(t_w, vec2<u32>(qa, w2), 0);
+            let wa3 = textureLoad(t_w, vec2<u32>(qa, w3), 0);
+            let wb0 = textureLoad(t_w, vec2<u32>(qbc, w0), 0);
+            let wb1 = textureLoad(t_w, vec2<u32>(qbc, w1), 0);
+            let wb2 = textureLoad(t_w, vec2<u32>(qbc, w2), 0);
+            let wb3 = textureLoad(t_w, vec2<u32>(qbc, w3), 0);
+            let x0 = select(z, unpack_pixels(u0[j]), lanes);
+            let x1 = select(z, unpack_pixels(u1[j]), lanes);
+            let x2 = select(z, unpack_pixels(u2[j]), lanes);
+            let x3 = select(z, unpack_pixels(u3[j]), lanes);
+            let x4 = select(z, unpack_pixels(u4[j]), lanes);
+            let x5 = select(z, unpack_pixels(u5[j]), lanes);
+            let x6 = select(z, unpack_pixels(u6[j]), lanes);
+            let x7 = select(z, unpack_pixels(u7[j]), lanes);
+            a0 = t_fma4(a0, x0, wa0, wa1, wa2, wa3); b0 = t_fma4(b0, x0, wb0, wb1, wb2, wb3);
+            a1 = t_fma4(a1, x1, wa0, wa1, wa2, wa3); b1 = t_fma4(b1, x1, wb0, wb1, wb2, wb3);
+            a2 = t_fma4(a2, x2, wa0, wa1, wa2, wa3); b2 = t_fma4(b2, x2, wb0, wb1, wb2, wb3);
+            a3 = t_fma4(a3, x3, wa0, wa1, wa2, wa3); b3 = t_fma4(b3, x3, wb0, wb1, wb2, wb3);
+            a4 = t_fma4(a4, x4, wa0, wa1, wa2, wa3); b4 = t_fma4(b4, x4, wb0, wb1, wb2, wb3);
+            a5 = t_fma4(a5, x5, wa0, wa1, wa2, wa3); b5 = t_fma4(b5, x5, wb0, wb1, wb2, wb3);
+            a6 = t_fma4(a6, x6, wa0, wa1, wa2, wa3); b6 = t_fma4(b6, x6, wb0, wb1, wb2, wb3);
+            a7 = t_fma4(a7, x7, wa0, wa1, wa2, wa3); b7 = t_fma4(b7, x7, wb0, wb1, wb2, wb3);
+        }
+    }
+    let bias_a = t_params[t_dims.b_off / 4u + qa];
+    let ka = n_lanes(qa, t_dims.fan_out);
+    t_store(m0, qa, a0, bias_a, ka);
+    t_store(m0 + 1u, qa, a1, bias_a, ka);
+    t_store(m0 + 2u, qa, a2, bias_a, ka);
+    t_store(m0 + 3u, qa, a3, bias_a, ka);
+    t_store(m0 + 4u, qa, a4, bias_a, ka);
+    t_store(m0 + 5u, qa, a5, bias_a, ka);
+    t_store(m0 + 6u, qa, a6, bias_a, ka);
+    t_store(m0 + 7u, qa, a7, bias_a, ka);
+    if (qb * 4u < t_dims.fan_out) {
+        let bias_b = t_params[t_dims.b_off / 4u + qb];
+        let kb = n_lanes(qb, t_dims.fan_out);
+        t_store(m0, qb, b0, bias_b, kb);
+        t_store(m0 + 1u, qb, b1, bias_b, kb);
+        t_store(m0 + 2u, qb, b2, bias_b, kb);
+        t_store(m0 + 3u, qb, b3, bias_b, kb);
+        t_store(m0 + 4u, qb, b4, bias_b, kb);
+        t_store(m0 + 5u, qb, b5, bias_b, kb);
+        t_store(m0 + 6u, qb, b6, bias_b, kb);
+        t_store(m0 + 7u, qb, b7, bias_b, kb);
     }
 }

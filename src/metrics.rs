@@ -175,6 +175,8 @@ impl ProfileReport {
     pub fn table(&self) -> String {
         let mut s = String::new();
         let total = self.gpu_ns().max(1.0);
+        // The name column fits the longest kernel name, 48 characters at least.
+        let w = self.rows.iter().map(|r| r.name.len()).fold(48, usize::max);
         let _ = writeln!(
             s,
             "Kernel profile over {} steps ({})",
@@ -183,7 +185,7 @@ impl ProfileReport {
         );
         let _ = writeln!(
             s,
-            "{:<48} {:>11} {:>10} {:>10} {:>9} {:>6} {:>12}",
+            "{:<w$} {:>11} {:>10} {:>10} {:>9} {:>6} {:>12}",
             "kernel", "invocations", "dispatches", "total ms", "mean us", "share", "rate"
         );
         for r in &self.rows {
@@ -197,7 +199,7 @@ impl ProfileReport {
             };
             let _ = writeln!(
                 s,
-                "{:<48} {:>11} {:>10} {:>10.1} {:>9.1} {:>5.1}% {:>12}",
+                "{:<w$} {:>11} {:>10} {:>10.1} {:>9.1} {:>5.1}% {:>12}",
                 r.name,
                 r.invocations,
                 r.dispatches,

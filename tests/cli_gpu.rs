@@ -90,7 +90,7 @@ fn train_on_the_gpu_with_profile_then_evaluate_on_the_gpu() {
         "{t}"
     );
     assert!(
-        t.contains("L1 fwd mm_nn") && t.contains("Host per step"),
+        t.contains("L1 fwd ") && t.contains("Host per step"),
         "{t}"
     );
     assert!(out.join("model.safetensors").exists() && out.join("history.csv").exists());

@@ -131,29 +131,40 @@ use fmnist::gpu::harness::{ParamsPacking, StepCase};
 use fmnist::gpu::kernels::{self, Kernel};
 
 #[test]
-fn pixel_scale_literal_in_gather_wgsl_has_the_bits_of_cpu_pixel_scale() {
+fn pixel_scale_literals_in_the_shaders_have_the_bits_of_cpu_pixel_scale() {
+    for (file, src) in [
+        ("gather.wgsl", kernels::GATHER_WGSL),
+        ("adam.wgsl", kernels::ADAM_WGSL),
+    ] {
+        pixel_scale_literal_is_cpu_pixel_scale(file, src);
+    }
+}
+
+fn pixel_scale_literal_is_cpu_pixel_scale(file: &str, src: &str) {
     // `const PIXEL_SCALE: f32 = 0x<hex digits>.<hex digits>p<exp>f;`: an exact hexadecimal literal.
-    let src = kernels::GATHER_WGSL;
     let at = src
         .find("const PIXEL_SCALE: f32 = ")
-        .expect("PIXEL_SCALE in gather.wgsl");
+        .unwrap_or_else(|| panic!("PIXEL_SCALE in {file}"));
     let lit = src[at..].split('=').nth(1).unwrap();
     let lit = lit[..lit.find(';').unwrap()].trim();
     let body = lit
         .strip_prefix("0x")
         .and_then(|l| l.strip_suffix('f'))
-        .unwrap_or_else(|| panic!("not a hexadecimal f32 literal: {lit}"));
+        .unwrap_or_else(|| panic!("{file}: not a hexadecimal f32 literal: {lit}"));
     let (mantissa, exp) = body.split_once('p').expect("a binary exponent");
     let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     let digits = u64::from_str_radix(&format!("{int}{frac}"), 16).unwrap();
     let exp: i32 = exp.parse().unwrap();
     // digits * 2^(exp - 4 * fraction digits), exact in f64 for a literal this short.
     let value = digits as f64 * 2f64.powi(exp - 4 * frac.len() as i32);
-    assert_eq!(value as f32 as f64, value, "{lit} is not exactly an f32");
+    assert_eq!(
+        value as f32 as f64, value,
+        "{file}: {lit} is not exactly an f32"
+    );
     assert_eq!(
         (value as f32).to_bits(),
         fmnist::cpu::PIXEL_SCALE.to_bits(),
-        "{lit} vs cpu::PIXEL_SCALE"
+        "{file}: {lit} vs cpu::PIXEL_SCALE"
     );
 }
 
@@ -206,14 +217,25 @@ fn gather_matches_cpu_twin_bit_for_bit() {
 
 #[test]
 fn forward_gather_matches_cpu_twin_atol1e5_rtol1e4() {
-    let Some(h) = harness("forward_gather") else {
+    forward_gather_kernel_matches_its_twin(Kernel::ForwardGather);
+}
+
+#[test]
+fn forward_gather_tex_matches_cpu_twin_atol1e5_rtol1e4() {
+    forward_gather_kernel_matches_its_twin(Kernel::ForwardGatherTex);
+}
+
+fn forward_gather_kernel_matches_its_twin(kernel: Kernel) {
+    let name = kernel.entry_point();
+    let Some(h) = harness(name) else {
         return;
     };
     let mut cases = Vec::new();
     for (case, fan_out, flag) in step_cases() {
-        cases.extend(selftest::forward_gather_case(&h, &case, fan_out, flag, 23).unwrap());
+        cases.extend(selftest::forward_gather_case(&h, kernel, &case, fan_out, flag, 23).unwrap());
     }
-    common::assert_all_pass("forward_gather", &cases);
+    assert!(cases.len() >= 10, "{} {name} checks", cases.len());
+    common::assert_all_pass(name, &cases);
 }
 
 #[test]
@@ -268,16 +290,20 @@ fn dense_tail_tex_matches_cpu_twin_atol1e5_rtol1e4() {
 }
 
 #[test]
-fn grad_adam_tex_matches_cpu_twin_and_keeps_padding_atol1e5_rtol1e4() {
-    let Some(h) = harness("grad_adam_tex") else {
+fn grad_adam_gather_tex_matches_cpu_twin_and_keeps_padding_atol1e5_rtol1e4() {
+    let Some(h) = harness("grad_adam_gather_tex") else {
         return;
     };
     let mut cases = Vec::new();
     for (case, fan_out, _) in step_cases() {
-        cases.extend(selftest::grad_adam_tex_case(&h, &case, fan_out, 27).unwrap());
+        cases.extend(selftest::grad_adam_gather_tex_case(&h, &case, fan_out, 27).unwrap());
     }
-    assert!(cases.len() >= 100, "{} grad_adam_tex checks", cases.len());
-    common::assert_all_pass("grad_adam_tex", &cases);
+    assert!(
+        cases.len() >= 100,
+        "{} grad_adam_gather_tex checks",
+        cases.len()
+    );
+    common::assert_all_pass("grad_adam_gather_tex", &cases);
 }
 
 #[test]

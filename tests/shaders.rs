@@ -82,7 +82,16 @@ fn uniform_and_stat_structs_match_their_rust_mirrors_in_size() {
             size_of::<ForwardGatherDims>(),
         ),
         ("gather.wgsl", "GradAdamDims", size_of::<GradAdamDims>()),
-        ("adam.wgsl", "GradAdamTexDims", size_of::<GradAdamTexDims>()),
+        (
+            "adam.wgsl",
+            "GradAdamGatherTexDims",
+            size_of::<GradAdamGatherTexDims>(),
+        ),
+        (
+            "gather.wgsl",
+            "ForwardGatherTexDims",
+            size_of::<ForwardGatherTexDims>(),
+        ),
         ("tail.wgsl", "TailDims", size_of::<TailDims>()),
         ("adam.wgsl", "AdamRangeDims", size_of::<AdamRangeDims>()),
         ("adam.wgsl", "AdamDims", size_of::<AdamDims>()),

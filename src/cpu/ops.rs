@@ -1,6 +1,6 @@
 //! The CPU twins of the WGSL kernels, named like the shader entry points: products, bias, ReLU,
 //! softmax cross-entropy, Adam, and the fused kernels (gather, forward_gather, dense_tail,
-//! dense_tail_tex, grad_adam_gather, grad_adam_tex), each tested against the composition of the
+//! dense_tail_tex, grad_adam_gather, grad_adam_gather_tex, forward_gather_tex), each tested against the composition of the
 //! plain twins (tests.rs).
 
 use super::Real;
@@ -286,6 +286,22 @@ pub fn forward_gather<T: Real>(
     }
 }
 
+/// Twin of `forward_gather_tex` (gather.wgsl), the texture path's first layer forward, which reads the
+/// same samples and W through textures: the same arithmetic as [`forward_gather`].
+#[allow(clippy::too_many_arguments)]
+pub fn forward_gather_tex<T: Real>(
+    images: &[u8],
+    order: &[u32],
+    params: &[T],
+    act: &mut [T],
+    layer: &LayerOffsets,
+    capacity: usize,
+    rows: StepRows,
+    relu: bool,
+) {
+    forward_gather(images, order, params, act, layer, capacity, rows, relu);
+}
+
 /// The last dense layer of a training step, from its input `act (capacity, k)` (the last hidden
 /// layer's ReLU output, or the gathered inputs): logits `act · W + b`, sparse softmax cross-entropy
 /// against `labels[sample]`, `dlogits (capacity, classes) = (softmax - onehot) * scale`, the gradients
@@ -463,15 +479,31 @@ pub fn grad_adam_gather<T: Real>(
     let k = layer.fan_in;
     let mut x = vec![T::default(); rows.rows * k];
     gather(images, order, &mut x, k, rows.rows, rows);
-    grad_adam_tex(&x, dz, params, m, v, layer, rows, adam);
+    grad_adam_gathered(&x, dz, params, m, v, layer, rows, adam);
+}
+
+/// Twin of `grad_adam_gather_tex` (adam.wgsl), the texture path's first layer backward and update,
+/// which reads the same samples through textures: the same arithmetic as [`grad_adam_gather`].
+#[allow(clippy::too_many_arguments)]
+pub fn grad_adam_gather_tex<T: Real>(
+    images: &[u8],
+    order: &[u32],
+    dz: &[T],
+    params: &mut [T],
+    m: &mut [T],
+    v: &mut [T],
+    layer: &LayerOffsets,
+    rows: StepRows,
+    adam: AdamStep<T>,
+) {
+    grad_adam_gather(images, order, dz, params, m, v, layer, rows, adam);
 }
 
 /// [`grad_adam_gather`] from the gathered inputs `x (>= rows, fan_in)` (normalised, as [`gather`]
 /// writes them): `dW = x^T · dz`, `db = colsum(dz)` over the rows below `rows.rows`, each applied at
-/// once by Keras' Adam. Twin of `grad_adam_tex` (adam.wgsl), the texture path's first layer; equal to
-/// `matmul_at_b`, `bias_grad`, `adam` in turn (unit test below).
+/// once by Keras' Adam; equal to `matmul_at_b`, `bias_grad`, `adam` in turn (unit test below).
 #[allow(clippy::too_many_arguments)]
-pub fn grad_adam_tex<T: Real>(
+pub fn grad_adam_gathered<T: Real>(
     x: &[T],
     dz: &[T],
     params: &mut [T],

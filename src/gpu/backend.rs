@@ -18,7 +18,7 @@ use crate::cpu;
 use crate::data::{PIXELS, Split};
 use crate::gpu::buffers::pad_texture_row;
 use crate::gpu::context::{GpuContext, Needs};
-use crate::gpu::dataset::{ResidentSplit, order_buffer};
+use crate::gpu::dataset::{OrderTexture, ResidentSplit, order_buffer};
 use crate::gpu::eval::{EVAL_BATCH, EvalPlan};
 use crate::gpu::kernels::{Kernels, StepRecord};
 use crate::gpu::params::ParamState;
@@ -36,6 +36,8 @@ struct Training {
     split: ResidentSplit,
     /// `(split.len)` u32.
     order: wgpu::Buffer,
+    /// The same order as a texture, on the texture path.
+    order_tex: Option<OrderTexture>,
     /// Entries of the current order; 0 until `set_order`.
     order_len: usize,
     plan: StepPlan,
@@ -356,8 +358,12 @@ impl GpuBackend {
         self.stats.reset();
         let t = self.ctx.scoped("uploading the training split", || {
             let d = &self.ctx.device;
-            let resident = ResidentSplit::upload(d, "train", split)?;
+            let textures = self.operands == Operands::Textures;
+            let resident = ResidentSplit::upload(d, &self.ctx.queue, "train", split, textures)?;
             let order = order_buffer(d, split.len());
+            let order_tex = textures
+                .then(|| OrderTexture::new(d, split.len()))
+                .transpose()?;
             let inputs = PlanInputs {
                 device: d,
                 kernels: &self.kernels,
@@ -367,6 +373,7 @@ impl GpuBackend {
                 inputs: self.spec.inputs,
                 train: &resident,
                 order: &order,
+                order_tex: order_tex.as_ref(),
                 ring: &self.ring,
                 stats: &self.stats.buffer,
             };
@@ -377,6 +384,7 @@ impl GpuBackend {
             Ok(Training {
                 split: resident,
                 order,
+                order_tex,
                 order_len: 0,
                 plan,
             })
@@ -467,8 +475,13 @@ impl Backend for GpuBackend {
         self.ctx
             .queue
             .write_buffer(&t.order, 0, bytemuck::cast_slice(order));
+        let mut copies = 1;
+        if let Some(tex) = &t.order_tex {
+            tex.write(&self.ctx.queue, order);
+            copies += 1;
+        }
         t.order_len = order.len();
-        self.structure.upload_bytes += (order.len() * 4) as u64;
+        self.structure.upload_bytes += (copies * order.len() * 4) as u64;
         Ok(())
     }
 

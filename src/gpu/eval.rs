@@ -156,7 +156,7 @@ impl EvalPlan {
         }
         let d = &ctx.device;
         let layout = &state.layout;
-        let resident = ResidentSplit::upload(d, "eval", split)?;
+        let resident = ResidentSplit::upload(d, &ctx.queue, "eval", split, false)?;
         let uploaded = resident.bytes();
         let inputs = split.pixels;
         let mut first = Vec::new();

@@ -67,8 +67,10 @@ pub enum Kernel {
     /// `dense_tail` with act and W|b read from textures (group 1).
     DenseTailTex,
     GradAdamGather,
-    /// The first layer's weight gradient with Adam fused, operands from textures (group 1).
-    GradAdamTex,
+    /// `grad_adam_gather` with its operands (samples, order, dZ, p, m, v) read from textures (group 1).
+    GradAdamGatherTex,
+    /// `forward_gather` with the samples, order and W read from textures (group 1).
+    ForwardGatherTex,
 }
 
 impl Kernel {
@@ -87,11 +89,12 @@ impl Kernel {
             Kernel::DenseTail => "dense_tail",
             Kernel::DenseTailTex => "dense_tail_tex",
             Kernel::GradAdamGather => "grad_adam_gather",
-            Kernel::GradAdamTex => "grad_adam_tex",
+            Kernel::GradAdamGatherTex => "grad_adam_gather_tex",
+            Kernel::ForwardGatherTex => "forward_gather_tex",
         }
     }
 
-    pub const ALL: [Kernel; 14] = [
+    pub const ALL: [Kernel; 15] = [
         Kernel::MmNn,
         Kernel::MmNt,
         Kernel::MmTn,
@@ -105,7 +108,8 @@ impl Kernel {
         Kernel::DenseTail,
         Kernel::DenseTailTex,
         Kernel::GradAdamGather,
-        Kernel::GradAdamTex,
+        Kernel::GradAdamGatherTex,
+        Kernel::ForwardGatherTex,
     ];
 
     /// The shader file holding the entry point, as named in `SHADERS`.
@@ -117,8 +121,11 @@ impl Kernel {
             | Kernel::MmNnTex
             | Kernel::MmTnTex
             | Kernel::MmNtTex => "matmul.wgsl",
-            Kernel::AdamTex | Kernel::Adam | Kernel::GradAdamTex => "adam.wgsl",
-            Kernel::Gather | Kernel::ForwardGather | Kernel::GradAdamGather => "gather.wgsl",
+            Kernel::AdamTex | Kernel::Adam | Kernel::GradAdamGatherTex => "adam.wgsl",
+            Kernel::Gather
+            | Kernel::ForwardGather
+            | Kernel::GradAdamGather
+            | Kernel::ForwardGatherTex => "gather.wgsl",
             Kernel::DenseTail | Kernel::DenseTailTex => "tail.wgsl",
         }
     }
@@ -133,7 +140,8 @@ impl Kernel {
             | Kernel::MmNnTex
             | Kernel::MmTnTex
             | Kernel::MmNtTex
-            | Kernel::GradAdamTex => (MM_WG, MM_WG, 1),
+            | Kernel::GradAdamGatherTex
+            | Kernel::ForwardGatherTex => (MM_WG, MM_WG, 1),
             Kernel::AdamTex | Kernel::GradAdamGather => (16, 4, 1),
             Kernel::Adam | Kernel::Gather => (WG_1D, 1, 1),
             Kernel::ForwardGather => {
@@ -158,8 +166,9 @@ impl Kernel {
             | Kernel::AdamTex
             | Kernel::Adam
             | Kernel::ForwardGather
-            | Kernel::GradAdamTex => 4,
+            | Kernel::GradAdamGatherTex => 4,
             Kernel::Gather => 3,
+            Kernel::ForwardGatherTex => 2,
             Kernel::DenseTail => 7,
             Kernel::GradAdamGather => 6,
             Kernel::DenseTailTex => 8,
@@ -176,7 +185,7 @@ impl Kernel {
 /// Workgroups of the matmul `kernel` producing C (m, n): one per tile of C.
 pub fn matmul_groups(kernel: Kernel, m: usize, n: usize) -> (u32, u32, u32) {
     let tile = match kernel {
-        Kernel::MmNnTex | Kernel::MmTnTex => TEX_TILE,
+        Kernel::MmNnTex | Kernel::MmTnTex | Kernel::ForwardGatherTex => TEX_TILE,
         _ => MM_TILE,
     };
     (n.div_ceil(tile) as u32, m.div_ceil(tile) as u32, 1)
@@ -189,9 +198,9 @@ pub fn adam_groups(len4: usize, row4: usize, row0: usize) -> (u32, u32, u32) {
     (row4.div_ceil(16) as u32, rows.div_ceil(4) as u32, 1)
 }
 
-/// Workgroups of grad_adam_tex over W (inputs, fan_out): an 8x8 block of W per invocation, 8x8
-/// invocations a workgroup (the grid of mm_tn_tex producing the same W).
-pub fn grad_adam_tex_groups(inputs: usize, fan_out: usize) -> (u32, u32, u32) {
+/// Workgroups of grad_adam_gather_tex over W (inputs, fan_out): an 8x8 block of W per invocation,
+/// 8x8 invocations a workgroup (the grid of mm_tn_tex producing the same W).
+pub fn grad_adam_gather_tex_groups(inputs: usize, fan_out: usize) -> (u32, u32, u32) {
     matmul_groups(Kernel::MmTnTex, inputs, fan_out)
 }
 

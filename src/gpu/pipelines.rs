@@ -4,8 +4,9 @@
 //! which re-exports this module).
 
 use crate::gpu::kernels::{
-    ADAM_WGSL, AdamDims, AdamRangeDims, ForwardGatherDims, GATHER_WGSL, GatherDims, GradAdamDims,
-    GradAdamTexDims, Kernel, MATMUL_WGSL, MatmulDims, StepRecord, TAIL_WGSL, TailDims,
+    ADAM_WGSL, AdamDims, AdamRangeDims, ForwardGatherDims, ForwardGatherTexDims, GATHER_WGSL,
+    GatherDims, GradAdamDims, GradAdamGatherTexDims, Kernel, MATMUL_WGSL, MatmulDims, StepRecord,
+    TAIL_WGSL, TailDims,
 };
 
 /// Pipelines and their bind-group layouts, built once per device.
@@ -17,9 +18,13 @@ pub struct Kernels {
     pub adam_layout: wgpu::BindGroupLayout,
     /// Group 1 of adam_tex: the texture mirrors of p, g, m and v.
     pub adam_tex_layout: wgpu::BindGroupLayout,
-    /// grad_adam_tex: group 0 (p, g unused, m, v, dims, step), group 1 (p, dZ, m, v, x textures).
-    pub grad_adam_tex_layout: wgpu::BindGroupLayout,
-    pub grad_adam_tex_tex_layout: wgpu::BindGroupLayout,
+    /// grad_adam_gather_tex: group 0 (p, g unused, m, v, dims, step), group 1 (p, dZ, m, v, images,
+    /// order textures).
+    pub grad_adam_gather_tex_layout: wgpu::BindGroupLayout,
+    pub grad_adam_gather_tex_tex_layout: wgpu::BindGroupLayout,
+    /// forward_gather_tex: group 0 (params, act, dims, step), group 1 (W, images, order textures).
+    pub forward_gather_tex_layout: wgpu::BindGroupLayout,
+    pub forward_gather_tex_tex_layout: wgpu::BindGroupLayout,
     /// The buffer adam: p, g, m, v, AdamRangeDims, step.
     pub adam_range_layout: wgpu::BindGroupLayout,
     pub gather_layout: wgpu::BindGroupLayout,
@@ -42,7 +47,8 @@ pub struct Kernels {
     dense_tail: Option<wgpu::ComputePipeline>,
     dense_tail_tex: Option<wgpu::ComputePipeline>,
     grad_adam_gather: Option<wgpu::ComputePipeline>,
-    grad_adam_tex: wgpu::ComputePipeline,
+    grad_adam_gather_tex: wgpu::ComputePipeline,
+    forward_gather_tex: wgpu::ComputePipeline,
 }
 
 fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
@@ -59,11 +65,23 @@ fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
 }
 
 fn texture(binding: u32) -> wgpu::BindGroupLayoutEntry {
+    texture_of(
+        binding,
+        wgpu::TextureSampleType::Float { filterable: false },
+    )
+}
+
+/// A texture of u32 texels (the resident images and the order).
+fn uint_texture(binding: u32) -> wgpu::BindGroupLayoutEntry {
+    texture_of(binding, wgpu::TextureSampleType::Uint)
+}
+
+fn texture_of(binding: u32, sample_type: wgpu::TextureSampleType) -> wgpu::BindGroupLayoutEntry {
     wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
         ty: wgpu::BindingType::Texture {
-            sample_type: wgpu::TextureSampleType::Float { filterable: false },
+            sample_type,
             view_dimension: wgpu::TextureViewDimension::D2,
             multisampled: false,
         },
@@ -220,22 +238,46 @@ impl Kernels {
                 uniform::<StepRecord>(5, false),
             ],
         });
-        let grad_adam_tex_layout =
+        let grad_adam_gather_tex_layout =
             device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some("grad_adam_tex layout: p, g (unused), m, v, dims, step"),
+                label: Some("grad_adam_gather_tex layout: p, g (unused), m, v, dims, step"),
                 entries: &[
                     storage(0, false),
                     storage(1, true),
                     storage(2, false),
                     storage(3, false),
-                    uniform::<GradAdamTexDims>(4, false),
+                    uniform::<GradAdamGatherTexDims>(4, false),
                     uniform::<StepRecord>(5, false),
                 ],
             });
-        let grad_adam_tex_tex_layout =
+        let grad_adam_gather_tex_tex_layout =
             device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some("grad_adam_tex texture layout: p_tex, dz_tex, m_tex, v_tex, x_tex"),
-                entries: &[texture(0), texture(1), texture(2), texture(3), texture(4)],
+                label: Some(
+                    "grad_adam_gather_tex texture layout: p_tex, dz_tex, m_tex, v_tex, images, order",
+                ),
+                entries: &[
+                    texture(0),
+                    texture(1),
+                    texture(2),
+                    texture(3),
+                    uint_texture(4),
+                    uint_texture(5),
+                ],
+            });
+        let forward_gather_tex_layout =
+            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some("forward_gather_tex layout: params, act, dims, step"),
+                entries: &[
+                    storage(0, true),
+                    storage(1, false),
+                    uniform::<ForwardGatherTexDims>(2, false),
+                    uniform::<StepRecord>(3, false),
+                ],
+            });
+        let forward_gather_tex_tex_layout =
+            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some("forward_gather_tex texture layout: W, images, order"),
+                entries: &[texture(0), uint_texture(1), uint_texture(2)],
             });
         let adam_range_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("adam layout: p, g, m, v, range dims, step"),
@@ -301,10 +343,21 @@ impl Kernels {
                 Kernel::AdamTex,
             ),
             adam: pipeline(&adam_range_layout, &adam, Kernel::Adam),
-            grad_adam_tex: pipeline_with(
-                &[Some(&grad_adam_tex_layout), Some(&grad_adam_tex_tex_layout)],
+            grad_adam_gather_tex: pipeline_with(
+                &[
+                    Some(&grad_adam_gather_tex_layout),
+                    Some(&grad_adam_gather_tex_tex_layout),
+                ],
                 &adam,
-                Kernel::GradAdamTex,
+                Kernel::GradAdamGatherTex,
+            ),
+            forward_gather_tex: pipeline_with(
+                &[
+                    Some(&forward_gather_tex_layout),
+                    Some(&forward_gather_tex_tex_layout),
+                ],
+                &gather,
+                Kernel::ForwardGatherTex,
             ),
             gather: pipeline(&gather_layout, &gather, Kernel::Gather),
             forward_gather: pipeline(&forward_gather_layout, &gather, Kernel::ForwardGather),
@@ -321,8 +374,10 @@ impl Kernels {
             tex_layout,
             adam_layout,
             adam_tex_layout,
-            grad_adam_tex_layout,
-            grad_adam_tex_tex_layout,
+            grad_adam_gather_tex_layout,
+            grad_adam_gather_tex_tex_layout,
+            forward_gather_tex_layout,
+            forward_gather_tex_tex_layout,
             adam_range_layout,
             gather_layout,
             forward_gather_layout,
@@ -353,7 +408,8 @@ impl Kernels {
             Kernel::MmNtTex => &self.mm_nt_tex,
             Kernel::AdamTex => &self.adam_tex,
             Kernel::Adam => &self.adam,
-            Kernel::GradAdamTex => &self.grad_adam_tex,
+            Kernel::GradAdamGatherTex => &self.grad_adam_gather_tex,
+            Kernel::ForwardGatherTex => &self.forward_gather_tex,
             Kernel::Gather => &self.gather,
             Kernel::ForwardGather => &self.forward_gather,
             Kernel::DenseTail => unsupported(kernel, self.dense_tail.as_ref()),
@@ -373,7 +429,8 @@ impl Kernels {
             | Kernel::MmNtTex => &self.matmul_layout,
             Kernel::AdamTex => &self.adam_layout,
             Kernel::Adam => &self.adam_range_layout,
-            Kernel::GradAdamTex => &self.grad_adam_tex_layout,
+            Kernel::GradAdamGatherTex => &self.grad_adam_gather_tex_layout,
+            Kernel::ForwardGatherTex => &self.forward_gather_tex_layout,
             Kernel::Gather => &self.gather_layout,
             Kernel::ForwardGather => &self.forward_gather_layout,
             Kernel::DenseTail => unsupported(kernel, self.dense_tail_layout.as_ref()),

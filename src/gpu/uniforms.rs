@@ -40,7 +40,7 @@ pub struct AdamDims {
     pub beta1: f32,
     pub beta2: f32,
     pub eps: f32,
-    /// The first texel row updated (the rows before it belong to a layer grad_adam_tex updates).
+    /// The first texel row updated (the rows before it belong to a layer grad_adam_gather_tex updates).
     pub row0: u32,
     pub _pad: [u32; 2],
 }
@@ -148,11 +148,13 @@ pub struct GradAdamDims {
     pub _pad: u32,
 }
 
-/// Mirror of `GradAdamTexDims` in adam.wgsl: grad_adam_tex over W (inputs, fan_out) and b, which sit
-/// at atlas rows `w_row..` and `b_row` of the mirrors and of the flat buffers (row stride `ld`).
+/// Mirror of `GradAdamGatherTexDims` in adam.wgsl: grad_adam_gather_tex over W (inputs, fan_out) and
+/// b, which sit at atlas rows `w_row..` and `b_row` of the mirrors and of the flat buffers (row stride
+/// `ld`), its samples read from an image texture of `texels` texels a sample and `1 << row_shift`
+/// samples a row (`dataset::ImageTextureShape`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct GradAdamTexDims {
+pub struct GradAdamGatherTexDims {
     pub inputs: u32,
     pub fan_out: u32,
     pub ld: u32,
@@ -161,6 +163,28 @@ pub struct GradAdamTexDims {
     pub beta1: f32,
     pub beta2: f32,
     pub eps: f32,
+    pub texels: u32,
+    pub row_shift: u32,
+    pub _pad: [u32; 2],
+}
+
+/// Mirror of `ForwardGatherTexDims` in gather.wgsl: forward_gather_tex's act (capacity, ldc) from an
+/// image texture (`texels`, `row_shift` as in `GradAdamGatherTexDims`), W at texel row `w_row` of its
+/// texture, b at float `b_off` of the params buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct ForwardGatherTexDims {
+    pub inputs: u32,
+    pub fan_out: u32,
+    pub capacity: u32,
+    pub ldc: u32,
+    pub w_row: u32,
+    pub b_off: u32,
+    pub texels: u32,
+    pub row_shift: u32,
+    pub direct: u32,
+    pub relu: u32,
+    pub _pad: [u32; 2],
 }
 
 /// Mirror of `Step` (every shader that reads it: adam, gather, tail): one record per

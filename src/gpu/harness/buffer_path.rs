@@ -194,7 +194,7 @@ impl ParamsPacking {
         )
     }
 
-    /// The layout grad_adam_tex reads as an atlas: rows of `ld = pad4(cols) + 4` floats (one whole
+    /// The layout grad_adam_gather_tex reads as an atlas: rows of `ld = pad4(cols) + 4` floats (one whole
     /// padding quad), a sentinel row, W from row 1, a gap row, b at row `rows + 2`.
     pub fn atlas(rows: usize, cols: usize) -> Self {
         let ld = pad4(cols) + 4;

@@ -108,6 +108,8 @@ pub struct PlanInputs<'a> {
     pub inputs: usize,
     pub train: &'a ResidentSplit,
     pub order: &'a wgpu::Buffer,
+    /// The order as a texture (the texture path's).
+    pub order_tex: Option<&'a crate::gpu::dataset::OrderTexture>,
     pub ring: &'a StepRing,
     /// Per-step stats records (`StepStat`), one per step.
     pub stats: &'a wgpu::Buffer,

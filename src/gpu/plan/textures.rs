@@ -1,18 +1,25 @@
 //! The texture path's step, built for software rasterisers (lavapipe), where a texel fetch is several
-//! times cheaper than a storage-buffer load (docs/perf.md): `gather` normalises the step's samples from
-//! the resident images into a buffer, and every product reads its operands from rgba32float texture
-//! mirrors of the buffers the kernels write, refreshed by copies (so passes split there). Every mirrored
-//! row stride is a multiple of 64 floats, as buffer-to-texture copies need; the flat parameter buffer is
-//! mirrored whole into one "atlas" texture whose first rows are W1.
-//!   gather -> mm_nn_tex+bias+relu per hidden layer -> dense_tail (the last layer forward and
-//!   backward, the loss and stats, from buffers: a texture gains nothing on 10 columns) -> per hidden
-//!   layer, last first: dW mm_tn_tex+colsum, dX mm_nt_tex+relu_mask -> adam_tex over everything.
+//! times cheaper than a storage-buffer load (docs/perf.md): the first layer's kernels read the step's
+//! samples from the resident images texture through the order texture (`dataset::ImageTexture`), and
+//! every other product reads its operands from rgba32float texture mirrors of the buffers the kernels
+//! write, refreshed by copies (so passes split there). Every mirrored row stride is a multiple of 64
+//! floats, as buffer-to-texture copies need; the flat parameter buffer is mirrored whole into one
+//! "atlas" texture whose first rows are W1.
+//!   forward_gather_tex (act0 = relu(x W1 + b1)) -> mm_nn_tex+bias+relu per further hidden layer ->
+//!   dense_tail_tex (the last layer forward and backward, the loss and stats, and Adam on its layer when
+//!   no layer lies between it and the first) -> per hidden layer past the first, last first: dW
+//!   mm_tn_tex+colsum, dX mm_nt_tex+relu_mask -> grad_adam_gather_tex (the first layer's gradient and
+//!   Adam) -> adam_tex over the layers between, if any.
+//! A model without hidden layers gathers x into a buffer (`gather`) and mirrors it for the tail.
 //! Tested by tests/gpu_train.rs (FMNIST_GPU_OPERANDS=textures runs, vs the CPU path).
 
 use anyhow::Result;
 
 use crate::gpu::buffers::{self as gbuf, TextureMirror, pad_texture_row};
-use crate::gpu::kernels::{self, AdamDims, GradAdamTexDims, Kernel, MatmulDims, TailDims};
+use crate::gpu::dataset::ImageTexture;
+use crate::gpu::kernels::{
+    self, AdamDims, ForwardGatherTexDims, GradAdamGatherTexDims, Kernel, MatmulDims, TailDims,
+};
 use crate::gpu::params::ParamMirrors;
 use crate::gpu::plan::{
     Operands, PlanInputs, Site, Sites, StepPlan, f32_bytes, forward_dims, gather_site,
@@ -21,9 +28,9 @@ use crate::gpu::plan::{
 
 /// The buffers and mirrors only this path's step uses.
 struct Scratch {
-    /// `(cap, in_ld)`: the step's normalised samples, and their texture.
-    x: wgpu::Buffer,
-    x_mirror: TextureMirror,
+    /// `(cap, in_ld)`: the step's normalised samples, and their texture, in a model without hidden
+    /// layers (whose tail reads them).
+    x: Option<(wgpu::Buffer, TextureMirror)>,
     /// `(cap, ld_l)` per hidden layer, each mirrored after its forward (for the next layer's product,
     /// or the tail, and for the weight gradient).
     acts: Vec<wgpu::Buffer>,
@@ -38,7 +45,6 @@ impl Scratch {
         let last = layout.layers.len() - 1;
         let in_ld = pad_texture_row(p.inputs);
         let buf = |label: &str, floats: usize| gbuf::storage(d, label, f32_bytes(floats));
-        let x = buf("x (cap, in_ld)", cap * in_ld);
         let acts: Vec<wgpu::Buffer> = layout.layers[..last]
             .iter()
             .enumerate()
@@ -52,8 +58,14 @@ impl Scratch {
             .collect::<Result<Vec<_>>>()?;
         let widest = layout.layers.iter().map(|l| l.ld).max().unwrap_or(4);
         let out_ld = layout.layers[last].ld;
+        let x = if last == 0 {
+            let x = buf("x (cap, in_ld)", cap * in_ld);
+            let mirror = TextureMirror::new(d, "x mirror (cap, in_ld)", &x, 0, in_ld, cap)?;
+            Some((x, mirror))
+        } else {
+            None
+        };
         Ok(Self {
-            x_mirror: TextureMirror::new(d, "x mirror (cap, in_ld)", &x, 0, in_ld, cap)?,
             x,
             acts,
             act_mirrors,
@@ -64,12 +76,12 @@ impl Scratch {
         })
     }
 
-    /// The texture holding layer `l`'s input.
+    /// The texture holding layer `l`'s input: the mirror of x or of the layer below's output.
     fn input_view(&self, l: usize) -> wgpu::TextureView {
-        if l == 0 {
-            self.x_mirror.view()
-        } else {
-            self.act_mirrors[l - 1].view()
+        match (l, &self.x) {
+            (0, Some((_, mirror))) => mirror.view(),
+            (0, None) => unreachable!("the first layer reads the images texture"),
+            _ => self.act_mirrors[l - 1].view(),
         }
     }
 }
@@ -87,12 +99,18 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
     let in_ld = pad_texture_row(p.inputs);
     let sc = Scratch::new(p)?;
     let mut sites = Sites::default();
-    let (mut gather, u) = gather_site(p, &sc.x, in_ld);
-    gather.name.push_str(" (+x copy)");
-    gather.copy_after = vec![sc.x_mirror.clone()];
-    sites.push((gather, u));
+    if let Some((x, mirror)) = &sc.x {
+        let (mut gather, u) = gather_site(p, x, in_ld);
+        gather.name.push_str(" (+x copy)");
+        gather.copy_after = vec![mirror.clone()];
+        sites.push((gather, u));
+    }
     for l in 0..last {
-        sites.push(hidden_forward(p, l, &sc));
+        sites.push(if l == 0 {
+            first_forward(p, &sc)
+        } else {
+            hidden_forward(p, l, &sc)
+        });
     }
     let (tail_site, tail_adam) = tail(p, &sc)?;
     sites.push(tail_site);
@@ -105,7 +123,7 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
         let label = format!("dz {l} mirror (cap, ld)");
         let dz_mirror = TextureMirror::new(p.device, &label, &sc.dz[side], off, g.ld, cap)?;
         sites.push(if l == 0 {
-            first_grad_adam(p, &sc, &dz_mirror)
+            first_grad_adam(p, &dz_mirror)
         } else {
             weight_grad(p, l, &sc, &sc.dz[side], &dz_mirror)
         });
@@ -115,7 +133,7 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
         (side, off) = (1 - side, 0);
     }
     if tail_adam {
-        // Adam ran inside the tail and grad_adam_tex: the mirrors of p, m and v follow the last site.
+        // Adam ran inside the tail and grad_adam_gather_tex: the mirrors of p, m and v follow the last site.
         let last_site = sites.sites.last_mut().expect("a step has sites");
         last_site.copy_after = mirrors(p).after_adam();
     } else {
@@ -124,7 +142,7 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
     let Sites { sites, mut keep } = sites;
     keep.extend(sc.acts);
     keep.extend(sc.dz);
-    keep.push(sc.x);
+    keep.extend(sc.x.map(|(x, _)| x));
     Ok(StepPlan {
         operands: Operands::Textures,
         sites,
@@ -135,14 +153,13 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
 /// The last layer: `dense_tail_tex` from the mirrors of its input and of its W|b where it can run it
 /// (at most `TAIL_TEX_MAX_CLASSES` classes), else `dense_tail` from the buffers. Returns whether the
 /// tail also applied Adam to its layer: it does when no layer lies between the first and the last
-/// (every other layer's update is then grad_adam_tex's), so the step needs no adam_tex.
+/// (every other layer's update is then grad_adam_gather_tex's), so the step needs no adam_tex.
 fn tail(p: &PlanInputs<'_>, sc: &Scratch) -> Result<((Site, wgpu::Buffer), bool)> {
     let (layout, k, st) = (p.layout(), p.kernels, p.state);
     let last = layout.layers.len() - 1;
-    let (input, lda) = if last > 0 {
-        (&sc.acts[last - 1], layout.layers[last - 1].ld)
-    } else {
-        (&sc.x, pad_texture_row(p.inputs))
+    let (input, lda) = match &sc.x {
+        None => (&sc.acts[last - 1], layout.layers[last - 1].ld),
+        Some((x, _)) => (x, pad_texture_row(p.inputs)),
     };
     let wb = mirrors(p).tail_view(layout);
     let Some(wb) = wb.filter(|_| k.supports(Kernel::DenseTailTex)) else {
@@ -261,16 +278,77 @@ fn weight_grad(
     (site, u)
 }
 
-/// `grad_adam_tex`: the first layer's weight and bias gradients from x's and dZ's textures (dZ's mirror
-/// refreshed first), applied by Adam at once to W1 and b1 (p, m, v read from their atlas mirrors).
-fn first_grad_adam(
-    p: &PlanInputs<'_>,
-    sc: &Scratch,
-    dz_mirror: &TextureMirror,
-) -> (Site, wgpu::Buffer) {
+/// The training split's images texture and the order texture, which the texture path uploads.
+fn sample_textures<'a>(p: &PlanInputs<'a>) -> (&'a ImageTexture, wgpu::TextureView) {
+    let images = p
+        .train
+        .texture
+        .as_ref()
+        .expect("the texture path uploads the images as a texture");
+    let order = p
+        .order_tex
+        .expect("the texture path keeps the order as a texture");
+    (images, order.view())
+}
+
+/// `forward_gather_tex`: the first hidden layer's forward straight from the images texture, its
+/// output mirrored for the next product (or the tail) and the weight gradient.
+fn first_forward(p: &PlanInputs<'_>, sc: &Scratch) -> (Site, wgpu::Buffer) {
+    let (d, k, cap) = (p.device, p.kernels, p.cap);
+    let g = p.layout().layers[0];
+    let (images, order) = sample_textures(p);
+    let dims = ForwardGatherTexDims {
+        inputs: g.fan_in as u32,
+        fan_out: g.fan_out as u32,
+        capacity: cap as u32,
+        ldc: g.ld as u32,
+        w_row: (g.weight / g.ld) as u32,
+        b_off: g.bias as u32,
+        texels: images.shape.texels as u32,
+        row_shift: images.shape.row_shift,
+        direct: 0,
+        relu: 1,
+        _pad: [0; 2],
+    };
+    let name = format!(
+        "L1 fwd forward_gather_tex+bias+relu {cap}x{}x{}",
+        g.fan_in, g.fan_out
+    );
+    let u = gbuf::uniform_init(d, &name, bytemuck::bytes_of(&dims));
+    let binds = per_slot(
+        p,
+        "forward_gather_tex (slot)",
+        k.layout(Kernel::ForwardGatherTex),
+        &[&p.state.params, &sc.acts[0], &u],
+        3,
+    );
+    let views = [mirrors(p).weight_view(0), images.view(), order];
+    let tex = kernels::views_bind_group(
+        d,
+        "forward_gather_tex textures: W, images, order",
+        &k.forward_gather_tex_tex_layout,
+        &views.iter().collect::<Vec<_>>(),
+    );
+    let mut site = Site::plain(
+        name,
+        Kernel::ForwardGatherTex,
+        kernels::matmul_groups(Kernel::ForwardGatherTex, cap, g.fan_out),
+        binds,
+    );
+    site.tex_binds = vec![tex];
+    site.copy_after = sc.act_mirrors.first().cloned().into_iter().collect();
+    site.flops = 2.0 * (cap * g.fan_in * g.fan_out) as f64;
+    (site, u)
+}
+
+/// `grad_adam_gather_tex`: the first layer's weight and bias gradients from the images texture and
+/// dZ's mirror (refreshed first), applied by Adam at once to W1 and b1 (p, m, v read from their atlas
+/// mirrors).
+fn first_grad_adam(p: &PlanInputs<'_>, dz_mirror: &TextureMirror) -> (Site, wgpu::Buffer) {
     let (d, k, layout, a, st) = (p.device, p.kernels, p.layout(), p.adam, p.state);
     let (cap, g) = (p.cap, layout.layers[0]);
-    let dims = GradAdamTexDims {
+    let (images, order) = sample_textures(p);
+    let dims = GradAdamGatherTexDims {
         inputs: g.fan_in as u32,
         fan_out: g.fan_out as u32,
         ld: g.ld as u32,
@@ -279,9 +357,12 @@ fn first_grad_adam(
         beta1: a.beta1 as f32,
         beta2: a.beta2 as f32,
         eps: a.epsilon as f32,
+        texels: images.shape.texels as u32,
+        row_shift: images.shape.row_shift,
+        _pad: [0; 2],
     };
     let name = format!(
-        "L1 dW+adam grad_adam_tex {}x{cap}x{} (+dZ copy)",
+        "L1 dW+adam grad_adam_gather_tex {}x{cap}x{} (+dZ copy)",
         g.fan_in, g.fan_out
     );
     let u = gbuf::uniform_init(d, &name, bytemuck::bytes_of(&dims));
@@ -291,25 +372,26 @@ fn first_grad_adam(
         dz_mirror.view(),
         m.m.view(),
         m.v.view(),
-        sc.input_view(0),
+        images.view(),
+        order,
     ];
     let tex = kernels::views_bind_group(
         d,
-        "grad_adam_tex textures: p, dZ, m, v, x",
-        &k.grad_adam_tex_tex_layout,
+        "grad_adam_gather_tex textures: p, dZ, m, v, images, order",
+        &k.grad_adam_gather_tex_tex_layout,
         &views.iter().collect::<Vec<_>>(),
     );
     let binds = per_slot(
         p,
-        "grad_adam_tex (slot)",
-        k.layout(Kernel::GradAdamTex),
+        "grad_adam_gather_tex (slot)",
+        k.layout(Kernel::GradAdamGatherTex),
         &[&st.params, &st.grads, &st.m, &st.v, &u],
         5,
     );
     let mut site = Site::plain(
         name,
-        Kernel::GradAdamTex,
-        kernels::grad_adam_tex_groups(g.fan_in, g.fan_out),
+        Kernel::GradAdamGatherTex,
+        kernels::grad_adam_gather_tex_groups(g.fan_in, g.fan_out),
         binds,
     );
     site.tex_binds = vec![tex];
@@ -345,7 +427,7 @@ fn input_grad(
     )
 }
 
-/// `adam_tex` over the flat buffer past the first layer (whose W1 and b1 grad_adam_tex updates), reading
+/// `adam_tex` over the flat buffer past the first layer (whose W1 and b1 grad_adam_gather_tex updates), reading
 /// p, g, m and v through the atlas-shaped mirrors: the gradients' mirror is refreshed before, the
 /// parameters', m's and v's after.
 fn adam(p: &PlanInputs<'_>) -> (Site, wgpu::Buffer) {

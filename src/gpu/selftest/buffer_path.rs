@@ -77,11 +77,12 @@ fn to_f32(x: &[f64]) -> Vec<f32> {
     x.iter().map(|&v| v as f32).collect()
 }
 
-/// `forward_gather` against cpu::forward_gather run in f64 (so the reference's own rounding, which
-/// over 784 terms is as large as the GPU's, does not count against the GPU), with Glorot-sized W and
-/// b in [-0.5, 0.5]: pre-activations of the size training sees.
+/// `kernel` (forward_gather or forward_gather_tex) against its twin run in f64 (so the reference's own
+/// rounding, which over 784 terms is as large as the GPU's, does not count against the GPU), with
+/// Glorot-sized W and b in [-0.5, 0.5]: pre-activations of the size training sees.
 pub fn forward_gather_case(
     h: &Harness,
+    kernel: Kernel,
     case: &StepCase,
     fan_out: usize,
     relu: bool,
@@ -91,12 +92,22 @@ pub fn forward_gather_case(
     let limit = (6.0 / (case.inputs + fan_out) as f32).sqrt();
     let w = random(case.inputs * fan_out, -limit, limit, &mut rng);
     let b = random(fan_out, -0.5, 0.5, &mut rng);
-    let got = h.forward_gather(case, &w, &b, fan_out, relu)?;
+    let tex = kernel == Kernel::ForwardGatherTex;
+    let got = if tex {
+        h.forward_gather_tex(case, &w, &b, fan_out, relu)?
+    } else {
+        h.forward_gather(case, &w, &b, fan_out, relu)?
+    };
     let pk = ParamsPacking::new(case.inputs, fan_out);
     let mut params = to_f64(&w);
     params.extend(to_f64(&b));
     let mut want = vec![f64::NAN; case.capacity * fan_out];
-    cpu::forward_gather(
+    let twin = if tex {
+        cpu::forward_gather_tex
+    } else {
+        cpu::forward_gather
+    };
+    twin(
         &case.images,
         &case.order,
         &params,
@@ -108,7 +119,11 @@ pub fn forward_gather_case(
     );
     let want = to_f32(&want);
     Ok(vec![case_result(
-        &format!("forward_gather{}", if relu { "+relu" } else { "" }),
+        &format!(
+            "{}{}",
+            kernel.entry_point(),
+            if relu { "+relu" } else { "" }
+        ),
         &format!("{} ->{fan_out}", case.describe()),
         compare(&got, &want, TOL_REDUCTION),
     )])
@@ -319,16 +334,29 @@ pub fn grad_adam_gather_case(
     grad_adam_case(h, Kernel::GradAdamGather, case, fan_out, seed)
 }
 
-/// `grad_adam_tex` against cpu::grad_adam_tex on the case's gathered inputs (cpu::gather, as the gather
-/// kernel writes them), as `grad_adam_gather_case`, in an atlas layout (`ParamsPacking::atlas`).
-pub fn grad_adam_tex_case(
+/// `grad_adam_gather_tex` against cpu::grad_adam_gather_tex, as `grad_adam_gather_case`, with p, m
+/// and v in an atlas layout (`ParamsPacking::atlas`).
+pub fn grad_adam_gather_tex_case(
     h: &Harness,
     case: &StepCase,
     fan_out: usize,
     seed: u64,
 ) -> Result<Vec<CaseResult>> {
-    grad_adam_case(h, Kernel::GradAdamTex, case, fan_out, seed)
+    grad_adam_case(h, Kernel::GradAdamGatherTex, case, fan_out, seed)
 }
+
+/// The signature of the first layer's fused gradient-and-Adam twins.
+type GradAdamTwin = fn(
+    &[u8],
+    &[u32],
+    &[f32],
+    &mut [f32],
+    &mut [f32],
+    &mut [f32],
+    &crate::model::LayerOffsets,
+    cpu::StepRows,
+    cpu::AdamStep<f32>,
+);
 
 /// One of the first layer's fused gradient-and-Adam kernels against its twin.
 fn grad_adam_case(
@@ -339,7 +367,7 @@ fn grad_adam_case(
     seed: u64,
 ) -> Result<Vec<CaseResult>> {
     let inputs = case.inputs;
-    let tex = kernel == Kernel::GradAdamTex;
+    let tex = kernel == Kernel::GradAdamGatherTex;
     let salt = if tex { 619 } else { 613 };
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (inputs * salt + fan_out) as u64);
     let cfg = AdamConfig::default();
@@ -371,27 +399,17 @@ fn grad_adam_case(
     };
     let (mut cp, mut cm, mut cv) = (p, m, v);
     let layer = pk.cpu_layer();
-    let got = if tex {
-        let mut x = vec![0.0f32; case.capacity * inputs];
-        cpu::gather(
-            &case.images,
-            &case.order,
-            &mut x,
-            inputs,
-            case.capacity,
-            case.rows,
-        );
-        let got = h.grad_adam_tex(case, &x, &dz, &pk, &start, alpha, &cfg)?;
-        cpu::grad_adam_tex(&x, &dz, &mut cp, &mut cm, &mut cv, &layer, case.rows, step);
-        got
+    let (got, twin) = if tex {
+        let got = h.grad_adam_gather_tex(case, &dz, &pk, &start, alpha, &cfg)?;
+        (got, cpu::grad_adam_gather_tex::<f32> as GradAdamTwin)
     } else {
         let got = h.grad_adam_gather(case, &dz, &pk, &start, alpha, &cfg)?;
-        let (images, order) = (&case.images, &case.order);
-        cpu::grad_adam_gather(
-            images, order, &dz, &mut cp, &mut cm, &mut cv, &layer, case.rows, step,
-        );
-        got
+        (got, cpu::grad_adam_gather::<f32> as GradAdamTwin)
     };
+    let (images, order) = (&case.images, &case.order);
+    twin(
+        images, order, &dz, &mut cp, &mut cm, &mut cv, &layer, case.rows, step,
+    );
     let (s, name) = (
         format!("{} ->{fan_out}", case.describe()),
         kernel.entry_point(),
@@ -491,7 +509,9 @@ pub fn buffer_path_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
     for s in shapes {
         for (case, flag) in step_cases(s, seed) {
             out.extend(gather_case(h, &case, if flag { 0 } else { 8 })?);
-            out.extend(forward_gather_case(h, &case, s.2, flag, seed)?);
+            for kernel in [Kernel::ForwardGather, Kernel::ForwardGatherTex] {
+                out.extend(forward_gather_case(h, kernel, &case, s.2, flag, seed)?);
+            }
             for kernel in tails(h, s.2) {
                 out.extend(dense_tail_case(h, kernel, &case, s.2, flag, seed)?);
                 if kernel == Kernel::DenseTailTex {
@@ -499,7 +519,7 @@ pub fn buffer_path_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
                 }
             }
             out.extend(grad_adam_gather_case(h, &case, s.2, seed)?);
-            out.extend(grad_adam_tex_case(h, &case, s.2, seed)?);
+            out.extend(grad_adam_gather_tex_case(h, &case, s.2, seed)?);
         }
     }
     for (inputs, classes, cap, rows) in [
@@ -510,12 +530,14 @@ pub fn buffer_path_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
         (61, 13, 70, 40),
     ] {
         let case = StepCase::new(inputs, classes, cap, rows, false, seed);
-        out.extend(forward_gather_case(h, &case, classes, true, seed)?);
+        for kernel in [Kernel::ForwardGather, Kernel::ForwardGatherTex] {
+            out.extend(forward_gather_case(h, kernel, &case, classes, true, seed)?);
+        }
         for kernel in tails(h, classes) {
             out.extend(dense_tail_case(h, kernel, &case, classes, true, seed)?);
         }
         out.extend(grad_adam_gather_case(h, &case, classes, seed)?);
-        out.extend(grad_adam_tex_case(h, &case, classes, seed)?);
+        out.extend(grad_adam_gather_tex_case(h, &case, classes, seed)?);
     }
     for (inputs, classes, cap, rows, spread) in [(7, 3, 7, 7, 1000.0), (16, 10, 100, 100, 20.0)] {
         let case = StepCase::new(inputs, classes, cap, rows, false, seed);

@@ -30,7 +30,7 @@ mod buffer_path;
 pub use buffer_path::{
     adam_range_case, buffer_path_ladder, dense_tail_case, dense_tail_check, dense_tail_spread_case,
     dense_tail_tex_adam_case, forward_gather_case, gather_case, grad_adam_gather_case,
-    grad_adam_tex_case, step_cases,
+    grad_adam_gather_tex_case, step_cases,
 };
 
 /// The ladder, as training shapes `(batch, fan_in, fan_out)`: 1, 7, T-1, T, T+1 around both matmul
