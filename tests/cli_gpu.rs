@@ -89,10 +89,7 @@ fn train_on_the_gpu_with_profile_then_evaluate_on_the_gpu() {
         t.contains("Device: gpu:") && t.contains("Kernel profile over 64 steps"),
         "{t}"
     );
-    assert!(
-        t.contains("L1 fwd ") && t.contains("Host per step"),
-        "{t}"
-    );
+    assert!(t.contains("L1 fwd ") && t.contains("Host per step"), "{t}");
     assert!(out.join("model.safetensors").exists() && out.join("history.csv").exists());
     let model = out.join("model.safetensors");
     let g = fmnist(&[

@@ -277,6 +277,10 @@ fn buffer_path_step_is_at_most_4_dispatches_0_copies_1_pass_and_1024_bytes_up() 
     let (name, inv) = &sites[0];
     assert!(name.contains("forward_gather"), "{sites:?}");
     assert!(*inv >= 2048, "{name}: {inv} invocations < 2048");
+    assert!(
+        !gpu.writes_flush_points(),
+        "flush points are the texture path's"
+    );
 }
 
 #[test]
@@ -302,6 +306,11 @@ fn texture_path_counts_its_copies_and_passes() {
         assert!(names.iter().any(|n| n.contains(kernel)), "{names:?}");
     }
     assert!(!names.iter().any(|n| n.starts_with("gather")), "{names:?}");
+    // The texture path's flush points, wherever timestamps can be written inside a pass.
+    assert_eq!(
+        gpu.writes_flush_points(),
+        gpu.context().timestamps_inside_passes
+    );
 }
 
 /// Issue 9: a GPU run stopped mid-epoch, saved as a run checkpoint and continued on a fresh backend

@@ -64,6 +64,8 @@ pub struct GpuBackend {
     in_flight: Option<wgpu::SubmissionIndex>,
     host: HostTimes,
     structure: StepStructure,
+    /// Where the step writes flush points outside profiles (`plan::flush_points`).
+    flush_points: Option<wgpu::QuerySet>,
     /// Set by `begin_profile`; the profiler starts with the first submission after it (the step's
     /// dispatch list exists once a training split is attached).
     profile_wanted: bool,
@@ -153,6 +155,7 @@ impl GpuBackend {
             Ok((kernels, state, ring, stats, eval))
         })?;
         let mut backend = Self {
+            flush_points: plan::flush_points(&ctx, operands),
             records_host: vec![0; slots * ring.stride],
             kernels,
             state,
@@ -182,6 +185,11 @@ impl GpuBackend {
     }
 
     /// The operand path this engine trains on.
+    /// Whether training steps write flush points (`plan::flush_points`).
+    pub fn writes_flush_points(&self) -> bool {
+        self.flush_points.is_some()
+    }
+
     pub fn operands(&self) -> Operands {
         self.operands
     }
@@ -300,7 +308,11 @@ impl GpuBackend {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("train steps"),
             });
-        let stamps = self.profiler.as_ref().map_or(Stamps::None, |p| p.stamps());
+        let stamps = match (&self.profiler, &self.flush_points) {
+            (Some(p), _) => p.stamps(),
+            (None, Some(set)) => Stamps::Flush(set),
+            (None, None) => Stamps::None,
+        };
         let done = t.plan.encode(&mut enc, &self.kernels, n, stamps);
         if let Some(p) = &self.profiler {
             p.resolve(&mut enc, done.queries);

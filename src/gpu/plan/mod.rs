@@ -183,6 +183,29 @@ pub enum Stamps<'a> {
     InPass(&'a wgpu::QuerySet),
     /// One pass per dispatch, with begin and end timestamps.
     PerPass(&'a wgpu::QuerySet),
+    /// A timestamp before every dispatch into a set of `FLUSH_POINTS` queries that is never read: the
+    /// texture path's flush points (`flush_points`).
+    Flush(&'a wgpu::QuerySet),
+}
+
+/// Queries in the set of `Stamps::Flush`, written in turn.
+pub const FLUSH_POINTS: u32 = 64;
+
+/// The query set of `Stamps::Flush`, where the step wants flush points: on the texture path (software
+/// adapters) with timestamps inside passes. lavapipe flushes its context at every timestamp it writes,
+/// and training with one before each dispatch ran 10-15% faster per epoch there (docs/perf.md, item
+/// 12); the timestamps themselves are never resolved or read.
+pub fn flush_points(
+    ctx: &crate::gpu::context::GpuContext,
+    operands: Operands,
+) -> Option<wgpu::QuerySet> {
+    (operands == Operands::Textures && ctx.timestamps_inside_passes).then(|| {
+        ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("flush points (never read)"),
+            ty: wgpu::QueryType::Timestamp,
+            count: FLUSH_POINTS,
+        })
+    })
 }
 
 /// What recording some steps cost, for the structure counts of the profile.
@@ -258,9 +281,15 @@ impl StepPlan {
                     })
                     .forget_lifetime()
                 });
-                if let Stamps::InPass(set) = stamps {
-                    p.write_timestamp(set, out.queries);
-                    out.queries += 1;
+                match stamps {
+                    Stamps::InPass(set) => {
+                        p.write_timestamp(set, out.queries);
+                        out.queries += 1;
+                    }
+                    Stamps::Flush(set) => {
+                        p.write_timestamp(set, (out.dispatches % FLUSH_POINTS as u64) as u32);
+                    }
+                    _ => {}
                 }
                 site.dispatch(kernels, p, s);
                 out.dispatches += 1;
