@@ -1,7 +1,7 @@
 //! The CPU twins of the WGSL kernels, named like the shader entry points: products, bias, ReLU,
-//! softmax cross-entropy, Adam, and the fused kernels (gather, forward_gather, dense_tail,
-//! dense_tail_tex, grad_adam_gather, grad_adam_gather_tex, forward_gather_tex), each tested against the composition of the
-//! plain twins (tests.rs).
+//! softmax cross-entropy, Adam, and the fused kernels (gather, forward_gather, forward_gather_tex,
+//! dense_tail, dense_tail_tex, grad_adam_gather, grad_adam_gather_tex), each tested against the
+//! composition of the plain twins (tests.rs).
 
 use super::Real;
 use super::fast::{PARALLEL_MIN_MACS, product};

@@ -5,6 +5,7 @@
 //! twin) and tests/shaders.rs (naga validation of every file, workgroup sizes and uniform structs
 //! against the WGSL).
 
+pub use crate::gpu::bindings::{bind_group, tex_bind_group, views_bind_group};
 pub use crate::gpu::pipelines::*;
 pub use crate::gpu::uniforms::*;
 

@@ -1,12 +1,14 @@
 //! One compute pipeline per WGSL entry point, built once per device from `shaders/*.wgsl` (so wgpu
-//! validates them at pipeline creation), with explicit bind-group layouts, and the bind groups the plans
-//! and the harness make over them. Tested by tests/kernels.rs and tests/shaders.rs (through `kernels`,
-//! which re-exports this module).
+//! validates them at pipeline creation), with explicit bind-group layouts (their parts and the bind
+//! groups over them are in `bindings`). Tested by tests/kernels.rs and tests/shaders.rs (through
+//! `kernels`, which re-exports this module).
 
+use crate::gpu::bindings::{
+    first_layer_tex_layouts, storage, storage_heavy_layouts, texture, uniform,
+};
 use crate::gpu::kernels::{
-    ADAM_WGSL, AdamDims, AdamRangeDims, ForwardGatherDims, ForwardGatherTexDims, GATHER_WGSL,
-    GatherDims, GradAdamDims, GradAdamGatherTexDims, Kernel, MATMUL_WGSL, MatmulDims, StepRecord,
-    TAIL_WGSL, TailDims,
+    ADAM_WGSL, AdamDims, AdamRangeDims, ForwardGatherDims, GATHER_WGSL, GatherDims, Kernel,
+    MATMUL_WGSL, MatmulDims, StepRecord, TAIL_WGSL,
 };
 
 /// Pipelines and their bind-group layouts, built once per device.
@@ -51,57 +53,6 @@ pub struct Kernels {
     forward_gather_tex: wgpu::ComputePipeline,
 }
 
-fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Storage { read_only },
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        },
-        count: None,
-    }
-}
-
-fn texture(binding: u32) -> wgpu::BindGroupLayoutEntry {
-    texture_of(
-        binding,
-        wgpu::TextureSampleType::Float { filterable: false },
-    )
-}
-
-/// A texture of u32 texels (the resident images and the order).
-fn uint_texture(binding: u32) -> wgpu::BindGroupLayoutEntry {
-    texture_of(binding, wgpu::TextureSampleType::Uint)
-}
-
-fn texture_of(binding: u32, sample_type: wgpu::TextureSampleType) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Texture {
-            sample_type,
-            view_dimension: wgpu::TextureViewDimension::D2,
-            multisampled: false,
-        },
-        count: None,
-    }
-}
-
-fn uniform<T>(binding: u32, dynamic: bool) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Uniform,
-            has_dynamic_offset: dynamic,
-            min_binding_size: wgpu::BufferSize::new(std::mem::size_of::<T>() as u64),
-        },
-        count: None,
-    }
-}
-
 /// A shader module from our WGSL. Bounds checks stay on (an index bug reads zeros instead of memory it
 /// does not own), but naga's forced loop bounding is off: it adds a 64-bit trip counter to every loop,
 /// which made a softmax kernel 3-7x slower on lavapipe (examples measured in docs/perf.md). Every loop in
@@ -143,70 +94,6 @@ fn compute_pipeline(
     })
 }
 
-/// The group-0 layouts of the kernels that bind more storage buffers than the downlevel limit of 4
-/// (dense_tail, dense_tail_tex, grad_adam_gather): None where the device allows fewer than they bind.
-fn storage_heavy_layouts(device: &wgpu::Device) -> [Option<wgpu::BindGroupLayout>; 3] {
-    let storage_limit = device.limits().max_storage_buffers_per_shader_stage;
-    let fits = |k: Kernel| k.storage_buffers() <= storage_limit;
-    let dense_tail_layout = fits(Kernel::DenseTail).then(|| {
-        device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some(
-                "dense_tail layout: act, params, labels, order, grads, dz, stats, dims, step",
-            ),
-            entries: &[
-                storage(0, true),
-                storage(1, true),
-                storage(2, true),
-                storage(3, true),
-                storage(4, false),
-                storage(5, false),
-                storage(6, false),
-                uniform::<TailDims>(7, false),
-                uniform::<StepRecord>(8, false),
-            ],
-        })
-    });
-    let dense_tail_tex_layout = fits(Kernel::DenseTailTex).then(|| {
-        device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some(
-                "dense_tail_tex layout: labels, order, grads, dz, stats, p, m, v, dims, step",
-            ),
-            entries: &[
-                storage(0, true),
-                storage(1, true),
-                storage(2, false),
-                storage(3, false),
-                storage(4, false),
-                storage(5, false),
-                storage(6, false),
-                storage(7, false),
-                uniform::<TailDims>(8, false),
-                uniform::<StepRecord>(9, false),
-            ],
-        })
-    });
-    let grad_adam_gather_layout = fits(Kernel::GradAdamGather).then(|| {
-        device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("grad_adam_gather layout: images, order, dz, params, m, v, dims, step"),
-            entries: &[
-                storage(0, true),
-                storage(1, true),
-                storage(2, true),
-                storage(3, false),
-                storage(4, false),
-                storage(5, false),
-                uniform::<GradAdamDims>(6, false),
-                uniform::<StepRecord>(7, false),
-            ],
-        })
-    });
-    [
-        dense_tail_layout,
-        dense_tail_tex_layout,
-        grad_adam_gather_layout,
-    ]
-}
-
 impl Kernels {
     pub fn new(device: &wgpu::Device) -> Self {
         let matmul_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
@@ -238,47 +125,12 @@ impl Kernels {
                 uniform::<StepRecord>(5, false),
             ],
         });
-        let grad_adam_gather_tex_layout =
-            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some("grad_adam_gather_tex layout: p, g (unused), m, v, dims, step"),
-                entries: &[
-                    storage(0, false),
-                    storage(1, true),
-                    storage(2, false),
-                    storage(3, false),
-                    uniform::<GradAdamGatherTexDims>(4, false),
-                    uniform::<StepRecord>(5, false),
-                ],
-            });
-        let grad_adam_gather_tex_tex_layout =
-            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some(
-                    "grad_adam_gather_tex texture layout: p_tex, dz_tex, m_tex, v_tex, images, order",
-                ),
-                entries: &[
-                    texture(0),
-                    texture(1),
-                    texture(2),
-                    texture(3),
-                    uint_texture(4),
-                    uint_texture(5),
-                ],
-            });
-        let forward_gather_tex_layout =
-            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some("forward_gather_tex layout: params, act, dims, step"),
-                entries: &[
-                    storage(0, true),
-                    storage(1, false),
-                    uniform::<ForwardGatherTexDims>(2, false),
-                    uniform::<StepRecord>(3, false),
-                ],
-            });
-        let forward_gather_tex_tex_layout =
-            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some("forward_gather_tex texture layout: W, images, order"),
-                entries: &[texture(0), uint_texture(1), uint_texture(2)],
-            });
+        let [
+            grad_adam_gather_tex_layout,
+            grad_adam_gather_tex_tex_layout,
+            forward_gather_tex_layout,
+            forward_gather_tex_tex_layout,
+        ] = first_layer_tex_layouts(device);
         let adam_range_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("adam layout: p, g, m, v, range dims, step"),
             entries: &[
@@ -447,73 +299,5 @@ fn unsupported<T>(kernel: Kernel, x: Option<&T>) -> &T {
             kernel.entry_point(),
             kernel.storage_buffers()
         )
-    })
-}
-
-/// The group-1 bind group of a texture variant: A and B as views of rgba32float textures.
-pub fn tex_bind_group(
-    device: &wgpu::Device,
-    label: &str,
-    kernels: &Kernels,
-    a: &wgpu::TextureView,
-    b: &wgpu::TextureView,
-) -> wgpu::BindGroup {
-    views_bind_group(device, label, &kernels.tex_layout, &[a, b])
-}
-
-/// A bind group of texture views, in binding order.
-pub fn views_bind_group(
-    device: &wgpu::Device,
-    label: &str,
-    layout: &wgpu::BindGroupLayout,
-    views: &[&wgpu::TextureView],
-) -> wgpu::BindGroup {
-    let entries: Vec<wgpu::BindGroupEntry> = views
-        .iter()
-        .enumerate()
-        .map(|(i, v)| wgpu::BindGroupEntry {
-            binding: i as u32,
-            resource: wgpu::BindingResource::TextureView(v),
-        })
-        .collect();
-    device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some(label),
-        layout,
-        entries: &entries,
-    })
-}
-
-/// A bind group over whole buffers, in binding order; `record` names the binding (if any) that is bound
-/// as one `size`-byte window at `offset` (one step's record: each slot of the ring gets its own bind group
-/// rather than a dynamic offset, which measured no faster and complicates the layouts).
-pub fn bind_group(
-    device: &wgpu::Device,
-    label: &str,
-    layout: &wgpu::BindGroupLayout,
-    buffers: &[&wgpu::Buffer],
-    record: Option<(u32, u64, u64)>,
-) -> wgpu::BindGroup {
-    let entries: Vec<wgpu::BindGroupEntry> = buffers
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            let binding = i as u32;
-            let resource = match record {
-                Some((d, offset, size)) if d == binding => {
-                    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: b,
-                        offset,
-                        size: wgpu::BufferSize::new(size),
-                    })
-                }
-                _ => b.as_entire_binding(),
-            };
-            wgpu::BindGroupEntry { binding, resource }
-        })
-        .collect();
-    device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some(label),
-        layout,
-        entries: &entries,
     })
 }

@@ -2,8 +2,9 @@
 //! over a ladder of shapes, and one training step GPU vs CPU. The kernels run through
 //! `gpu::harness` (NaN in every padding lane, outputs poisoned first) and are judged by
 //! `check::compare`. This file holds the shape ladder, the matmul and adam_tex cases, the whole ladder,
-//! the random data helpers and the training-step cases; `buffer_path` the cases of the kernels that read
-//! a step from a resident split. Shared by `fmnist selftest` and tests/kernels.rs, tests/gpu_train.rs.
+//! the random data helpers and the training-step cases; `buffer_path` and `grad_adam` the cases of the
+//! kernels that read a step from a resident split. Shared by `fmnist selftest` and tests/kernels.rs,
+//! tests/gpu_train.rs.
 
 use anyhow::Result;
 use rand::{Rng, SeedableRng};
@@ -26,12 +27,13 @@ use crate::gpu::uniforms::{FLAG_BIAS, FLAG_COLSUM, FLAG_MASK, FLAG_RELU};
 use crate::model::{MlpSpec, glorot_init};
 
 mod buffer_path;
+mod grad_adam;
 
 pub use buffer_path::{
     adam_range_case, buffer_path_ladder, dense_tail_case, dense_tail_check, dense_tail_spread_case,
-    dense_tail_tex_adam_case, forward_gather_case, gather_case, grad_adam_gather_case,
-    grad_adam_gather_tex_case, step_cases,
+    dense_tail_tex_adam_case, forward_gather_case, gather_case, step_cases,
 };
+pub use grad_adam::{grad_adam_gather_case, grad_adam_gather_tex_case};
 
 /// The ladder, as training shapes `(batch, fan_in, fan_out)`: 1, 7, T-1, T, T+1 around both matmul
 /// tiles T (`kernels::MM_TILE` and `kernels::TEX_TILE`), an odd shape, and the tutorial's two layers.
