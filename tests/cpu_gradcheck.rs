@@ -193,9 +193,10 @@ fn softmax_xent_gradient_rows_sum_to_zero_and_scale_by_batch() {
 }
 
 #[test]
-fn fused_train_step_matches_loss_and_grad_then_adam_bit_for_bit() {
-    // The CPU backend's step splits the first weight gradient and Adam across two threads; it must
-    // compute exactly what the reference pair computes, on shapes above and below the split threshold.
+fn fast_train_step_matches_the_reference_loss_and_grad_then_adam_atol1e6_rtol1e4() {
+    // The CPU backend's step (tuned products, the first weight gradient and Adam split across two
+    // threads) against the reference pair (plain loops), on the training shape and odd ones, above and
+    // below the split threshold: the same function, summed in other orders.
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
         .build()
@@ -255,11 +256,21 @@ fn fused_train_step_matches_loss_and_grad_then_adam_bit_for_bit() {
                 ));
             }
         });
-        assert_eq!(out, ref_out, "{}: loss and correct count", spec.describe());
-        assert!(
-            p == p_ref && m == m_ref && v == v_ref,
-            "{}: parameters or Adam state differ",
-            spec.describe()
-        );
+        let what = spec.describe();
+        for ((loss, correct), (ref_loss, ref_correct)) in out.iter().zip(&ref_out) {
+            assert_eq!(correct, ref_correct, "{what}: correct count");
+            assert!(
+                (loss - ref_loss).abs() <= 1e-6 + 1e-4 * ref_loss.abs(),
+                "{what}: loss {loss} vs reference {ref_loss}"
+            );
+        }
+        for (name, got, want) in [("params", &p, &p_ref), ("m", &m, &m_ref), ("v", &v, &v_ref)] {
+            for (i, (a, b)) in got.iter().zip(want.iter()).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-6 + 1e-4 * b.abs(),
+                    "{what}: {name}[{i}] {a} vs reference {b} (atol 1e-6 + rtol 1e-4)"
+                );
+            }
+        }
     }
 }

@@ -1,12 +1,40 @@
-//! The tuned pieces of the CPU path: products split across both cores (`product`), and the training
-//! step that fuses the first layer's weight gradient with its Adam update per core (`train_step`).
+//! The fast path of the CPU: products split across both cores (`product`, the `Tuned` products of the
+//! MLP), the forward pass over them (`fast_forward`), and the training step that fuses the first
+//! layer's weight gradient with its Adam update per core (`train_step`). Checked against the reference
+//! (plain loops) by tests/cpu_gradcheck.rs and the unit tests in tests.rs.
 
 use super::Real;
-use super::mlp::{AdamStep, Workspace, backward};
+use super::mlp::{AdamStep, Products, Workspace, backward, forward_with};
 use crate::model::ParamLayout;
 
+/// The fast path's products: matrixmultiply's kernels, split across both cores when large.
+pub struct Tuned;
+
+impl Products for Tuned {
+    fn matmul<T: Real>(a: &[T], b: &[T], c: &mut [T], m: usize, k: usize, n: usize) {
+        product(m, k, n, a, (k as isize, 1), b, (n as isize, 1), c);
+    }
+    fn matmul_at_b<T: Real>(a: &[T], b: &[T], c: &mut [T], m: usize, k: usize, n: usize) {
+        product(m, k, n, a, (1, m as isize), b, (n as isize, 1), c);
+    }
+    fn matmul_a_bt<T: Real>(a: &[T], b: &[T], c: &mut [T], m: usize, k: usize, n: usize) {
+        product(m, k, n, a, (k as isize, 1), b, (1, k as isize), c);
+    }
+}
+
+/// The forward pass on the fast path (evaluation and prediction).
+pub fn fast_forward<T: Real>(
+    layout: &ParamLayout,
+    params: &[T],
+    x: &[T],
+    rows: usize,
+    ws: &mut Workspace<T>,
+) {
+    forward_with::<Tuned, T>(layout, params, x, rows, ws)
+}
+
 /// Below this many multiply-adds a product runs on one core: splitting costs more than it saves.
-pub(super) const PARALLEL_MIN_MACS: usize = 200_000;
+const PARALLEL_MIN_MACS: usize = 200_000;
 
 /// A raw output pointer that two threads may hold while they write disjoint blocks.
 struct SharedOut<T>(*mut T);
@@ -102,7 +130,7 @@ pub(super) fn product_with<T: Real>(
     }
 }
 
-/// One training step of the CPU path: `loss_and_grad` then `adam`, computing the same numbers, but with
+/// One training step of the CPU path: `loss_and_grad` then `adam` on the `Tuned` products, with
 /// the first layer's weight gradient (the 784 x 128 product) split into two row halves, one per core,
 /// each half updated by Adam right after its gradient is computed, while it is still in that core's
 /// cache. One fork-join instead of two, and the gradient never travels to the shared cache and back.
@@ -120,7 +148,7 @@ pub fn train_step<T: Real>(
     ws: &mut Workspace<T>,
     adam: AdamStep<T>,
 ) -> (T, u32) {
-    let out = backward(layout, params, x, labels, rows, ws, grads, false);
+    let out = backward::<Tuned, T>(layout, params, x, labels, rows, ws, grads, false);
     let l0 = layout.layers[0];
     assert_eq!(
         l0.weight, 0,

@@ -1,11 +1,35 @@
 //! The MLP built from the twins: a preallocated workspace, the forward pass, and the loss with its
-//! gradients (the reference the gradient check and the fast step are checked against).
+//! gradients, over either set of products (`Products`): the plain reference loops, which the gradient
+//! check and the fast step are checked against, or the fast path's (`fast::Tuned`).
 
 use super::Real;
-use super::ops::{
-    bias_add, bias_grad, matmul, matmul_a_bt, matmul_at_b, relu, relu_backward, softmax_xent,
-};
+use super::ops::{bias_add, bias_grad, relu, relu_backward, softmax_xent};
 use crate::model::ParamLayout;
+
+/// The three products of a dense MLP, each taking `(a, b, c, m, k, n)` as the twins do.
+pub trait Products {
+    /// `c (m, n) = a (m, k) · b (k, n)`.
+    fn matmul<T: Real>(a: &[T], b: &[T], c: &mut [T], m: usize, k: usize, n: usize);
+    /// `c (m, n) = a (k, m)^T · b (k, n)`.
+    fn matmul_at_b<T: Real>(a: &[T], b: &[T], c: &mut [T], m: usize, k: usize, n: usize);
+    /// `c (m, n) = a (m, k) · b (n, k)^T`.
+    fn matmul_a_bt<T: Real>(a: &[T], b: &[T], c: &mut [T], m: usize, k: usize, n: usize);
+}
+
+/// The reference products: the plain loops of the twins (`ops::matmul` and the transposed two).
+pub struct Reference;
+
+impl Products for Reference {
+    fn matmul<T: Real>(a: &[T], b: &[T], c: &mut [T], m: usize, k: usize, n: usize) {
+        super::ops::matmul(a, b, c, m, k, n)
+    }
+    fn matmul_at_b<T: Real>(a: &[T], b: &[T], c: &mut [T], m: usize, k: usize, n: usize) {
+        super::ops::matmul_at_b(a, b, c, m, k, n)
+    }
+    fn matmul_a_bt<T: Real>(a: &[T], b: &[T], c: &mut [T], m: usize, k: usize, n: usize) {
+        super::ops::matmul_a_bt(a, b, c, m, k, n)
+    }
+}
 
 /// Preallocated activations and gradients of one MLP for batches up to `capacity` rows, so the training
 /// loop allocates nothing.
@@ -46,8 +70,20 @@ impl<T: Real> Workspace<T> {
     }
 }
 
-/// Forward pass of `rows` samples `x (rows, inputs)`: every layer `relu(a · W + b)`, the last without ReLU.
+/// Forward pass of `rows` samples `x (rows, inputs)`: every layer `relu(a · W + b)`, the last without
+/// ReLU. The reference: plain products.
 pub fn forward<T: Real>(
+    layout: &ParamLayout,
+    params: &[T],
+    x: &[T],
+    rows: usize,
+    ws: &mut Workspace<T>,
+) {
+    forward_with::<Reference, T>(layout, params, x, rows, ws)
+}
+
+/// [`forward`] over the products `P`.
+pub fn forward_with<P: Products, T: Real>(
     layout: &ParamLayout,
     params: &[T],
     x: &[T],
@@ -64,7 +100,7 @@ pub fn forward<T: Real>(
         let (before, after) = ws.acts.split_at_mut(i);
         let input: &[T] = if i == 0 { x } else { &before[i - 1] };
         let out = &mut after[0][..rows * l.fan_out];
-        matmul(
+        P::matmul(
             &input[..rows * l.fan_in],
             &params[l.weight_range()],
             out,
@@ -80,7 +116,7 @@ pub fn forward<T: Real>(
 }
 
 /// Forward and backward over one batch: fills `grads` (same layout as `params`) with the gradient of
-/// the mean loss and returns `(summed loss, correct count)`.
+/// the mean loss and returns `(summed loss, correct count)`. The reference: plain products.
 pub fn loss_and_grad<T: Real>(
     layout: &ParamLayout,
     params: &[T],
@@ -90,13 +126,13 @@ pub fn loss_and_grad<T: Real>(
     ws: &mut Workspace<T>,
     grads: &mut [T],
 ) -> (T, u32) {
-    backward(layout, params, x, labels, rows, ws, grads, true)
+    backward::<Reference, T>(layout, params, x, labels, rows, ws, grads, true)
 }
 
-/// `loss_and_grad`, leaving out the first layer's weight gradient when `first_weight` is false; the
-/// first layer's dZ is then in `ws.dz` for the caller to finish with.
+/// `loss_and_grad` over the products `P`, leaving out the first layer's weight gradient when
+/// `first_weight` is false; the first layer's dZ is then in `ws.dz` for the caller to finish with.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn backward<T: Real>(
+pub(super) fn backward<P: Products, T: Real>(
     layout: &ParamLayout,
     params: &[T],
     x: &[T],
@@ -106,7 +142,7 @@ pub(super) fn backward<T: Real>(
     grads: &mut [T],
     first_weight: bool,
 ) -> (T, u32) {
-    forward(layout, params, x, rows, ws);
+    forward_with::<P, T>(layout, params, x, rows, ws);
     let last = layout.layers.len() - 1;
     let classes = layout.layers[last].fan_out;
     let scale = T::from_f64(1.0 / rows as f64);
@@ -122,7 +158,7 @@ pub(super) fn backward<T: Real>(
         let input: &[T] = if i == 0 { x } else { &ws.acts[i - 1] };
         let dz = &ws.dz[..rows * l.fan_out];
         if i > 0 || first_weight {
-            matmul_at_b(
+            P::matmul_at_b(
                 &input[..rows * l.fan_in],
                 dz,
                 &mut grads[l.weight_range()],
@@ -134,7 +170,7 @@ pub(super) fn backward<T: Real>(
         bias_grad(dz, &mut grads[l.bias_range()], rows, l.fan_out);
         if i > 0 {
             let da = &mut ws.da[..rows * l.fan_in];
-            matmul_a_bt(dz, &params[l.weight_range()], da, rows, l.fan_out, l.fan_in);
+            P::matmul_a_bt(dz, &params[l.weight_range()], da, rows, l.fan_out, l.fan_in);
             relu_backward(da, &input[..rows * l.fan_in]);
             std::mem::swap(&mut ws.dz, &mut ws.da);
         }

@@ -4,24 +4,53 @@
 //! composition of the plain twins (tests.rs).
 
 use super::Real;
-use super::fast::{PARALLEL_MIN_MACS, product};
 use super::mlp::AdamStep;
+use super::real::adam_loop;
 use crate::batches::normalise;
 use crate::model::LayerOffsets;
 
-/// `c (m, n) = a (m, k) · b (k, n)`. Forward of a dense layer.
+/// `c (m, n) = a (m, k) · b (k, n)`. Forward of a dense layer. Plain loops, i-p-j: each row of `c`
+/// accumulates the rows of `b` in order of p (the fast path's products are `fast::Tuned`).
 pub fn matmul<T: Real>(a: &[T], b: &[T], c: &mut [T], m: usize, k: usize, n: usize) {
-    product(m, k, n, a, (k as isize, 1), b, (n as isize, 1), c);
+    for i in 0..m {
+        let row = &mut c[i * n..(i + 1) * n];
+        row.fill(T::default());
+        for p in 0..k {
+            let aip = a[i * k + p];
+            for (cj, &bj) in row.iter_mut().zip(&b[p * n..(p + 1) * n]) {
+                *cj += aip * bj;
+            }
+        }
+    }
 }
 
-/// `c (m, n) = a (k, m)^T · b (k, n)`. The weight gradient `X^T · dZ`.
+/// `c (m, n) = a (k, m)^T · b (k, n)`. The weight gradient `X^T · dZ`. Plain loops, as `matmul`.
 pub fn matmul_at_b<T: Real>(a: &[T], b: &[T], c: &mut [T], m: usize, k: usize, n: usize) {
-    product(m, k, n, a, (1, m as isize), b, (n as isize, 1), c);
+    for i in 0..m {
+        let row = &mut c[i * n..(i + 1) * n];
+        row.fill(T::default());
+        for p in 0..k {
+            let api = a[p * m + i];
+            for (cj, &bj) in row.iter_mut().zip(&b[p * n..(p + 1) * n]) {
+                *cj += api * bj;
+            }
+        }
+    }
 }
 
-/// `c (m, n) = a (m, k) · b (n, k)^T`. The input gradient `dZ · W^T`.
+/// `c (m, n) = a (m, k) · b (n, k)^T`. The input gradient `dZ · W^T`. Plain loops: each element is
+/// one dot product in order of p.
 pub fn matmul_a_bt<T: Real>(a: &[T], b: &[T], c: &mut [T], m: usize, k: usize, n: usize) {
-    product(m, k, n, a, (k as isize, 1), b, (1, k as isize), c);
+    for i in 0..m {
+        let ai = &a[i * k..(i + 1) * k];
+        for j in 0..n {
+            let mut acc = T::default();
+            for (&x, &y) in ai.iter().zip(&b[j * k..(j + 1) * k]) {
+                acc += x * y;
+            }
+            c[i * n + j] = acc;
+        }
+    }
 }
 
 /// `y (rows, cols) += bias (cols)`, per row.
@@ -148,19 +177,7 @@ pub fn adam<T: Real>(
         grads.len() == n && m.len() == n && v.len() == n,
         "adam: params, grads, m and v differ in length"
     );
-    // Memory-bound: both cores share the vector when it is large (the first layer's 100k weights).
-    if n >= PARALLEL_MIN_MACS / 4 && rayon::current_num_threads() >= 2 {
-        let h = n / 2;
-        let (p0, p1) = params.split_at_mut(h);
-        let (m0, m1) = m.split_at_mut(h);
-        let (v0, v1) = v.split_at_mut(h);
-        rayon::join(
-            || T::adam_slice(p0, &grads[..h], m0, v0, alpha, beta1, beta2, epsilon),
-            || T::adam_slice(p1, &grads[h..], m1, v1, alpha, beta1, beta2, epsilon),
-        );
-    } else {
-        T::adam_slice(params, grads, m, v, alpha, beta1, beta2, epsilon);
-    }
+    adam_loop(params, grads, m, v, alpha, beta1, beta2, epsilon);
 }
 
 /// The bias-corrected step size of Adam's step `t` (1-based): `lr sqrt(1 - b2^t) / (1 - b1^t)`.

@@ -264,7 +264,7 @@ fn dense_tail_counts_rows_with_non_finite_logits() {
 }
 
 #[test]
-fn products_split_across_two_threads_match_the_triple_loop_rel_1e_12() {
+fn reference_and_tuned_products_match_the_triple_loop_rel_1e_12() {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
         .build()
@@ -300,14 +300,24 @@ fn products_split_across_two_threads_match_the_triple_loop_rel_1e_12() {
                 err / norm
             );
         };
-        pool.install(|| matmul(&a, &b, &mut c, m, k, n));
-        check(&c, "matmul");
+        matmul(&a, &b, &mut c, m, k, n);
+        check(&c, "reference matmul");
         c.fill(f64::NAN);
-        pool.install(|| matmul_at_b(&at, &b, &mut c, m, k, n));
-        check(&c, "matmul_at_b");
+        matmul_at_b(&at, &b, &mut c, m, k, n);
+        check(&c, "reference matmul_at_b");
         c.fill(f64::NAN);
-        pool.install(|| matmul_a_bt(&a, &bt, &mut c, m, k, n));
-        check(&c, "matmul_a_bt");
+        matmul_a_bt(&a, &bt, &mut c, m, k, n);
+        check(&c, "reference matmul_a_bt");
+        c.fill(f64::NAN);
+        // The tuned products split across the two threads of the pool.
+        pool.install(|| Tuned::matmul(&a, &b, &mut c, m, k, n));
+        check(&c, "tuned matmul");
+        c.fill(f64::NAN);
+        pool.install(|| Tuned::matmul_at_b(&at, &b, &mut c, m, k, n));
+        check(&c, "tuned matmul_at_b");
+        c.fill(f64::NAN);
+        pool.install(|| Tuned::matmul_a_bt(&a, &bt, &mut c, m, k, n));
+        check(&c, "tuned matmul_a_bt");
     }
 }
 
