@@ -188,6 +188,7 @@ impl CpuBackend {
             stats: StepStats::default(),
             pool: rayon::ThreadPoolBuilder::new()
                 .thread_name(|i| format!("fmnist-cpu-{i}"))
+                .start_handler(|_| cpu::flush_denormals())
                 .build()
                 .expect("a thread pool starts"),
         }
@@ -196,6 +197,11 @@ impl CpuBackend {
     /// Threads the CPU path computes on.
     pub fn threads(&self) -> usize {
         self.pool.current_num_threads()
+    }
+
+    /// Whether the compute threads flush denormal floats to zero (`cpu::flush_denormals`).
+    pub fn flushes_denormals(&self) -> bool {
+        self.pool.install(cpu::flushes_denormals)
     }
 
     /// One step on normalised host samples `x (rows, inputs)` with `labels (rows)`: what `train_step`

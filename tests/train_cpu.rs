@@ -260,3 +260,35 @@ fn train_flags_deeper_model_limits_and_init_from_a_checkpoint() {
         stderr(&o)
     );
 }
+
+/// Issue 8: the same seed gives byte-identical weights on every run of the CPU path, whose compute
+/// threads flush denormals to zero (and split the products across two threads).
+#[test]
+fn the_same_seed_gives_byte_identical_weights_with_denormals_flushed() {
+    let data = dataset();
+    let cfg = TrainConfig {
+        epochs: 1,
+        max_steps: Some(400),
+        ..TrainConfig::default()
+    };
+    let spec = MlpSpec::fashion(&[128]).unwrap();
+    let run = || {
+        let mut backend = CpuBackend::new(
+            spec.clone(),
+            glorot_init(&spec, cfg.seed),
+            cfg.adam,
+            cfg.batch_size,
+        );
+        if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
+            assert!(
+                backend.flushes_denormals(),
+                "compute threads flush denormals"
+            );
+        }
+        fit(&mut backend, &data.train, &data.test, &cfg, &mut Silent).unwrap();
+        let params = backend.params().unwrap();
+        params.iter().map(|p| p.to_bits()).collect::<Vec<u32>>()
+    };
+    let first = run();
+    assert_eq!(first, run(), "two runs of seed {} differ", cfg.seed);
+}

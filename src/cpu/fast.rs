@@ -7,6 +7,42 @@ use super::Real;
 use super::mlp::{AdamStep, Products, Workspace, backward, forward_with};
 use crate::model::ParamLayout;
 
+/// Sets flush-to-zero and denormals-are-zero for the calling thread's float unit (x86-64: MXCSR bits 15
+/// and 6; AArch64: FPCR.FZ), so results below the normal range become 0 instead of taking the slow
+/// denormal path. The CPU path's compute threads call it when they start: Adam's m and v decay into
+/// that range during training, where an Intel Xeon spent ~40% of an epoch (docs/perf.md). Elsewhere a
+/// no-op.
+pub fn flush_denormals() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut csr: u32 = 0;
+        // SAFETY: stmxcsr/ldmxcsr read and write this thread's SSE control register through a valid
+        // pointer to a local; setting FTZ and DAZ changes only how this thread rounds tiny results.
+        unsafe {
+            std::arch::asm!("stmxcsr [{}]", in(reg) &mut csr as *mut u32, options(nostack, preserves_flags));
+            csr |= (1 << 15) | (1 << 6);
+            std::arch::asm!("ldmxcsr [{}]", in(reg) &csr as *const u32, options(nostack, preserves_flags, readonly));
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let mut fpcr: u64;
+        // SAFETY: reads and writes this thread's floating-point control register; FZ changes only how
+        // this thread treats tiny values.
+        unsafe {
+            std::arch::asm!("mrs {}, fpcr", out(reg) fpcr, options(nomem, nostack, preserves_flags));
+            fpcr |= 1 << 24;
+            std::arch::asm!("msr fpcr, {}", in(reg) fpcr, options(nomem, nostack, preserves_flags));
+        }
+    }
+}
+
+/// Whether the calling thread flushes denormals (a denormal input times 1 gives 0).
+pub fn flushes_denormals() -> bool {
+    let tiny = std::hint::black_box(f32::MIN_POSITIVE / 4.0);
+    tiny * std::hint::black_box(1.0f32) == 0.0
+}
+
 /// The fast path's products: matrixmultiply's kernels, split across both cores when large.
 pub struct Tuned;
 

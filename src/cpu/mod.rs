@@ -12,7 +12,7 @@ mod real;
 
 /// The one normalisation every device uses (defined beside the batches it builds).
 pub use crate::batches::{PIXEL_SCALE, normalise};
-pub use fast::{Tuned, fast_forward, train_step};
+pub use fast::{Tuned, fast_forward, flush_denormals, flushes_denormals, train_step};
 pub use mlp::*;
 pub use ops::*;
 pub use real::Real;

@@ -338,3 +338,24 @@ fn transposed_matmuls_agree_with_the_plain_one() {
     matmul_a_bt(&a, &bt, &mut c3, 2, 3, 2);
     assert_eq!(c3, c);
 }
+
+#[test]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn flush_denormals_flushes_on_its_thread_only() {
+    let flushed = std::thread::spawn(|| {
+        let before = flushes_denormals();
+        flush_denormals();
+        (before, flushes_denormals())
+    })
+    .join()
+    .unwrap();
+    assert_eq!(
+        flushed,
+        (false, true),
+        "(before, after) on the flushing thread"
+    );
+    assert!(
+        !std::thread::spawn(flushes_denormals).join().unwrap(),
+        "a fresh thread keeps denormals"
+    );
+}
