@@ -110,9 +110,10 @@ macro_rules! impl_real {
 impl_real!(f32, matrixmultiply::sgemm, adam_f32);
 impl_real!(f64, matrixmultiply::dgemm, adam_loop);
 
-/// Adam in f32 with 8-wide AVX2 when the processor has it (chosen at run time, since the build targets
-/// the x86-64 baseline): the square root and divide dominate, and AVX2 halves their count. The result is
-/// bit for bit the scalar one (no fused multiply-add: Rust never contracts `a * b + c`).
+/// Adam in f32 with the widest vectors the processor has, chosen at run time (the build targets the
+/// x86-64 baseline): 16-wide AVX-512, else 8-wide AVX2. The square root and divide dominate, and each
+/// doubling of the width halves their count. The result is bit for bit the scalar one (no fused
+/// multiply-add: Rust never contracts `a * b + c`; tested in cpu/tests.rs).
 #[allow(clippy::too_many_arguments)]
 fn adam_f32(
     params: &mut [f32],
@@ -124,6 +125,25 @@ fn adam_f32(
     beta2: f32,
     epsilon: f32,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        #[target_feature(enable = "avx512f")]
+        #[allow(clippy::too_many_arguments)]
+        fn adam_avx512(
+            params: &mut [f32],
+            grads: &[f32],
+            m: &mut [f32],
+            v: &mut [f32],
+            alpha: f32,
+            beta1: f32,
+            beta2: f32,
+            epsilon: f32,
+        ) {
+            adam_loop(params, grads, m, v, alpha, beta1, beta2, epsilon)
+        }
+        // SAFETY: the processor was just checked to have AVX-512F.
+        return unsafe { adam_avx512(params, grads, m, v, alpha, beta1, beta2, epsilon) };
+    }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         #[target_feature(enable = "avx2")]
