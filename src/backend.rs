@@ -207,6 +207,12 @@ impl CpuBackend {
     /// One step on normalised host samples `x (rows, inputs)` with `labels (rows)`: what `train_step`
     /// runs after its gather, public for the benches and the fast-path tests.
     pub fn step_on(&mut self, x: &[f32], labels: &[u32], rows: usize) {
+        self.step(rows, StepBatch::Given(x, labels));
+    }
+
+    /// One step inside the pool: the batch gathered there too when it comes from the split, so a step
+    /// hands work to the compute threads once (while the calling thread gathered, they went idle).
+    fn step(&mut self, rows: usize, batch: StepBatch<'_>) {
         self.steps += 1;
         let a = self.adam;
         let step = cpu::AdamStep {
@@ -223,9 +229,18 @@ impl CpuBackend {
             v,
             train_ws,
             pool,
+            x: x_buf,
+            labels: labels_buf,
             ..
         } = self;
         let (loss, correct) = pool.install(|| {
+            let (x, labels): (&[f32], &[u32]) = match batch {
+                StepBatch::Given(x, labels) => (x, labels),
+                StepBatch::Gather(split, order) => {
+                    gather_normalise(split, order, x_buf, labels_buf);
+                    (x_buf, labels_buf)
+                }
+            };
             cpu::train_step(layout, params, grads, m, v, x, labels, rows, train_ws, step)
         });
         self.stats.add(StepStats {
@@ -235,6 +250,14 @@ impl CpuBackend {
             steps: 1,
         });
     }
+}
+
+/// Where a step's batch comes from.
+enum StepBatch<'a> {
+    /// Normalised samples and their labels.
+    Given(&'a [f32], &'a [u32]),
+    /// These entries of the order, gathered from the split.
+    Gather(&'a Split, &'a [u32]),
 }
 
 impl Backend for CpuBackend {
@@ -265,16 +288,9 @@ impl Backend for CpuBackend {
     fn train_step(&mut self, start: usize, rows: usize) -> Result<()> {
         check_range(start, rows, self.order.len(), self.labels.len())?;
         let train = self.train.clone().expect("set_order checked the split");
-        let mut x = std::mem::take(&mut self.x);
-        let mut labels = std::mem::take(&mut self.labels);
-        gather_normalise(
-            &train,
-            &self.order[start..start + rows],
-            &mut x,
-            &mut labels,
-        );
-        self.step_on(&x, &labels, rows);
-        (self.x, self.labels) = (x, labels);
+        let order = std::mem::take(&mut self.order);
+        self.step(rows, StepBatch::Gather(&train, &order[start..start + rows]));
+        self.order = order;
         Ok(())
     }
 
