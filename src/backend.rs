@@ -153,9 +153,9 @@ pub struct CpuBackend {
     eval_x: Vec<f32>,
     steps: u64,
     stats: StepStats,
-    /// The step runs inside this pool, so the kernels' `rayon::join` splits are cheap hand-offs between
-    /// its threads instead of a wake-up of a foreign pool from the calling thread.
-    pool: rayon::ThreadPool,
+    /// The step runs inside these pools (two threads, or one while a busy neighbour makes the split
+    /// step slower), so the kernels' `rayon::join` splits are cheap hand-offs between their threads.
+    threads: cpu::ComputeThreads,
 }
 
 impl CpuBackend {
@@ -186,22 +186,18 @@ impl CpuBackend {
             v: vec![0.0; n],
             steps: 0,
             stats: StepStats::default(),
-            pool: rayon::ThreadPoolBuilder::new()
-                .thread_name(|i| format!("fmnist-cpu-{i}"))
-                .start_handler(|_| cpu::flush_denormals())
-                .build()
-                .expect("a thread pool starts"),
+            threads: cpu::ComputeThreads::new(),
         }
     }
 
     /// Threads the CPU path computes on.
     pub fn threads(&self) -> usize {
-        self.pool.current_num_threads()
+        self.threads.threads()
     }
 
     /// Whether the compute threads flush denormal floats to zero (`cpu::flush_denormals`).
     pub fn flushes_denormals(&self) -> bool {
-        self.pool.install(cpu::flushes_denormals)
+        self.threads.install(cpu::flushes_denormals)
     }
 
     /// One step on normalised host samples `x (rows, inputs)` with `labels (rows)`: what `train_step`
@@ -210,7 +206,7 @@ impl CpuBackend {
         self.step(rows, StepBatch::Given(x, labels));
     }
 
-    /// One step inside the pool: the batch gathered there too when it comes from the split, so a step
+    /// One step inside a pool of `threads`: the batch gathered there too when it comes from the split, so a step
     /// hands work to the compute threads once (while the calling thread gathered, they went idle).
     fn step(&mut self, rows: usize, batch: StepBatch<'_>) {
         self.steps += 1;
@@ -228,12 +224,12 @@ impl CpuBackend {
             m,
             v,
             train_ws,
-            pool,
+            threads,
             x: x_buf,
             labels: labels_buf,
             ..
         } = self;
-        let (loss, correct) = pool.install(|| {
+        let (loss, correct) = threads.step(|| {
             let (x, labels): (&[f32], &[u32]) = match batch {
                 StepBatch::Given(x, labels) => (x, labels),
                 StepBatch::Gather(split, order) => {
@@ -319,10 +315,10 @@ impl Backend for CpuBackend {
             layout,
             params,
             eval_ws,
-            pool,
+            threads,
             ..
         } = self;
-        pool.install(|| cpu::fast_forward(layout, params, x, rows, eval_ws));
+        threads.install(|| cpu::fast_forward(layout, params, x, rows, eval_ws));
         out[..rows * self.spec.outputs].copy_from_slice(self.eval_ws.logits(rows));
         Ok(())
     }

@@ -1,14 +1,18 @@
-//! The CPU twins of every WGSL kernel, named like the shader entry points, plus the MLP forward/backward
-//! built from them. Generic over `Real` so the very same code runs in f64 for the gradient check
+//! The CPU path: the reference twins of every WGSL kernel (plain loops, named like the shader entry
+//! points), the MLP's forward/backward over either the reference products or the fast path's, and the
+//! fast path itself. Generic over `Real` so the very same code runs in f64 for the gradient check
 //! (tests/cpu_gradcheck.rs) and in f32 for training and as the reference of tests/kernels.rs.
 //! Throughput is measured by benches/cpu_step.rs.
-//! Files: `real` (the float trait), `ops` (the twins), `mlp` (forward and backward), `fast` (the
-//! two-core products and the fused training step), tests in `tests.rs`.
+//! Files: `real` (the float trait, its tuned product and vectorised Adam), `ops` (the twins), `mlp`
+//! (forward and backward over `Products`), `fast` (the two-core products, denormal flushing and the
+//! fused training step), `threads` (the compute pools and the choice between them), tests in
+//! `tests.rs`.
 
 mod fast;
 mod mlp;
 mod ops;
 mod real;
+mod threads;
 
 /// The one normalisation every device uses (defined beside the batches it builds).
 pub use crate::batches::{PIXEL_SCALE, normalise};
@@ -16,6 +20,7 @@ pub use fast::{Tuned, fast_forward, flush_denormals, flushes_denormals, train_st
 pub use mlp::*;
 pub use ops::*;
 pub use real::Real;
+pub use threads::{ComputeThreads, ThreadChoice};
 
 #[cfg(test)]
 mod tests;
