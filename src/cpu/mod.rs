@@ -3,11 +3,12 @@
 //! fast path itself. Generic over `Real` so the very same code runs in f64 for the gradient check
 //! (tests/cpu_gradcheck.rs) and in f32 for training and as the reference of tests/kernels.rs.
 //! Throughput is measured by benches/cpu_step.rs.
-//! Files: `real` (the float trait, its tuned product and vectorised Adam), `ops` (the twins), `mlp`
+//! Files: `backend` (`CpuBackend`, the CPU path behind the `Backend` trait), `real` (the float trait, its tuned product and vectorised Adam), `ops` (the twins), `mlp`
 //! (forward and backward over `Products`), `fast` (the two-core products, denormal flushing and the
 //! fused training step), `threads` (the compute pools and the choice between them), tests in
 //! `tests.rs`.
 
+mod backend;
 mod fast;
 mod mlp;
 mod ops;
@@ -16,6 +17,7 @@ mod threads;
 
 /// The one normalisation every device uses (defined beside the batches it builds).
 pub use crate::batches::{PIXEL_SCALE, normalise};
+pub use backend::CpuBackend;
 pub use fast::{Tuned, fast_forward, flush_denormals, flushes_denormals, train_step};
 pub use mlp::*;
 pub use ops::*;
