@@ -27,5 +27,6 @@ pub mod plot;
 pub mod progress;
 pub mod resume;
 pub mod run;
+pub mod summary;
 pub mod tensorfile;
 pub mod train;

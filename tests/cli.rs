@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{fmnist, stderr};
+use common::{fmnist, stderr, stdout};
 
 fn assert_clean_failure(args: &[&str], expected: &[&str]) -> String {
     let o = fmnist(args);
@@ -147,4 +147,36 @@ fn info_data_dir_only_prints_the_folder_or_fails() {
     let o = common::fmnist(&["info", "--data-dir-only", "--data-dir", "/nonexistent/fm"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(common::stdout(&o).is_empty());
+}
+
+/// Issue 11: `fmnist summary` prints Keras' model.summary() for `--hidden` and for a saved model.
+#[test]
+fn summary_prints_keras_table_for_hidden_layers_and_for_a_checkpoint() {
+    let o = fmnist(&["summary"]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}{}", stderr(&o));
+    for line in [
+        "Model: \"sequential\"",
+        "│ dense (Dense)                   │ (None, 128)            │       100,480 │",
+        "│ dense_1 (Dense)                 │ (None, 10)             │         1,290 │",
+        " Total params: 101,770 (397.54 KB)",
+    ] {
+        assert!(out.contains(line), "missing `{line}` in\n{out}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("deep.safetensors");
+    let spec = fmnist::model::MlpSpec::fashion(&[64, 32]).unwrap();
+    let params = fmnist::model::glorot_init(&spec, 3);
+    fmnist::checkpoint::save(&path, &spec, &params, &Default::default()).unwrap();
+    let o = fmnist(&["summary", "--model", path.to_str().unwrap()]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}{}", stderr(&o));
+    assert!(out.contains("Model: \"deep.safetensors\""), "{out}");
+    assert!(out.contains("│ dense_2 (Dense)"), "{out}");
+    // 784*64+64 + 64*32+32 + 32*10+10
+    assert!(out.contains(" Total params: 52,650 ("), "{out}");
+    assert_clean_failure(
+        &["summary", "--hidden", "64", "--model", path.to_str().unwrap()],
+        &["--hidden", "--model"],
+    );
 }

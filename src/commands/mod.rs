@@ -11,6 +11,7 @@ mod resume;
 mod selftest;
 mod session;
 mod show;
+mod summary;
 mod train;
 
 use std::path::PathBuf;
@@ -56,6 +57,8 @@ pub enum Command {
     Selftest(selftest::SelftestArgs),
     /// The same training on the CPU path and the GPU engine side by side, then the GPU kernel profile.
     Bench(bench::BenchArgs),
+    /// Keras' model.summary(): layers, output shapes and parameter counts of a model.
+    Summary(summary::SummaryArgs),
 }
 
 /// `--data-dir`, shared by every command that reads the dataset.
@@ -123,5 +126,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Profile(a) => profile::run(a),
         Command::Selftest(a) => selftest::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Summary(a) => summary::run(a),
     }
 }
