@@ -176,7 +176,13 @@ fn summary_prints_keras_table_for_hidden_layers_and_for_a_checkpoint() {
     // 784*64+64 + 64*32+32 + 32*10+10
     assert!(out.contains(" Total params: 52,650 ("), "{out}");
     assert_clean_failure(
-        &["summary", "--hidden", "64", "--model", path.to_str().unwrap()],
+        &[
+            "summary",
+            "--hidden",
+            "64",
+            "--model",
+            path.to_str().unwrap(),
+        ],
         &["--hidden", "--model"],
     );
 }
