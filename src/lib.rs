@@ -24,6 +24,7 @@ pub mod model;
 pub mod per_class;
 pub mod photo;
 pub mod plot;
+pub mod predictions;
 pub mod progress;
 pub mod resume;
 pub mod run;

@@ -52,8 +52,20 @@ fn argument_error(e: clap::Error) -> ExitCode {
         e.exit();
     }
     let text = e.render().to_string();
-    let message = text.lines().next().unwrap_or_default();
-    let message = message.strip_prefix("error: ").unwrap_or(message);
+    let first = text.lines().next().unwrap_or_default();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    // A message ending in ':' lists what it is about on the indented lines below (a missing flag):
+    // they join the one line.
+    let mut message = first.to_string();
+    if first.ends_with(':') {
+        let listed: Vec<&str> = text
+            .lines()
+            .skip(1)
+            .take_while(|l| l.starts_with("  "))
+            .map(str::trim)
+            .collect();
+        message = format!("{first} {}", listed.join(", "));
+    }
     let tips: Vec<&str> = text
         .lines()
         .filter_map(|l| l.trim().strip_prefix("tip: "))

@@ -1,5 +1,6 @@
-//! `fmnist predict`: class probabilities of test images (`--index`, `--grid RxC`) and of a person's own
-//! image files, as text, JSON lines (`--json`) or figures (`--plot`). A file that cannot be read is
+//! `fmnist predict`: class probabilities of test images (`--index`, `--grid RxC`, or all of them into
+//! a .csv or .npy file with `--all --output`) and of a person's own image files, as text, JSON lines
+//! (`--json`) or figures (`--plot`). A file that cannot be read is
 //! reported on its own line and the others are still predicted; the exit code says something failed.
 
 use std::path::{Path, PathBuf};
@@ -12,9 +13,10 @@ use fmnist::batches::normalise_range;
 use fmnist::checkpoint;
 use fmnist::data::{CLASS_NAMES, NUM_CLASSES, PIXELS, Split};
 use fmnist::error::HintExt;
-use fmnist::evaluate::{argmax, predict};
+use fmnist::evaluate::{argmax, evaluate, predict};
 use fmnist::photo::{self, Photo};
 use fmnist::plot::{Figure, predictions};
+use fmnist::predictions::PredictionFormat;
 use serde::Serialize;
 use serde::ser::SerializeMap;
 
@@ -47,10 +49,44 @@ pub struct PredictArgs {
     /// One JSON object per input per line instead of text.
     #[arg(long)]
     pub json: bool,
+    /// The whole test set at once, written to --output (like Keras' model.predict(test_images)).
+    #[arg(long, requires = "output", conflicts_with_all = ["indices", "files", "grid", "plot", "json"])]
+    pub all: bool,
+    /// With --all: the file to write, .csv (index, label, predicted, one column per class) or .npy
+    /// (float32 [n, 10] for numpy.load).
+    #[arg(long, value_name = "FILE", requires = "all")]
+    pub output: Option<PathBuf>,
+    /// With --all: replace --output when it exists (refused otherwise).
+    #[arg(long, requires = "all")]
+    pub overwrite: bool,
     #[command(flatten)]
     pub device: DeviceArgs,
     #[command(flatten)]
     pub data: DataArgs,
+}
+
+/// `--all --output FILE`: every test image's probabilities, in the format the file name says; an
+/// existing file is kept unless `--overwrite` (checked before any work, and the file is written
+/// atomically).
+fn predict_all(args: &PredictArgs, output: &Path) -> Result<ExitCode> {
+    let format = PredictionFormat::of(output)?;
+    if !args.overwrite && std::fs::symlink_metadata(output).is_ok() {
+        return Err(anyhow::anyhow!("{}: already exists", output.display()))
+            .hint("pass --overwrite to replace it, or name another file");
+    }
+    let ck = checkpoint::load(&args.model)?;
+    let test = args.data.load_test()?;
+    let mut backend = args.device.inference_backend(ck)?;
+    outln!("Device: {}", backend.device_name());
+    let eval = evaluate(backend.as_mut(), &test)?;
+    fmnist::atomic::write_atomic(output, &format.encode(&eval, &CLASS_NAMES))?;
+    outln!(
+        "Wrote the probabilities of {} test images to {} (test accuracy {:.4})",
+        eval.len(),
+        output.display(),
+        eval.accuracy
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn parse_grid(s: &str) -> Result<(usize, usize), String> {
@@ -82,6 +118,9 @@ impl Input {
 }
 
 pub fn run(args: PredictArgs) -> Result<ExitCode> {
+    if let (true, Some(output)) = (args.all, &args.output) {
+        return predict_all(&args, output);
+    }
     let ck = checkpoint::load(&args.model)?;
     let mut indices = args.indices.clone();
     if let Some((r, c)) = args.grid {
