@@ -1,5 +1,7 @@
-//! Keras-style training output: `Epoch 3/10`, then a live bar on a terminal or one line per epoch
-//! otherwise, ending `1875/1875 - 2.1s - 1ms/step - loss: 0.3012 - accuracy: 0.8891 - test_loss: ...`.
+//! Keras-style training output: `Epoch 3/10`, then a live bar on a terminal (`412/1875 [=====>   ]
+//! ETA 3s - loss: 0.5120 - accuracy: 0.8190`, with metrics from its first draw) or one line per epoch
+//! otherwise, ending `1875/1875 - 2.1s - 1ms/step - loss: 0.3012 - accuracy: 0.8891 - test_loss: ...`,
+//! which stays on screen in place of the bar. Tested by tests/train_cpu.rs and the unit tests below.
 
 use std::io::IsTerminal;
 
@@ -44,6 +46,15 @@ pub fn epoch_line(r: &EpochRecord, steps_done: usize, steps_per_epoch: usize) ->
     )
 }
 
+/// The metrics of the live line: the running means so far.
+pub fn live_metrics(running: &StepStats) -> String {
+    format!(
+        "loss: {:.4} - accuracy: {:.4}",
+        running.mean_loss(),
+        running.accuracy()
+    )
+}
+
 fn format_step_time(ms: f64) -> String {
     if ms >= 1.0 {
         format!("{ms:.0}ms/step")
@@ -78,7 +89,7 @@ impl Progress for KerasProgress {
             let bar =
                 ProgressBar::with_draw_target(Some(steps as u64), ProgressDrawTarget::stdout());
             bar.set_style(
-                ProgressStyle::with_template("{pos}/{len} [{bar:30}] {elapsed} - {msg}")
+                ProgressStyle::with_template("{pos}/{len} [{bar:30}] ETA {eta} - {msg}")
                     .expect("valid template")
                     .progress_chars("=> "),
             );
@@ -88,12 +99,10 @@ impl Progress for KerasProgress {
 
     fn tick(&mut self, step: usize, running: &StepStats) {
         if let Some(bar) = &self.bar {
+            // The message first: moving the position redraws, so step count and metrics change
+            // together.
+            bar.set_message(live_metrics(running));
             bar.set_position(step as u64);
-            bar.set_message(format!(
-                "loss: {:.4} - accuracy: {:.4}",
-                running.mean_loss(),
-                running.accuracy()
-            ));
         }
     }
 

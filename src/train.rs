@@ -166,13 +166,16 @@ pub fn fit_from(
         progress.epoch_start(pos.epoch, cfg.epochs, steps_per_epoch);
         let started = Instant::now();
         let mut last_tick = started;
+        // The first step of an epoch ticks at once, so the live line shows metrics from its first draw.
+        let mut ticked = false;
         let mut steps_this_epoch = pos.sample.div_ceil(cfg.batch_size);
         while pos.sample < train.len() && !max_reached(backend) {
             let rows = cfg.batch_size.min(train.len() - pos.sample);
             backend.train_step(pos.sample, rows)?;
             pos.sample += rows;
             steps_this_epoch += 1;
-            if progress.live() && last_tick.elapsed() >= TICK {
+            if progress.live() && (!ticked || last_tick.elapsed() >= TICK) {
+                ticked = true;
                 pos.running.add(backend.take_stats()?);
                 if let Err(e) = check_finite(&pos.running, pos.epoch, steps_this_epoch) {
                     end = FitEnd::Diverged(e);

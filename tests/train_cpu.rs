@@ -292,3 +292,55 @@ fn the_same_seed_gives_byte_identical_weights_with_denormals_flushed() {
     let first = run();
     assert_eq!(first, run(), "two runs of seed {} differ", cfg.seed);
 }
+
+/// Issue 11: a live display gets its first tick after the first step of every epoch (so the bar shows
+/// metrics from its first draw), with the running means of the steps so far; the epoch line follows.
+#[test]
+fn a_live_display_ticks_after_each_epochs_first_step_with_running_metrics() {
+    use fmnist::metrics::StepStats;
+    use fmnist::progress::{Progress, live_metrics};
+    use fmnist::train::EpochRecord;
+    #[derive(Default)]
+    struct Recorder {
+        events: Vec<String>,
+    }
+    impl Progress for Recorder {
+        fn live(&self) -> bool {
+            true
+        }
+        fn epoch_start(&mut self, epoch: usize, _: usize, _: usize) {
+            self.events.push(format!("start {epoch}"));
+        }
+        fn tick(&mut self, step: usize, running: &StepStats) {
+            assert_eq!(running.steps as usize, step, "metrics of every step so far");
+            self.events
+                .push(format!("tick {step} {}", live_metrics(running)));
+        }
+        fn epoch_end(&mut self, r: &EpochRecord, _: usize, _: usize) {
+            self.events.push(format!("end {}", r.epoch));
+        }
+    }
+    let data = dataset();
+    let cfg = TrainConfig {
+        epochs: 2,
+        limit_train: Some(640),
+        ..TrainConfig::default()
+    };
+    let spec = MlpSpec::fashion(&[16]).unwrap();
+    let mut backend = CpuBackend::new(spec.clone(), glorot_init(&spec, 1), cfg.adam, 32);
+    let mut rec = Recorder::default();
+    let train = std::sync::Arc::new(data.train.truncated(640));
+    fit(&mut backend, &train, &data.test, &cfg, &mut rec).unwrap();
+    let e = &rec.events;
+    assert_eq!(e[0], "start 0");
+    assert!(
+        e[1].starts_with("tick 1 loss: ") && e[1].contains(" - accuracy: "),
+        "{e:?}"
+    );
+    let second = e
+        .iter()
+        .position(|x| x == "start 1")
+        .expect("a second epoch");
+    assert!(e[second + 1].starts_with("tick 1 loss: "), "{e:?}");
+    assert_eq!(e.last().unwrap(), "end 2");
+}
