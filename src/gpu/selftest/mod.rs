@@ -1,5 +1,5 @@
-//! The self-test's case list: every WGSL entry point against its CPU twin (`cpu/ops.rs`) on random inputs
-//! over a ladder of shapes, and one training step GPU vs CPU. The kernels run through
+//! The self-test's case list: every WGSL entry point against its CPU twin (`cpu/ops.rs`,
+//! `cpu/fused.rs`) on random inputs over a ladder of shapes, and one training step GPU vs CPU. The kernels run through
 //! `gpu::harness` (NaN in every padding lane, outputs poisoned first) and are judged by
 //! `check::compare`. This file holds the shape ladder, the matmul and adam_tex cases, the whole ladder,
 //! the random data helpers and the training-step cases; `buffer_path` and `grad_adam` the cases of the
