@@ -4,8 +4,11 @@
 //! writes only its record (rows, where its samples start in the order, Adam's step size, where its stats
 //! go) into a ring; every `slots` steps the records are uploaded with one write and the steps are
 //! recorded into one submission, at most two in flight. Loss and correct counts stay on the GPU until
-//! `take_stats`. Every step's structure (dispatches, copies, passes, bytes moved) is counted.
+//! `take_stats`. Every step's structure (dispatches, copies, passes, bytes moved) is counted. How
+//! steps are queued and submitted is in `submit.rs`.
 //! Tested by tests/gpu_train.rs (both operand paths vs the CPU, the structural gates) and tests/cli_gpu.rs.
+
+mod submit;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,7 +17,6 @@ use anyhow::{Result, bail, ensure};
 
 use crate::backend::{Backend, OptimizerState, Role, check_range, check_split};
 use crate::config::AdamConfig;
-use crate::cpu;
 use crate::data::{PIXELS, Split};
 use crate::gpu::buffers::pad_texture_row;
 use crate::gpu::context::{GpuContext, Needs};
@@ -22,10 +24,10 @@ use crate::gpu::dataset::{OrderTexture, ResidentSplit, order_buffer};
 use crate::gpu::eval::{EVAL_BATCH, EvalPlan};
 use crate::gpu::kernels::{Kernels, StepRecord};
 use crate::gpu::params::ParamState;
-use crate::gpu::plan::{self, Operands, PlanInputs, Stamps, StepPlan, StepRing};
+use crate::gpu::plan::{self, Operands, PlanInputs, StepPlan, StepRing};
 use crate::gpu::profile::Profiler;
 use crate::gpu::stats::StatSlots;
-use crate::metrics::{HostTimes, ProfileReport, StepStats, StepStructure, Timing};
+use crate::metrics::{HostTimes, ProfileReport, StepStats, StepStructure};
 use crate::model::MlpSpec;
 
 /// Most steps recorded into one submission.
@@ -268,96 +270,6 @@ impl GpuBackend {
             .map(|p| p.report(self.host, self.structure)))
     }
 
-    fn wait_all(&mut self) -> Result<()> {
-        let t = Instant::now();
-        self.ctx.wait()?;
-        self.in_flight = None;
-        self.host.wait += t.elapsed();
-        Ok(())
-    }
-
-    /// Uploads the staged step records and records and submits their steps.
-    fn flush(&mut self) -> Result<()> {
-        let n = self.pending;
-        if n == 0 {
-            return Ok(());
-        }
-        self.start_profiler()?;
-        let t0 = Instant::now();
-        let bytes = n * self.ring.stride;
-        self.ctx
-            .queue
-            .write_buffer(&self.ring.buffer, 0, &self.records_host[..bytes]);
-        self.structure.upload_bytes += bytes as u64;
-        let t1 = Instant::now();
-        self.host.upload += t1 - t0;
-        self.pending = 0;
-        self.stats.used += n;
-        self.structure.steps += n as u64;
-        if self
-            .profiler
-            .as_ref()
-            .is_some_and(|p| p.timing == Timing::WallClock)
-        {
-            return self.run_wall_clock(n);
-        }
-        let t = self.train.as_ref().expect("steps run on an attached split");
-        let mut enc = self
-            .ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("train steps"),
-            });
-        let stamps = match (&self.profiler, &self.flush_points) {
-            (Some(p), _) => p.stamps(),
-            (None, Some(set)) => Stamps::Flush(set),
-            (None, None) => Stamps::None,
-        };
-        let done = t.plan.encode(&mut enc, &self.kernels, n, stamps);
-        if let Some(p) = &self.profiler {
-            p.resolve(&mut enc, done.queries);
-        }
-        done.count_into(&mut self.structure);
-        let cmd = enc.finish();
-        let t2 = Instant::now();
-        self.host.encode += t2 - t1;
-        let index = self.ctx.queue.submit([cmd]);
-        let t3 = Instant::now();
-        self.host.submit += t3 - t2;
-        // Pacing: at most two submissions in flight, so the host runs one submission ahead.
-        if let Some(prev) = self.in_flight.replace(index) {
-            self.ctx.wait_for(prev)?;
-        }
-        self.host.wait += t3.elapsed();
-        if let Some(p) = &mut self.profiler {
-            let t = Instant::now();
-            p.collect(&self.ctx.device, n, done.queries)?;
-            self.in_flight = None;
-            self.host.wait += t.elapsed();
-        }
-        self.ctx.check("a training submission")
-    }
-
-    /// Profile without timestamps: each dispatch submitted alone and timed by the host.
-    fn run_wall_clock(&mut self, n: usize) -> Result<()> {
-        self.wait_all()?;
-        let t = self.train.as_ref().expect("steps run on an attached split");
-        let p = self.profiler.as_mut().expect("profiling");
-        let done = p.time_alone(&self.ctx, &self.kernels, &t.plan, n)?;
-        done.count_into(&mut self.structure);
-        Ok(())
-    }
-
-    /// Reads the GPU's per-step stats (after submitting the queued steps).
-    fn read_stats(&mut self) -> Result<()> {
-        self.flush()?;
-        let t = Instant::now();
-        self.structure.readback_bytes += self.stats.read(&self.ctx)?;
-        self.in_flight = None;
-        self.host.wait += t.elapsed();
-        Ok(())
-    }
-
     /// Uploads `split` as the training data and builds the step over it.
     fn attach_train(&mut self, split: &Arc<Split>) -> Result<()> {
         if self.train.as_ref().is_some_and(|t| t.split.holds(split)) {
@@ -403,35 +315,6 @@ impl GpuBackend {
         })?;
         self.structure.upload_bytes += t.split.bytes();
         self.train = Some(t);
-        Ok(())
-    }
-
-    /// Queues one step's record; submits when the ring is full.
-    fn queue_step(&mut self, start: usize, rows: usize) -> Result<()> {
-        if self.stats.full(self.pending) {
-            self.read_stats()?;
-        }
-        let t = Instant::now();
-        let s = self.pending;
-        self.steps += 1;
-        let a = &self.adam;
-        let record = StepRecord {
-            rows: rows as u32,
-            slot: s as u32,
-            stat: self.stats.claim(s, rows),
-            alpha: cpu::adam_alpha(a.learning_rate, a.beta1, a.beta2, self.steps) as f32,
-            scale: (1.0 / rows as f64) as f32,
-            start: start as u32,
-            _pad: [0; 2],
-        };
-        let at = s * self.ring.stride;
-        self.records_host[at..at + std::mem::size_of::<StepRecord>()]
-            .copy_from_slice(bytemuck::bytes_of(&record));
-        self.host.upload += t.elapsed();
-        self.pending += 1;
-        if self.pending == self.ring.slots {
-            self.flush()?;
-        }
         Ok(())
     }
 }
