@@ -9,7 +9,7 @@ use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
 use crate::atomic::write_atomic;
-use crate::data::{CLASS_NAMES, NUM_CLASSES, PIXELS};
+use crate::data::{ClassNames, NUM_CLASSES, PIXELS};
 use crate::model::MlpSpec;
 use crate::tensorfile::{self, Tensor};
 
@@ -19,6 +19,8 @@ pub struct CheckpointMeta {
     pub epochs: Option<usize>,
     pub seed: Option<u64>,
     pub steps: Option<u64>,
+    /// The names of the classes the model was trained on (Fashion-MNIST's when the file has none).
+    pub class_names: ClassNames,
 }
 
 /// A loaded model: its shape and its parameters in the flat `spec.layout()` order.
@@ -72,7 +74,7 @@ pub fn model_metadata(
         ("hidden", hidden.join(",")),
         (
             "class_names",
-            serde_json::to_string(&CLASS_NAMES).expect("names serialise"),
+            serde_json::to_string(&meta.class_names).expect("names serialise"),
         ),
     ];
     let numbers = [
@@ -276,9 +278,15 @@ fn st_metadata(bytes: &[u8]) -> Result<CheckpointMeta> {
     let (_, header) = SafeTensors::read_metadata(bytes)?;
     let info = header.metadata().clone().unwrap_or_default();
     let number = |key: &str| info.get(key).and_then(|v| v.parse::<u64>().ok());
+    let class_names = match info.get("class_names") {
+        None => ClassNames::default(),
+        Some(json) => serde_json::from_str(json)
+            .map_err(|e| anyhow::anyhow!("its class_names metadata is not 10 names: {e}"))?,
+    };
     Ok(CheckpointMeta {
         epochs: number("epochs").map(|e| e as usize),
         seed: number("seed"),
         steps: number("steps"),
+        class_names,
     })
 }

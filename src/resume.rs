@@ -17,6 +17,7 @@ use crate::checkpoint::{
     self, CheckpointMeta, RUN_CHECKPOINT_FORMAT, model_metadata, model_tensors,
 };
 use crate::config::TrainConfig;
+use crate::data::ClassNames;
 use crate::metrics::StepStats;
 use crate::model::MlpSpec;
 use crate::tensorfile::{self, Tensor};
@@ -37,6 +38,8 @@ pub struct RunCheckpoint {
     pub seed: u64,
     pub shuffle: bool,
     pub train_samples: usize,
+    /// The names of the classes the run trains on.
+    pub class_names: ClassNames,
 }
 
 impl RunCheckpoint {
@@ -119,6 +122,7 @@ pub fn save(path: &Path, ck: &RunCheckpoint) -> Result<()> {
         epochs: Some(p.epoch),
         seed: Some(ck.seed),
         steps: Some(ck.optimizer.steps),
+        class_names: ck.class_names.clone(),
     };
     let mut info = model_metadata(RUN_CHECKPOINT_FORMAT, spec, &meta);
     info.extend([
@@ -226,5 +230,6 @@ fn parse(bytes: &[u8]) -> Result<RunCheckpoint> {
         seed: num_u64("seed")?,
         shuffle: number("shuffle", text("shuffle")?)?,
         train_samples: num_usize("train_samples")?,
+        class_names: model.meta.class_names,
     })
 }

@@ -43,6 +43,7 @@ fn round_trip_keeps_shape_params_and_metadata() {
         epochs: Some(10),
         seed: Some(9),
         steps: Some(18750),
+        ..Default::default()
     };
     checkpoint::save(&p, &spec, &params, &meta).unwrap();
     let ck = checkpoint::load(&p).unwrap();

@@ -364,6 +364,7 @@ fn resumed_run_matches(operands: Operands) {
         seed: cfg.seed,
         shuffle: cfg.shuffle,
         train_samples: train.len(),
+        class_names: Default::default(),
     };
     assert_eq!(saved.optimizer.steps, 32 + 7);
     assert!(saved.optimizer.v.iter().any(|&v| v > 0.0));

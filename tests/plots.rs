@@ -11,6 +11,11 @@ use fmnist::plot::style::{OTHER_BAR, PixelMap, RIGHT, TEST_LINE, TRAIN_LINE, WRO
 use fmnist::plot::{Figure, axes, confusion, history, mistakes, predictions, run_figures, samples};
 use fmnist::train::EpochRecord;
 
+/// Fashion-MNIST's class names, which the figures label.
+fn names() -> fmnist::data::ClassNames {
+    fmnist::data::ClassNames::default()
+}
+
 fn assert_drawn(fig: &Figure, size: (u32, u32)) {
     assert_eq!((fig.width(), fig.height()), size, "figure size");
     assert!(
@@ -57,7 +62,7 @@ fn single_image_is_viridis_block_by_block() {
 #[test]
 fn sample_grid_shows_the_first_images_in_order_in_binary() {
     let ds = common::dataset();
-    let fig = samples::grid(&ds.train, 5).unwrap();
+    let fig = samples::grid(&ds.train, 5, &names()).unwrap();
     assert_drawn(&fig, samples::grid_size(5));
     for i in 0..25 {
         let p = samples::grid_image(i, 5);
@@ -77,21 +82,21 @@ fn sample_grid_shows_the_first_images_in_order_in_binary() {
         }
     }
     // A grid that is not square of the split's size is refused, not drawn half empty.
-    assert!(samples::grid(&ds.test.clone().truncated(3), 2).is_err());
+    assert!(samples::grid(&ds.test.clone().truncated(3), 2, &names()).is_err());
 }
 
 #[test]
 fn prediction_bars_are_red_when_wrong_and_blue_when_right() {
     let ds = common::dataset();
     let img = ds.test.image(0);
-    let right = predictions::single(img, &probs(3, 5), 3).unwrap();
+    let right = predictions::single(img, &probs(3, 5), 3, &names()).unwrap();
     assert_drawn(&right, predictions::SINGLE_SIZE);
     assert_eq!(right.count(WRONG), 0, "a right prediction has no red");
     assert!(
         right.count(RIGHT) > 300,
         "the true (= predicted) bar is blue"
     );
-    let wrong = predictions::single(img, &probs(3, 5), 5).unwrap();
+    let wrong = predictions::single(img, &probs(3, 5), 5, &names()).unwrap();
     assert!(
         wrong.count(WRONG) > 300,
         "the predicted bar is red when wrong"
@@ -105,7 +110,7 @@ fn prediction_bars_are_red_when_wrong_and_blue_when_right() {
     );
     assert!(wrong.count(OTHER_BAR) > 0, "the other bars are grey");
     assert_eq!(
-        predictions::caption_text(&probs(3, 5), Some(5)),
+        predictions::caption_text(&probs(3, 5), Some(5), &names()),
         "Dress 60% (Sandal)"
     );
 }
@@ -116,7 +121,7 @@ fn prediction_grid_is_red_only_where_the_model_is_wrong() {
     let (_, fit) = common::quick_model(ds);
     let eval = &fit.final_eval;
     let images: Vec<&[u8]> = (0..15).map(|i| ds.test.image(i)).collect();
-    let fig = predictions::grid(&images, &eval.probs, &eval.labels, 5, 3).unwrap();
+    let fig = predictions::grid(&images, &eval.probs, &eval.labels, 5, 3, &names()).unwrap();
     assert_drawn(&fig, predictions::grid_size(5, 3));
     let wrong = (0..15)
         .filter(|&i| eval.predicted(i) != eval.labels[i] as usize)
@@ -128,13 +133,13 @@ fn prediction_grid_is_red_only_where_the_model_is_wrong() {
     );
     assert!(fig.count(RIGHT) > 0);
     // A grid larger than the predictions is an error, not a panic.
-    assert!(predictions::grid(&images, &eval.probs, &eval.labels, 4, 4).is_err());
+    assert!(predictions::grid(&images, &eval.probs, &eval.labels, 4, 4, &names()).is_err());
 }
 
 #[test]
 fn named_chart_and_photo_figure_have_red_predicted_bar_and_names() {
     let p = probs(8, 0);
-    let chart = predictions::chart(&p, None).unwrap();
+    let chart = predictions::chart(&p, None, &names()).unwrap();
     assert_drawn(&chart, predictions::CHART_SIZE);
     assert!(
         chart.count(WRONG) > 300,
@@ -150,7 +155,7 @@ fn named_chart_and_photo_figure_have_red_predicted_bar_and_names() {
     assert!(ink > 200, "class names under the bars ({ink} dark pixels)");
 
     let ds = common::dataset();
-    let photo = predictions::photo(ds.test.image(1), &p, "my-photo.jpg").unwrap();
+    let photo = predictions::photo(ds.test.image(1), &p, "my-photo.jpg", &names()).unwrap();
     assert_drawn(&photo, predictions::PHOTO_SIZE);
     assert!(photo.count(WRONG) > 300);
     // The input is drawn in plain grey (black background): the model's own view.
@@ -197,7 +202,7 @@ fn confusion_matrix_has_true_rows_and_predicted_columns() {
         row[i] = 100;
     }
     counts[0][1] = 500; // many T-shirts taken for trousers, no trouser taken for a T-shirt
-    let fig = confusion::figure(&counts).unwrap();
+    let fig = confusion::figure(&counts, &names()).unwrap();
     assert_drawn(&fig, confusion::SIZE);
     let corner = |t: usize, p: usize| {
         let (x0, y0, _, _) = confusion::cell(t, p);
@@ -249,7 +254,7 @@ fn confusion_matrix_sums_to_the_test_set_and_its_diagonal_is_the_accuracy() {
             );
         }
     }
-    assert_drawn(&confusion::figure(&m).unwrap(), confusion::SIZE);
+    assert_drawn(&confusion::figure(&m, &names()).unwrap(), confusion::SIZE);
 }
 
 #[test]
@@ -271,7 +276,7 @@ fn mistakes_are_the_most_confident_wrong_predictions() {
         assert_ne!(m.predicted, m.truth);
         assert_eq!(m.truth, eval.labels[m.index] as usize);
     }
-    let fig = mistakes::figure(&list, &ds.test).unwrap();
+    let fig = mistakes::figure(&list, &ds.test, &names()).unwrap();
     assert_drawn(&fig, mistakes::size(24));
 }
 
@@ -285,7 +290,7 @@ fn mistakes_of_a_perfect_model_is_an_empty_figure_not_an_error() {
     };
     assert!(mistakes::most_confident(&eval, 24).is_empty());
     let ds = common::dataset();
-    assert!(mistakes::figure(&[], &ds.test).is_ok());
+    assert!(mistakes::figure(&[], &ds.test, &names()).is_ok());
 }
 
 #[test]
@@ -293,7 +298,14 @@ fn run_figures_are_written_as_pngs_without_temporary_files() {
     let ds = common::dataset();
     let (_, fit) = common::quick_model(ds);
     let dir = tempfile::tempdir().unwrap();
-    let paths = run_figures::write(dir.path(), &fit.history, &fit.final_eval, &ds.test).unwrap();
+    let paths = run_figures::write(
+        dir.path(),
+        &fit.history,
+        &fit.final_eval,
+        &ds.test,
+        &names(),
+    )
+    .unwrap();
     let names: Vec<String> = paths
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())

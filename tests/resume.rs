@@ -242,6 +242,7 @@ fn a_fit_stopped_mid_epoch_and_continued_from_its_saved_checkpoint_is_bit_identi
         seed: cfg.seed,
         shuffle: cfg.shuffle,
         train_samples: train.len(),
+        class_names: fmnist::data::ClassNames::from_list("0,1,2,3,4,5,6,7,8,9").unwrap(),
     };
     resume::save(&path, &saved).unwrap();
     let loaded = resume::load(&path).unwrap();

@@ -102,6 +102,7 @@ fn a_saved_and_loaded_checkpoint_predicts_identically() {
         epochs: Some(1),
         seed: Some(1),
         steps: Some(300),
+        ..Default::default()
     };
     checkpoint::save(&path, &spec, &backend.params().unwrap(), &meta).unwrap();
     let ck = checkpoint::load(&path).unwrap();

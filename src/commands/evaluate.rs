@@ -24,6 +24,7 @@ pub struct EvaluateArgs {
 
 pub fn run(args: EvaluateArgs) -> Result<ExitCode> {
     let ck = checkpoint::load(&args.model)?;
+    let names = ck.meta.class_names.clone();
     let test = args.data.load_test()?;
     let mut backend = args.device.inference_backend(ck)?;
     outln!("Device: {}", backend.device_name());
@@ -36,6 +37,6 @@ pub fn run(args: EvaluateArgs) -> Result<ExitCode> {
         eval.accuracy
     );
     outln!("Test accuracy: {:.4}", eval.accuracy);
-    super::report::print_per_class(&eval.confusion());
+    super::report::print_per_class(&eval.confusion(), &names);
     Ok(ExitCode::SUCCESS)
 }

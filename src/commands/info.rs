@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use fmnist::data::{self, CLASS_NAMES, IMAGE_SIDE};
+use fmnist::data::{self, IMAGE_SIDE};
 
 use super::DataArgs;
 use fmnist::outln;
@@ -40,7 +40,8 @@ pub fn run(args: InfoArgs) -> Result<ExitCode> {
     );
     outln!("  {:<12} {:>6} {:>6}", "class", "train", "test");
     let (tr, te) = (ds.train.class_counts(), ds.test.class_counts());
-    for (c, name) in CLASS_NAMES.iter().enumerate() {
+    let names = super::class_names(None, &location.dir)?;
+    for (c, name) in names.iter().enumerate() {
         outln!("  {c} {name:<10} {:>6} {:>6}", tr[c], te[c]);
     }
     outln!("Devices:");

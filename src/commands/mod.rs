@@ -23,7 +23,7 @@ use clap::{Args, Parser, Subcommand};
 use fmnist::backend::Backend;
 use fmnist::checkpoint::Checkpoint;
 use fmnist::config::AdamConfig;
-use fmnist::data::{self, Split};
+use fmnist::data::{self, ClassNames, Split};
 use fmnist::device::{AdapterChoice, DeviceChoice, make_backend};
 
 #[derive(Parser, Debug)]
@@ -112,6 +112,15 @@ impl DataArgs {
         data::load_test(&location.dir)
             .map(Arc::new)
             .with_context(|| format!("loading the test set from {}", location.dir.display()))
+    }
+}
+
+/// The classes' names for data in `dir`: `--class-names` when given, else `class_names.txt` beside the
+/// files, else Fashion-MNIST's.
+pub fn class_names(given: Option<&str>, dir: &std::path::Path) -> Result<ClassNames> {
+    match given {
+        Some(list) => ClassNames::from_list(list).context("--class-names"),
+        None => Ok(ClassNames::beside(dir)?.unwrap_or_default()),
     }
 }
 

@@ -40,13 +40,14 @@ pub fn run(args: PlotArgs) -> Result<ExitCode> {
     }
     let history = run::read_history(&history_path)?;
     let ck = checkpoint::load(&dir.join(run::MODEL_FILE))?;
+    let names = ck.meta.class_names.clone();
     let test = args.data.load_test()?;
     let mut backend = args.device.inference_backend(ck)?;
     outln!("Device: {}", backend.device_name());
     let eval = evaluate(backend.as_mut(), &test)?;
     outln!("Test accuracy: {:.4}", eval.accuracy);
-    print_per_class(&eval.confusion());
-    let paths = run_figures::write(dir, &history, &eval, &test)?;
+    print_per_class(&eval.confusion(), &names);
+    let paths = run_figures::write(dir, &history, &eval, &test, &names)?;
     print_figures(&paths);
     Ok(ExitCode::SUCCESS)
 }

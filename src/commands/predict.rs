@@ -11,7 +11,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 use fmnist::batches::normalise_range;
 use fmnist::checkpoint;
-use fmnist::data::{CLASS_NAMES, NUM_CLASSES, PIXELS, Split};
+use fmnist::data::{ClassNames, NUM_CLASSES, PIXELS, Split};
 use fmnist::error::HintExt;
 use fmnist::evaluate::{argmax, evaluate, predict};
 use fmnist::photo::{self, Photo};
@@ -75,11 +75,12 @@ fn predict_all(args: &PredictArgs, output: &Path) -> Result<ExitCode> {
             .hint("pass --overwrite to replace it, or name another file");
     }
     let ck = checkpoint::load(&args.model)?;
+    let names = ck.meta.class_names.clone();
     let test = args.data.load_test()?;
     let mut backend = args.device.inference_backend(ck)?;
     outln!("Device: {}", backend.device_name());
     let eval = evaluate(backend.as_mut(), &test)?;
-    fmnist::atomic::write_atomic(output, &format.encode(&eval, &CLASS_NAMES))?;
+    fmnist::atomic::write_atomic(output, &format.encode(&eval, &names.as_strs()))?;
     outln!(
         "Wrote the probabilities of {} test images to {} (test accuracy {:.4})",
         eval.len(),
@@ -122,6 +123,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
         return predict_all(&args, output);
     }
     let ck = checkpoint::load(&args.model)?;
+    let class_names = ck.meta.class_names.clone();
     let mut indices = args.indices.clone();
     if let Some((r, c)) = args.grid {
         indices = (0..r * c).collect();
@@ -199,10 +201,10 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
         if args.json {
             outln!(
                 "{}",
-                serde_json::to_string(&JsonPrediction::new(input, p, truth))?
+                serde_json::to_string(&JsonPrediction::new(input, p, truth, &class_names))?
             );
         } else {
-            print_text(input, p, truth);
+            print_text(input, p, truth, &class_names);
             if let Input::File(path, Ok(photo)) = input {
                 for w in &photo.warnings {
                     errln!("warning: {}: {w}", path.display());
@@ -215,9 +217,9 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
                 continue;
             }
             let figure = match (input, args.bars_only) {
-                (_, true) => predictions::chart(p, truth)?,
+                (_, true) => predictions::chart(p, truth, &class_names)?,
                 (Input::Test(_), false) => {
-                    predictions::single(pixels, p, truth.expect("test label"))?
+                    predictions::single(pixels, p, truth.expect("test label"), &class_names)?
                 }
                 (Input::File(path, _), false) => {
                     // The file name, not the whole path: it must fit under a 250-pixel image.
@@ -225,7 +227,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
                         || path.display().to_string(),
                         |n| n.to_string_lossy().into_owned(),
                     );
-                    predictions::photo(pixels, p, &name)?
+                    predictions::photo(pixels, p, &name, &class_names)?
                 }
             };
             save(&figure, args.out.as_deref().unwrap_or(default), args.json)?;
@@ -233,7 +235,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
     }
     if let (true, Some((r, c)), Some(test)) = (args.plot, args.grid, test.as_ref()) {
         let images: Vec<&[u8]> = indices.iter().map(|&i| test.image(i)).collect();
-        let figure = predictions::grid(&images, &grid_probs, &test.labels, r, c)?;
+        let figure = predictions::grid(&images, &grid_probs, &test.labels, r, c, &class_names)?;
         let default = PathBuf::from(format!("predictions-{r}x{c}.png"));
         save(&figure, args.out.as_deref().unwrap_or(&default), args.json)?;
     }
@@ -292,12 +294,12 @@ fn save(figure: &Figure, path: &Path, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn print_text(input: &Input, p: &[f32], truth: Option<usize>) {
+fn print_text(input: &Input, p: &[f32], truth: Option<usize>, names: &ClassNames) {
     let pred = argmax(p);
     match (input, truth) {
         (Input::Test(i), Some(label)) => {
-            outln!("Test image {i} (true: {})", CLASS_NAMES[label]);
-            for (c, name) in CLASS_NAMES.iter().enumerate() {
+            outln!("Test image {i} (true: {})", names.get(label));
+            for (c, name) in names.iter().enumerate() {
                 outln!(
                     "  {name:<12} {:>7.2}%{}",
                     100.0 * p[c],
@@ -306,7 +308,7 @@ fn print_text(input: &Input, p: &[f32], truth: Option<usize>) {
             }
             outln!(
                 "  Predicted: {} {:.0}% ({})",
-                CLASS_NAMES[pred],
+                names.get(pred),
                 100.0 * p[pred],
                 if pred == label { "right" } else { "wrong" }
             );
@@ -328,7 +330,7 @@ fn print_text(input: &Input, p: &[f32], truth: Option<usize>) {
                 outln!(
                     "  {}. {:<12} {:>7.2}%",
                     rank + 1,
-                    CLASS_NAMES[c],
+                    names.get(c),
                     100.0 * p[c]
                 );
             }
@@ -343,12 +345,12 @@ struct JsonPrediction {
     input: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     index: Option<usize>,
-    predicted: &'static str,
+    predicted: String,
     predicted_index: usize,
     confidence: f32,
     probabilities: ClassProbabilities,
     #[serde(skip_serializing_if = "Option::is_none")]
-    label: Option<&'static str>,
+    label: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     label_index: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -359,7 +361,7 @@ struct JsonPrediction {
 }
 
 impl JsonPrediction {
-    fn new(input: &Input, p: &[f32], truth: Option<usize>) -> Self {
+    fn new(input: &Input, p: &[f32], truth: Option<usize>, names: &ClassNames) -> Self {
         let pred = argmax(p);
         JsonPrediction {
             input: input.name(),
@@ -367,11 +369,11 @@ impl JsonPrediction {
                 Input::Test(i) => Some(*i),
                 Input::File(..) => None,
             },
-            predicted: CLASS_NAMES[pred],
+            predicted: names.get(pred).to_string(),
             predicted_index: pred,
             confidence: p[pred],
-            probabilities: ClassProbabilities(p.to_vec()),
-            label: truth.map(|t| CLASS_NAMES[t]),
+            probabilities: ClassProbabilities(p.to_vec(), names.clone()),
+            label: truth.map(|t| names.get(t).to_string()),
             label_index: truth,
             correct: truth.map(|t| t == pred),
             warning: match input {
@@ -385,12 +387,12 @@ impl JsonPrediction {
 }
 
 /// `{"T-shirt/top": p0, ...}` in class order (a plain map would sort the names).
-struct ClassProbabilities(Vec<f32>);
+struct ClassProbabilities(Vec<f32>, ClassNames);
 
 impl Serialize for ClassProbabilities {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (name, p) in CLASS_NAMES.iter().zip(&self.0) {
+        for (name, p) in self.1.iter().zip(&self.0) {
             map.serialize_entry(name, p)?;
         }
         map.end()

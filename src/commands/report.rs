@@ -3,12 +3,12 @@
 
 use std::path::PathBuf;
 
-use fmnist::data::{CLASS_NAMES, NUM_CLASSES};
+use fmnist::data::{ClassNames, NUM_CLASSES};
 use fmnist::outln;
 use fmnist::per_class::per_class;
 
-/// The per-class accuracy table of `counts[true][predicted]`.
-pub fn print_per_class(counts: &[[u32; NUM_CLASSES]; NUM_CLASSES]) {
+/// The per-class accuracy table of `counts[true][predicted]`, the classes named by `names`.
+pub fn print_per_class(counts: &[[u32; NUM_CLASSES]; NUM_CLASSES], names: &ClassNames) {
     outln!("Per-class accuracy (test set):");
     outln!(
         "  {:<12} {:>6} {:>6} {:>9}   most often taken for",
@@ -20,11 +20,11 @@ pub fn print_per_class(counts: &[[u32; NUM_CLASSES]; NUM_CLASSES]) {
     for row in per_class(counts) {
         let confused = row
             .confused_with
-            .map(|(c, n)| format!("{} ({n})", CLASS_NAMES[c]))
+            .map(|(c, n)| format!("{} ({n})", names.get(c)))
             .unwrap_or_else(|| "-".to_string());
         outln!(
             "  {:<12} {:>6} {:>6} {:>8.1}%   {confused}",
-            CLASS_NAMES[row.class],
+            names.get(row.class),
             row.correct,
             row.total,
             100.0 * row.accuracy

@@ -58,11 +58,16 @@ pub fn plan(dir: &Path, args: &TrainArgs) -> Result<Option<Plan>> {
             source: "the run's config.json",
         },
     };
-    let dataset = load_data(&location, &cfg)?;
+    let mut dataset = load_data(&location, &cfg)?;
+    dataset.class_names = super::class_names(args.class_names.as_deref(), &location.dir)?;
     let ck_path = run.file(CHECKPOINT_FILE);
     let (spec, params, optimizer, start, origin) = if ck_path.exists() {
         let mut ck = resume::load(&ck_path)?;
         ck.check_fits(&cfg, dataset.train.len())?;
+        // The run keeps the names it started with, unless --class-names says otherwise.
+        if args.class_names.is_none() {
+            dataset.class_names = ck.class_names.clone();
+        }
         // The checkpoint holds no timings: the seconds of finished epochs come from history.csv.
         if let Ok(old) = read_history(&run.file(HISTORY_FILE)) {
             for r in &mut ck.position.history {

@@ -152,6 +152,7 @@ fn save_state(plan: &mut Plan, backend: &mut dyn Backend, position: &FitPosition
         seed: plan.cfg.seed,
         shuffle: plan.cfg.shuffle,
         train_samples: plan.dataset.train.len(),
+        class_names: plan.dataset.class_names.clone(),
     };
     resume::save(&dir.join(CHECKPOINT_FILE), &ck)?;
     write_history(&dir, &position.history)?;
@@ -165,6 +166,7 @@ fn save_model(plan: &Plan, backend: &mut dyn Backend, epochs: usize) -> Result<(
         epochs: Some(epochs),
         seed: Some(plan.cfg.seed),
         steps: Some(backend.steps_done()),
+        class_names: plan.dataset.class_names.clone(),
     };
     checkpoint::save(
         &plan.dir.file(MODEL_FILE),
@@ -208,9 +210,14 @@ fn train_and_save(
             }
             outln!("Test accuracy: {:.4}", eval.accuracy);
             outln!("Model saved to {}", plan.dir.file(MODEL_FILE).display());
-            super::report::print_per_class(&eval.confusion());
-            let figures =
-                fmnist::plot::run_figures::write(plan.dir.path(), &pos.history, &eval, &test)?;
+            super::report::print_per_class(&eval.confusion(), &plan.dataset.class_names);
+            let figures = fmnist::plot::run_figures::write(
+                plan.dir.path(),
+                &pos.history,
+                &eval,
+                &test,
+                &plan.dataset.class_names,
+            )?;
             super::report::print_figures(&figures);
             Ok(ExitCode::SUCCESS)
         }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use fmnist::data::{self, CLASS_NAMES};
+use fmnist::data;
 use fmnist::error::HintExt;
 use fmnist::plot::samples;
 
@@ -33,6 +33,10 @@ pub struct ShowArgs {
     /// PNG file to write (default: image-<split>-<I>.png or grid-<split>-<N>.png).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// The classes' names, comma-separated, for data other than Fashion-MNIST [default: the lines of
+    /// class_names.txt beside the data files, else Fashion-MNIST's].
+    #[arg(long, value_name = "A,B,...")]
+    pub class_names: Option<String>,
     #[command(flatten)]
     pub data: DataArgs,
 }
@@ -53,6 +57,7 @@ pub fn run(args: ShowArgs) -> Result<ExitCode> {
         SplitChoice::Test => data::load_test(&location.dir).map(std::sync::Arc::new),
     }
     .with_context(|| format!("loading Fashion-MNIST from {}", location.dir.display()))?;
+    let names = super::class_names(args.class_names.as_deref(), &location.dir)?;
     let (figure, default_name) = match side {
         Some(side) => {
             let n = side * side;
@@ -64,7 +69,7 @@ pub fn run(args: ShowArgs) -> Result<ExitCode> {
             }
             outln!("The first {n} {split_name} images ({side}x{side})");
             (
-                samples::grid(&split, side)?,
+                samples::grid(&split, side, &names)?,
                 format!("grid-{split_name}-{n}.png"),
             )
         }
@@ -84,7 +89,7 @@ pub fn run(args: ShowArgs) -> Result<ExitCode> {
                 } else {
                     "Test"
                 },
-                CLASS_NAMES[split.labels[i] as usize]
+                names.get(split.labels[i] as usize)
             );
             (
                 samples::single(split.image(i))?,

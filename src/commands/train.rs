@@ -34,6 +34,11 @@ pub struct TrainArgs {
     /// Hidden layer sizes, comma-separated (e.g. 256,128) [default: 128, or the --init checkpoint's].
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub hidden: Option<Vec<u32>>,
+    /// The classes' names, comma-separated (10 of them), for data other than Fashion-MNIST [default:
+    /// the lines of class_names.txt beside the data files, else Fashion-MNIST's]. They are saved in the
+    /// model and label its figures.
+    #[arg(long, value_name = "A,B,...")]
+    pub class_names: Option<String>,
     /// Seed of the initial weights and of the per-epoch shuffle.
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
@@ -158,7 +163,8 @@ pub fn first_weights(
 fn plan_new(args: &TrainArgs) -> Result<Plan> {
     let cfg = args.config()?;
     let location = data::locate(args.data.data_dir.as_deref())?;
-    let dataset = load_data(&location, &cfg)?;
+    let mut dataset = load_data(&location, &cfg)?;
+    dataset.class_names = super::class_names(args.class_names.as_deref(), &location.dir)?;
     let (spec, params, origin) = first_weights(args.init.as_deref(), args.hidden.is_some(), &cfg)?;
     let init = match &args.init {
         Some(path) => Some(InitFile {

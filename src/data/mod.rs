@@ -4,6 +4,7 @@
 
 mod idx;
 mod locate;
+mod names;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,6 +13,7 @@ pub use idx::{
     IdxError, IdxKind, encode_idx, parse_idx_stream, read_idx, read_idx_images, read_idx_labels,
 };
 pub use locate::{DataLocation, candidates, locate, locate_and_load};
+pub use names::{CLASS_NAMES_FILE, ClassNames};
 
 pub const IMAGE_SIDE: usize = 28;
 pub const PIXELS: usize = IMAGE_SIDE * IMAGE_SIDE;
@@ -86,6 +88,9 @@ pub struct Dataset {
     /// Shared, not copied, by every backend that trains or evaluates on it.
     pub train: Arc<Split>,
     pub test: Arc<Split>,
+    /// The classes' names: Fashion-MNIST's unless a command sets others (`--class-names`, or
+    /// `class_names.txt` beside the files).
+    pub class_names: ClassNames,
 }
 
 /// Reads and validates the four files in `dir`.
@@ -94,6 +99,7 @@ pub fn load(dir: &Path) -> Result<Dataset, IdxError> {
         dir: dir.to_path_buf(),
         train: Arc::new(load_split(dir, TRAIN_IMAGES, TRAIN_LABELS)?),
         test: Arc::new(load_split(dir, TEST_IMAGES, TEST_LABELS)?),
+        class_names: ClassNames::default(),
     })
 }
 

@@ -10,7 +10,7 @@ use super::axes;
 use super::figure::{Area, drawing};
 use super::style::{AXIS_GREY, OTHER_BAR, RIGHT, WRONG};
 use super::text;
-use crate::data::{CLASS_NAMES, NUM_CLASSES};
+use crate::data::{ClassNames, NUM_CLASSES};
 use crate::evaluate::argmax;
 use plotters::style::text_anchor::{HPos, VPos};
 
@@ -39,8 +39,14 @@ pub const NAMES_LABEL_AREA: u32 = 72;
 /// Room left of the first bar for the first turned name to hang into.
 const NAMES_LEFT_MARGIN: u32 = 30;
 
-/// Draws the bar chart of `probs (10)` filling `area`.
-pub fn draw(area: &Area<'_>, probs: &[f32], truth: Option<usize>, ticks: Ticks) -> Result<()> {
+/// Draws the bar chart of `probs (10)` filling `area` (ticks named by `names` with `Ticks::Names`).
+pub fn draw(
+    area: &Area<'_>,
+    probs: &[f32],
+    truth: Option<usize>,
+    ticks: Ticks,
+    names: &ClassNames,
+) -> Result<()> {
     let predicted = argmax(probs);
     let (label_size, x_area, y_area, left) = match ticks {
         Ticks::Digits => (12.0, 20, 6, 4),
@@ -95,7 +101,7 @@ pub fn draw(area: &Area<'_>, probs: &[f32], truth: Option<usize>, ticks: Ticks) 
     })))?;
     if ticks == Ticks::Names {
         let base = area.get_base_pixel();
-        for (c, name) in CLASS_NAMES.iter().enumerate() {
+        for (c, name) in names.iter().enumerate() {
             let (px, py) = chart.backend_coord(&(c as f64, 0.0));
             let (px, py) = (px - base.0, py - base.1);
             drawing(area.draw(&PathElement::new(vec![(px, py), (px, py + 4)], AXIS_GREY)))?;

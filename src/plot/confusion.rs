@@ -10,7 +10,7 @@ use super::Figure;
 use super::figure::drawing;
 use super::style::{AXIS_GREY, blues};
 use super::text::{self, CENTRE, RIGHT_MIDDLE, TOP_CENTRE};
-use crate::data::{CLASS_NAMES, NUM_CLASSES};
+use crate::data::{ClassNames, NUM_CLASSES};
 use plotters::style::text_anchor::{HPos, VPos};
 
 pub const SIZE: (u32, u32) = (740, 730);
@@ -33,7 +33,7 @@ pub fn shade(count: u32, max: u32) -> RGBColor {
 }
 
 /// `counts[true][predicted]`, as `Evaluation::confusion` returns it.
-pub fn figure(counts: &[[u32; NUM_CLASSES]; NUM_CLASSES]) -> Result<Figure> {
+pub fn figure(counts: &[[u32; NUM_CLASSES]; NUM_CLASSES], names: &ClassNames) -> Result<Figure> {
     let max = counts.iter().flatten().copied().max().unwrap_or(0);
     let total: u32 = counts.iter().flatten().sum();
     let right: u32 = (0..NUM_CLASSES).map(|i| counts[i][i]).sum();
@@ -74,7 +74,7 @@ pub fn figure(counts: &[[u32; NUM_CLASSES]; NUM_CLASSES]) -> Result<Figure> {
             [(LEFT - 1, TOP - 1), (gx1, gy1)],
             AXIS_GREY.stroke_width(1),
         )))?;
-        for (c, name) in CLASS_NAMES.iter().enumerate() {
+        for (c, name) in names.iter().enumerate() {
             let (x0, y0, x1, y1) = cell(c, c);
             text::draw(
                 root,

@@ -8,7 +8,7 @@ use plotters::prelude::*;
 use super::Figure;
 use super::panels;
 use super::style::{AXIS_GREY, PixelMap, RIGHT, WRONG};
-use crate::data::{CLASS_NAMES, IMAGE_SIDE, Split};
+use crate::data::{ClassNames, IMAGE_SIDE, Split};
 use crate::evaluate::Evaluation;
 
 /// One wrong prediction.
@@ -59,7 +59,7 @@ pub fn size(count: usize) -> (u32, u32) {
 }
 
 /// A grid of `mistakes` (images from `test`), `COLS` per row.
-pub fn figure(mistakes: &[Mistake], test: &Split) -> Result<Figure> {
+pub fn figure(mistakes: &[Mistake], test: &Split, names: &ClassNames) -> Result<Figure> {
     let (w, h) = size(mistakes.len());
     Figure::render(w, h, |root| {
         let title = if mistakes.is_empty() {
@@ -77,8 +77,8 @@ pub fn figure(mistakes: &[Mistake], test: &Split) -> Result<Figure> {
                 .shrink((x + (CELL_W - side) / 2, y + 2), (side, side));
             panels::image(&image_area, test.image(m.index), PixelMap::Binary)?;
             let cell = root.clone().shrink((x, y), (CELL_W, CELL_H));
-            let guess = format!("{} {:.0}%", CLASS_NAMES[m.predicted], 100.0 * m.confidence);
-            let truth = format!("true: {}", CLASS_NAMES[m.truth]);
+            let guess = format!("{} {:.0}%", names.get(m.predicted), 100.0 * m.confidence);
+            let truth = format!("true: {}", names.get(m.truth));
             let index = format!("test #{}", m.index);
             panels::caption(
                 &cell,

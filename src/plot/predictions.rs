@@ -9,15 +9,15 @@ use super::Figure;
 use super::bars::{self, Ticks};
 use super::panels;
 use super::style::{AXIS_GREY, NEUTRAL, PixelMap, verdict_colour};
-use crate::data::{CLASS_NAMES, IMAGE_SIDE, NUM_CLASSES};
+use crate::data::{ClassNames, IMAGE_SIDE, NUM_CLASSES};
 use crate::evaluate::argmax;
 
 /// The tutorial's caption: predicted class, its probability, and the true class when known.
-pub fn caption_text(probs: &[f32], truth: Option<usize>) -> String {
+pub fn caption_text(probs: &[f32], truth: Option<usize>, names: &ClassNames) -> String {
     let p = argmax(probs);
-    let head = format!("{} {:.0}%", CLASS_NAMES[p], 100.0 * probs[p]);
+    let head = format!("{} {:.0}%", names.get(p), 100.0 * probs[p]);
     match truth {
-        Some(t) => format!("{head} ({})", CLASS_NAMES[t]),
+        Some(t) => format!("{head} ({})", names.get(t)),
         None => head,
     }
 }
@@ -25,7 +25,7 @@ pub fn caption_text(probs: &[f32], truth: Option<usize>) -> String {
 pub const SINGLE_SIZE: (u32, u32) = (660, 330);
 
 /// One test image with its caption beside its ten bars.
-pub fn single(pixels: &[u8], probs: &[f32], truth: usize) -> Result<Figure> {
+pub fn single(pixels: &[u8], probs: &[f32], truth: usize, names: &ClassNames) -> Result<Figure> {
     Figure::render(SINGLE_SIZE.0, SINGLE_SIZE.1, |root| {
         let (left, right) = root.split_horizontally(330);
         let image_area = left
@@ -36,7 +36,7 @@ pub fn single(pixels: &[u8], probs: &[f32], truth: usize) -> Result<Figure> {
         panels::caption(
             &left,
             12 + 9 * IMAGE_SIDE as i32 + 10,
-            &[(&caption_text(probs, Some(truth)), colour)],
+            &[(&caption_text(probs, Some(truth), names), colour)],
             16.0,
         )?;
         bars::draw(
@@ -44,6 +44,7 @@ pub fn single(pixels: &[u8], probs: &[f32], truth: usize) -> Result<Figure> {
             probs,
             Some(truth),
             Ticks::Digits,
+            names,
         )
     })
 }
@@ -68,6 +69,7 @@ pub fn grid(
     labels: &[u8],
     rows: usize,
     cols: usize,
+    names: &ClassNames,
 ) -> Result<Figure> {
     let n = rows * cols;
     ensure!(n >= 1, "a grid needs at least one image");
@@ -92,8 +94,11 @@ pub fn grid(
                 .clone()
                 .shrink((x + (CELL_IMAGE_W - side) / 2, y + 4), (side, side));
             panels::image(&image_area, images[i], PixelMap::Binary)?;
-            let text =
-                panels::fit_text(&caption_text(p, Some(truth)), 12.0, CELL_IMAGE_W as u32 - 4);
+            let text = panels::fit_text(
+                &caption_text(p, Some(truth), names),
+                12.0,
+                CELL_IMAGE_W as u32 - 4,
+            );
             panels::caption(
                 &cell,
                 side + 10,
@@ -103,7 +108,7 @@ pub fn grid(
             let bars_area = root
                 .clone()
                 .shrink((x + CELL_IMAGE_W, y + 4), (CELL_BARS_W - 8, side + 8));
-            bars::draw(&bars_area, p, Some(truth), Ticks::Digits)?;
+            bars::draw(&bars_area, p, Some(truth), Ticks::Digits, names)?;
         }
         Ok(())
     })
@@ -112,23 +117,29 @@ pub fn grid(
 pub const CHART_SIZE: (u32, u32) = (520, 380);
 
 /// The bars alone with class names under them (the tutorial's last figure).
-pub fn chart(probs: &[f32], truth: Option<usize>) -> Result<Figure> {
+pub fn chart(probs: &[f32], truth: Option<usize>, names: &ClassNames) -> Result<Figure> {
     Figure::render(CHART_SIZE.0, CHART_SIZE.1, |root| {
-        let title = caption_text(probs, truth);
+        let title = caption_text(probs, truth, names);
         panels::caption(
             root,
             8,
             &[(&title, verdict_colour(argmax(probs), truth))],
             15.0,
         )?;
-        bars::draw(&root.margin(32, 4, 6, 10), probs, truth, Ticks::Names)
+        bars::draw(
+            &root.margin(32, 4, 6, 10),
+            probs,
+            truth,
+            Ticks::Names,
+            names,
+        )
     })
 }
 
 pub const PHOTO_SIZE: (u32, u32) = (760, 380);
 
 /// A person's photo after preprocessing (28x28, grey, exactly what the model is fed) beside its bars.
-pub fn photo(pixels: &[u8], probs: &[f32], name: &str) -> Result<Figure> {
+pub fn photo(pixels: &[u8], probs: &[f32], name: &str, names: &ClassNames) -> Result<Figure> {
     Figure::render(PHOTO_SIZE.0, PHOTO_SIZE.1, |root| {
         let (left, right) = root.split_horizontally(300);
         let side = 9 * IMAGE_SIDE as i32;
@@ -139,12 +150,18 @@ pub fn photo(pixels: &[u8], probs: &[f32], name: &str) -> Result<Figure> {
             &left,
             16 + side + 10,
             &[
-                (&caption_text(probs, None), NEUTRAL),
+                (&caption_text(probs, None, names), NEUTRAL),
                 (&name, AXIS_GREY),
                 ("the 28x28 input the model saw", AXIS_GREY),
             ],
             14.0,
         )?;
-        bars::draw(&right.margin(16, 4, 4, 12), probs, None, Ticks::Names)
+        bars::draw(
+            &right.margin(16, 4, 4, 12),
+            probs,
+            None,
+            Ticks::Names,
+            names,
+        )
     })
 }

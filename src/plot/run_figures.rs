@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, ensure};
 
 use super::{confusion, history, mistakes, predictions};
-use crate::data::Split;
+use crate::data::{ClassNames, Split};
 use crate::evaluate::Evaluation;
 use crate::train::EpochRecord;
 
@@ -21,12 +21,14 @@ pub const GRID: (usize, usize) = (5, 3);
 /// How many wrong predictions mistakes.png shows.
 pub const MISTAKES: usize = 24;
 
-/// Draws every run figure into `dir` and returns their paths. `eval` must be the evaluation of `test`.
+/// Draws every run figure into `dir` and returns their paths. `eval` must be the evaluation of `test`;
+/// `names` label the classes.
 pub fn write(
     dir: &Path,
     history: &[EpochRecord],
     eval: &Evaluation,
     test: &Split,
+    names: &ClassNames,
 ) -> Result<Vec<PathBuf>> {
     ensure!(
         eval.len() == test.len(),
@@ -42,19 +44,19 @@ pub fn write(
         Ok(())
     };
     save(HISTORY_PNG, history::figure(history)?)?;
-    save(CONFUSION_PNG, confusion::figure(&eval.confusion())?)?;
+    save(CONFUSION_PNG, confusion::figure(&eval.confusion(), names)?)?;
     let (rows, cols) = GRID;
     let n = (rows * cols).min(test.len());
     let images: Vec<&[u8]> = (0..n).map(|i| test.image(i)).collect();
     if n == rows * cols {
         save(
             PREDICTIONS_PNG,
-            predictions::grid(&images, &eval.probs, &eval.labels, rows, cols)?,
+            predictions::grid(&images, &eval.probs, &eval.labels, rows, cols, names)?,
         )?;
     }
     save(
         MISTAKES_PNG,
-        mistakes::figure(&mistakes::most_confident(eval, MISTAKES), test)?,
+        mistakes::figure(&mistakes::most_confident(eval, MISTAKES), test, names)?,
     )?;
     Ok(written)
 }

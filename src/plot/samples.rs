@@ -11,7 +11,7 @@ use super::figure::{Area, drawing};
 use super::panels::{self, Placed};
 use super::style::{AXIS_GREY, PixelMap};
 use super::text::{self, LEFT_MIDDLE, RIGHT_MIDDLE, TOP_CENTRE};
-use crate::data::{CLASS_NAMES, IMAGE_SIDE, Split};
+use crate::data::{ClassNames, IMAGE_SIDE, Split};
 
 /// Where `single` draws the image: 13 figure pixels per source pixel.
 pub const SINGLE_IMAGE: Placed = Placed {
@@ -116,7 +116,7 @@ pub fn grid_size(side: usize) -> (u32, u32) {
 }
 
 /// The first `side * side` images of `split` in a square grid, each with its class name.
-pub fn grid(split: &Split, side: usize) -> Result<Figure> {
+pub fn grid(split: &Split, side: usize, names: &ClassNames) -> Result<Figure> {
     ensure!(side >= 1, "a grid needs at least one image");
     ensure!(
         side * side <= split.len(),
@@ -133,11 +133,8 @@ pub fn grid(split: &Split, side: usize) -> Result<Figure> {
             let cell = root
                 .clone()
                 .shrink((p.x - (CELL_W - GRID_IMAGE) / 2, p.y), (CELL_W, CELL_H));
-            let name = panels::fit_text(
-                CLASS_NAMES[split.labels[i] as usize],
-                13.0,
-                CELL_W as u32 - 4,
-            );
+            let name =
+                panels::fit_text(names.get(split.labels[i] as usize), 13.0, CELL_W as u32 - 4);
             panels::caption(&cell, GRID_IMAGE + 5, &[(&name, BLACK)], 13.0)?;
         }
         Ok(())
