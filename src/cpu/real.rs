@@ -125,43 +125,35 @@ fn adam_f32(
     beta2: f32,
     epsilon: f32,
 ) {
+    // One wrapper per instruction set: `adam_loop` inlined under that target feature, so the compiler
+    // vectorises it at that width.
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        #[target_feature(enable = "avx512f")]
-        #[allow(clippy::too_many_arguments)]
-        fn adam_avx512(
-            params: &mut [f32],
-            grads: &[f32],
-            m: &mut [f32],
-            v: &mut [f32],
-            alpha: f32,
-            beta1: f32,
-            beta2: f32,
-            epsilon: f32,
-        ) {
-            adam_loop(params, grads, m, v, alpha, beta1, beta2, epsilon)
-        }
-        // SAFETY: the processor was just checked to have AVX-512F.
-        return unsafe { adam_avx512(params, grads, m, v, alpha, beta1, beta2, epsilon) };
+    macro_rules! adam_with {
+        ($feature:tt, $name:ident) => {
+            if std::arch::is_x86_feature_detected!($feature) {
+                #[target_feature(enable = $feature)]
+                #[allow(clippy::too_many_arguments)]
+                fn $name(
+                    params: &mut [f32],
+                    grads: &[f32],
+                    m: &mut [f32],
+                    v: &mut [f32],
+                    alpha: f32,
+                    beta1: f32,
+                    beta2: f32,
+                    epsilon: f32,
+                ) {
+                    adam_loop(params, grads, m, v, alpha, beta1, beta2, epsilon)
+                }
+                // SAFETY: the processor was just checked to have the feature.
+                return unsafe { $name(params, grads, m, v, alpha, beta1, beta2, epsilon) };
+            }
+        };
     }
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        #[target_feature(enable = "avx2")]
-        #[allow(clippy::too_many_arguments)]
-        fn adam_avx2(
-            params: &mut [f32],
-            grads: &[f32],
-            m: &mut [f32],
-            v: &mut [f32],
-            alpha: f32,
-            beta1: f32,
-            beta2: f32,
-            epsilon: f32,
-        ) {
-            adam_loop(params, grads, m, v, alpha, beta1, beta2, epsilon)
-        }
-        // SAFETY: the processor was just checked to have AVX2.
-        return unsafe { adam_avx2(params, grads, m, v, alpha, beta1, beta2, epsilon) };
+    {
+        adam_with!("avx512f", adam_avx512);
+        adam_with!("avx2", adam_avx2);
     }
     adam_loop(params, grads, m, v, alpha, beta1, beta2, epsilon)
 }
