@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Mesa prints a harmless XDG_RUNTIME_DIR warning when no session directory exists; give it a private one.
 export XDG_RUNTIME_DIR ?= $(shell d=/tmp/fmnist-xdg-$$(id -u); mkdir -p -m 700 $$d; echo $$d)
 
-.PHONY: setup build train test lint shaders bench clean-runs
+.PHONY: setup onnxruntime build train test lint shaders bench clean-runs
 
 # Installs the Debian packages that are missing: the dataset, and a software Vulkan driver (lavapipe)
 # when no Vulkan driver is installed at all. Runs apt-get only when something is missing. Whether the
@@ -26,6 +26,23 @@ setup:
 	  echo "setup: please install:$$missing (or download Fashion-MNIST into ./data/fashion-mnist and install a Vulkan driver)"; exit 1; fi; \
 	echo "setup: installing$$missing"; \
 	$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing
+	@$(MAKE) --no-print-directory onnxruntime
+
+# onnxruntime and numpy in a cached Python environment, for the ONNX export test (tests/onnx_export.rs,
+# which skips without it and fails in CI): ~/.cache/fmnist-onnx, from PyPI.
+ONNX_VENV := $(HOME)/.cache/fmnist-onnx
+onnxruntime:
+	@if "$(ONNX_VENV)/bin/python" -c 'import onnxruntime, numpy' 2>/dev/null; then echo "setup: onnxruntime found in $(ONNX_VENV)"; \
+	elif ! command -v python3 >/dev/null 2>&1; then echo "setup: no python3, so no onnxruntime: the ONNX export test will skip"; \
+	else \
+	  if ! python3 -c 'import ensurepip' 2>/dev/null && command -v apt-get >/dev/null 2>&1; then \
+	    echo "setup: installing python3-venv"; \
+	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-venv; fi; \
+	  rm -rf "$(ONNX_VENV)"; \
+	  if python3 -m venv "$(ONNX_VENV)" && "$(ONNX_VENV)/bin/pip" install -q onnxruntime numpy; then \
+	    echo "setup: onnxruntime installed in $(ONNX_VENV)"; \
+	  else echo "setup: could not install onnxruntime into $(ONNX_VENV): the ONNX export test will skip (and fail in CI)"; fi; \
+	fi
 
 build:
 	$(CARGO) build --release

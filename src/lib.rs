@@ -21,6 +21,7 @@ pub mod interrupt;
 pub mod limits;
 pub mod metrics;
 pub mod model;
+pub mod onnx;
 pub mod per_class;
 pub mod photo;
 pub mod plot;

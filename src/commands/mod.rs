@@ -2,6 +2,7 @@
 
 mod bench;
 mod evaluate;
+mod export;
 mod info;
 mod plot;
 mod predict;
@@ -59,6 +60,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Keras' model.summary(): layers, output shapes and parameter counts of a model.
     Summary(summary::SummaryArgs),
+    /// A saved model as an ONNX file (MatMul/Add/Relu/Softmax) for any ONNX runtime.
+    Export(export::ExportArgs),
 }
 
 /// `--data-dir`, shared by every command that reads the dataset.
@@ -136,5 +139,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Selftest(a) => selftest::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Summary(a) => summary::run(a),
+        Command::Export(a) => export::run(a),
     }
 }
