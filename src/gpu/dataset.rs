@@ -17,8 +17,9 @@ use crate::gpu::buffers;
 
 /// One split on the device.
 pub struct ResidentSplit {
-    /// `(len * pixels / 4)` u32: the images' bytes, little-endian, padded with zeros to a whole u32.
-    pub images: wgpu::Buffer,
+    /// `(len * pixels / 4)` u32: the images' bytes, little-endian, padded with zeros to a whole u32;
+    /// None where only the texture is read (`images()`).
+    images: Option<wgpu::Buffer>,
     /// `(len)` u32.
     pub labels: wgpu::Buffer,
     /// The images again, as a texture, on the texture path.
@@ -29,13 +30,15 @@ pub struct ResidentSplit {
 }
 
 impl ResidentSplit {
-    /// Uploads `split` (and its image texture when `texture`); fails with the sizes when the adapter
-    /// cannot bind that much in one buffer or hold it in one texture.
+    /// Uploads `split`: its labels, and its images as a buffer (`buffer`), a texture (`texture`) or
+    /// both; fails with the sizes when the adapter cannot bind that much in one buffer or hold it in
+    /// one texture.
     pub fn upload(
         device: &wgpu::Device,
         queue: &wgpu::Queue,
         what: &str,
         split: &Arc<Split>,
+        buffer: bool,
         texture: bool,
     ) -> Result<Self> {
         let bytes = split.images.len().div_ceil(4) * 4;
@@ -52,11 +55,13 @@ impl ResidentSplit {
             .transpose()?;
         Ok(Self {
             texture,
-            images: buffers::storage_init(
-                device,
-                &format!("{what} images (len * pixels / 4) u32"),
-                &split.images,
-            ),
+            images: buffer.then(|| {
+                buffers::storage_init(
+                    device,
+                    &format!("{what} images (len * pixels / 4) u32"),
+                    &split.images,
+                )
+            }),
             labels: buffers::storage_init(
                 device,
                 &format!("{what} labels (len) u32"),
@@ -67,6 +72,13 @@ impl ResidentSplit {
         })
     }
 
+    /// The images buffer, which the kernels reading samples from storage bind.
+    pub fn images(&self) -> &wgpu::Buffer {
+        self.images
+            .as_ref()
+            .expect("the split was uploaded with its images buffer for these kernels")
+    }
+
     /// Whether this is the device copy of `split`.
     pub fn holds(&self, split: &Arc<Split>) -> bool {
         Arc::ptr_eq(&self.source, split)
@@ -74,7 +86,9 @@ impl ResidentSplit {
 
     /// Bytes moved to the device by `upload`.
     pub fn bytes(&self) -> u64 {
-        self.images.size() + self.labels.size() + self.texture.as_ref().map_or(0, |t| t.bytes())
+        self.images.as_ref().map_or(0, |b| b.size())
+            + self.labels.size()
+            + self.texture.as_ref().map_or(0, |t| t.bytes())
     }
 }
 

@@ -156,7 +156,7 @@ impl EvalPlan {
         }
         let d = &ctx.device;
         let layout = &state.layout;
-        let resident = ResidentSplit::upload(d, &ctx.queue, "eval", split, false)?;
+        let resident = ResidentSplit::upload(d, &ctx.queue, "eval", split, true, false)?;
         let uploaded = resident.bytes();
         let inputs = split.pixels;
         let mut first = Vec::new();
@@ -183,7 +183,7 @@ impl EvalPlan {
                 "eval forward_gather",
                 &kernels.forward_gather_layout,
                 &[
-                    &resident.images,
+                    resident.images(),
                     order,
                     &state.params,
                     &self.acts[0],
@@ -212,7 +212,7 @@ impl EvalPlan {
                 d,
                 "eval gather",
                 &kernels.gather_layout,
-                &[&resident.images, order, &self.x, &u, &self.record],
+                &[resident.images(), order, &self.x, &u, &self.record],
                 None,
             );
             first.push(Stage {

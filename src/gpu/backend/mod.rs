@@ -283,7 +283,11 @@ impl GpuBackend {
         let t = self.ctx.scoped("uploading the training split", || {
             let d = &self.ctx.device;
             let textures = self.operands == Operands::Textures;
-            let resident = ResidentSplit::upload(d, &self.ctx.queue, "train", split, textures)?;
+            // The texture path reads the images buffer only to gather x for a model without hidden
+            // layers; its first-layer kernels read the texture.
+            let buffer = !textures || self.spec.hidden.is_empty();
+            let resident =
+                ResidentSplit::upload(d, &self.ctx.queue, "train", split, buffer, textures)?;
             let order = order_buffer(d, split.len());
             let order_tex = textures
                 .then(|| OrderTexture::new(d, split.len()))

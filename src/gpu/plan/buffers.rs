@@ -133,7 +133,7 @@ fn first_forward(p: &PlanInputs<'_>, act: &wgpu::Buffer) -> (Site, wgpu::Buffer)
         p,
         "forward_gather (slot)",
         &p.kernels.forward_gather_layout,
-        &[&p.train.images, p.order, &p.state.params, act, &u],
+        &[p.train.images(), p.order, &p.state.params, act, &u],
         5,
     );
     let mut site = Site::plain(
@@ -273,7 +273,7 @@ fn first_grad_adam(p: &PlanInputs<'_>, dz: &wgpu::Buffer, off: usize) -> (Site, 
         p,
         "grad_adam_gather (slot)",
         p.kernels.layout(Kernel::GradAdamGather),
-        &[&p.train.images, p.order, dz, &st.params, &st.m, &st.v, &u],
+        &[p.train.images(), p.order, dz, &st.params, &st.m, &st.v, &u],
         7,
     );
     let mut site = Site::plain(

@@ -55,7 +55,7 @@ pub fn gather_site(p: &PlanInputs<'_>, x: &wgpu::Buffer, ldx: usize) -> (Site, w
         p,
         "gather (slot)",
         &p.kernels.gather_layout,
-        &[&p.train.images, p.order, x, &u],
+        &[p.train.images(), p.order, x, &u],
         4,
     );
     let mut site = Site::plain(
