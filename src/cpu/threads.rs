@@ -141,11 +141,6 @@ impl ComputeThreads {
     pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         self.wide.install(f)
     }
-
-    /// The running choice (for tests and the bench).
-    pub fn choice(&self) -> &ThreadChoice {
-        &self.choice
-    }
 }
 
 impl Default for ComputeThreads {
