@@ -29,6 +29,17 @@ pub struct OptimizerState {
     pub steps: u64,
 }
 
+/// Checks that `params` holds one value per parameter of `spec`.
+pub fn check_params(params: &[f32], spec: &MlpSpec) -> Result<()> {
+    let total = spec.layout().total;
+    ensure!(
+        params.len() == total,
+        "{} parameter values for a model of {total} parameters",
+        params.len()
+    );
+    Ok(())
+}
+
 impl OptimizerState {
     /// Checks that `m` and `v` fit a model of `params` parameters.
     pub fn check(&self, params: usize) -> Result<()> {
@@ -65,6 +76,9 @@ pub trait Backend {
     fn eval_batch(&self) -> usize;
     /// The parameters, flat, in `ParamLayout` order.
     fn params(&mut self) -> Result<Vec<f32>>;
+    /// Replaces the parameters (flat, `ParamLayout` order), e.g. with the best epoch's at the end of
+    /// an early-stopped fit; the optimizer state is left as it is (Keras restores weights only).
+    fn set_params(&mut self, params: &[f32]) -> Result<()>;
     /// Optimizer steps taken so far.
     fn steps_done(&self) -> u64;
     /// Adam's moments and step count (waits for queued steps).

@@ -40,7 +40,8 @@ fn bias_name(i: usize) -> String {
 
 /// `format` in the metadata of a model file.
 pub const MODEL_FORMAT: &str = "fmnist-mlp";
-/// `format` of a run checkpoint (`resume`): a model file plus tensors named `optimizer.*`.
+/// `format` of a run checkpoint (`resume`): a model file plus tensors named `optimizer.*` (and
+/// `best.*`, the best epoch's weights, under early stopping).
 pub const RUN_CHECKPOINT_FORMAT: &str = "fmnist-checkpoint";
 
 /// The model's tensors in file order: `layers.{i}.weight` then `layers.{i}.bias`, layer by layer.
@@ -166,7 +167,8 @@ pub fn check_header(bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Parses a model file (or a run checkpoint, whose `optimizer.*` tensors are left to `resume`).
+/// Parses a model file (or a run checkpoint, whose `optimizer.*` and `best.*` tensors are left to
+/// `resume`).
 pub fn parse(bytes: &[u8]) -> Result<Checkpoint> {
     check_header(bytes)?;
     let st = SafeTensors::deserialize(bytes)
@@ -191,8 +193,8 @@ pub fn parse(bytes: &[u8]) -> Result<Checkpoint> {
         .collect();
     if let Some(extra) = st.names().into_iter().find(|n| {
         let known = expected.iter().any(|e| e == n);
-        let optimizer = run_checkpoint && n.starts_with("optimizer.");
-        !(known || optimizer)
+        let run_state = run_checkpoint && (n.starts_with("optimizer.") || n.starts_with("best."));
+        !(known || run_state)
     }) {
         bail!(
             "unexpected tensor {extra} (a model with {n_layers} layers has only layers.0-{}.weight/bias)",

@@ -213,6 +213,9 @@ impl Backend for Explained {
     fn params(&mut self) -> Result<Vec<f32>> {
         self.inner.params()
     }
+    fn set_params(&mut self, params: &[f32]) -> Result<()> {
+        self.inner.set_params(params)
+    }
     fn steps_done(&self) -> u64 {
         self.inner.steps_done()
     }

@@ -31,6 +31,13 @@ impl Evaluation {
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
+    /// The loss and accuracy, as an epoch's record keeps them.
+    pub fn scores(&self) -> crate::train::Scores {
+        crate::train::Scores {
+            loss: self.loss,
+            accuracy: self.accuracy,
+        }
+    }
     /// The probabilities of sample `i`.
     pub fn probs_of(&self, i: usize) -> &[f32] {
         &self.probs[i * NUM_CLASSES..(i + 1) * NUM_CLASSES]

@@ -1,7 +1,8 @@
 //! Keras-style training output: `Epoch 3/10`, then a live bar on a terminal (`412/1875 [=====>   ]
 //! ETA 3s - loss: 0.5120 - accuracy: 0.8190`, with metrics from its first draw) or one line per epoch
-//! otherwise, ending `1875/1875 - 2.1s - 1ms/step - loss: 0.3012 - accuracy: 0.8891 - test_loss: ...`,
-//! which stays on screen in place of the bar. Tested by tests/train_cpu.rs and the unit tests below.
+//! otherwise, ending `1500/1500 - 2.1s - 1ms/step - loss: 0.3012 - accuracy: 0.8891 - val_loss: ...`
+//! (the validation and test scores where the epoch evaluated them), which stays on screen in place of
+//! the bar. Tested by tests/train_cpu.rs and the unit tests below.
 
 use std::io::IsTerminal;
 
@@ -35,15 +36,22 @@ impl Progress for Silent {
 /// The line Keras prints at the end of an epoch.
 pub fn epoch_line(r: &EpochRecord, steps_done: usize, steps_per_epoch: usize) -> String {
     let ms_per_step = 1000.0 * r.seconds / steps_done.max(1) as f64;
-    format!(
-        "{steps_done}/{steps_per_epoch} - {:.1}s - {} - loss: {:.4} - accuracy: {:.4} - test_loss: {:.4} - test_accuracy: {:.4}",
+    let mut line = format!(
+        "{steps_done}/{steps_per_epoch} - {:.1}s - {} - loss: {:.4} - accuracy: {:.4}",
         r.seconds,
         format_step_time(ms_per_step),
         r.loss,
         r.accuracy,
-        r.test_loss,
-        r.test_accuracy
-    )
+    );
+    for (prefix, scores) in [("val", r.val), ("test", r.test)] {
+        if let Some(s) = scores {
+            line += &format!(
+                " - {prefix}_loss: {:.4} - {prefix}_accuracy: {:.4}",
+                s.loss, s.accuracy
+            );
+        }
+    }
+    line
 }
 
 /// The metrics of the live line: the running means so far.

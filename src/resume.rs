@@ -2,7 +2,8 @@
 //! same `layers.{i}.*` tensors, so `evaluate` and `--init` read it too) plus Adam's moments as
 //! `optimizer.m.layers.{i}.*` and `optimizer.v.layers.{i}.*` in the same shapes, and metadata saying
 //! where the fit stands: Adam's step count, the epoch and sample reached, the running stats of a
-//! partial epoch and the history so far (without timings). Written in a fixed order, so the same state
+//! partial epoch, the history so far (without timings) and the best epoch (with its weights as
+//! `best.layers.{i}.*` where early stopping will restore them). Written in a fixed order, so the same state
 //! gives the same bytes. Tested by tests/resume.rs and tests/checkpoint.rs.
 
 use std::path::Path;
@@ -19,12 +20,14 @@ use crate::checkpoint::{
 use crate::config::TrainConfig;
 use crate::data::ClassNames;
 use crate::metrics::StepStats;
-use crate::model::MlpSpec;
+use crate::model::{MlpSpec, ParamLayout};
 use crate::tensorfile::{self, Tensor};
-use crate::train::{EpochRecord, FitPosition};
+use crate::train::{BestEpoch, EpochRecord, FitPosition, Scores};
 
 const M_PREFIX: &str = "optimizer.m.";
 const V_PREFIX: &str = "optimizer.v.";
+/// The best epoch's weights, kept for early stopping's restore.
+const BEST_PREFIX: &str = "best.";
 
 /// Everything a run needs to continue exactly where it stopped.
 #[derive(Clone, Debug, PartialEq)]
@@ -69,41 +72,57 @@ impl RunCheckpoint {
 }
 
 /// An epoch's record without its seconds: the checkpoint of an epoch boundary holds no timing, so the
-/// same seed gives the same bytes (history.csv keeps the seconds).
+/// same seed gives the same bytes (history.csv keeps the seconds). Checkpoints written before
+/// validation existed hold test scores for every epoch and no `val_*`; they read the same.
 #[derive(Serialize, Deserialize)]
-struct Scores {
+struct SavedEpoch {
     epoch: usize,
     loss: f64,
     accuracy: f64,
-    test_loss: f64,
-    test_accuracy: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    val_loss: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    val_accuracy: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    test_loss: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    test_accuracy: Option<f64>,
 }
 
-impl Scores {
+impl SavedEpoch {
+    fn of(r: &EpochRecord) -> Self {
+        Self {
+            epoch: r.epoch,
+            loss: r.loss,
+            accuracy: r.accuracy,
+            val_loss: r.val.map(|s| s.loss),
+            val_accuracy: r.val.map(|s| s.accuracy),
+            test_loss: r.test.map(|s| s.loss),
+            test_accuracy: r.test.map(|s| s.accuracy),
+        }
+    }
+
     fn record(self) -> EpochRecord {
+        let scores = |loss: Option<f64>, accuracy: Option<f64>| {
+            Some(Scores {
+                loss: loss?,
+                accuracy: accuracy?,
+            })
+        };
         EpochRecord {
             epoch: self.epoch,
             loss: self.loss,
             accuracy: self.accuracy,
-            test_loss: self.test_loss,
-            test_accuracy: self.test_accuracy,
+            val: scores(self.val_loss, self.val_accuracy),
+            test: scores(self.test_loss, self.test_accuracy),
             seconds: 0.0,
         }
     }
 }
 
 fn history_json(history: &[EpochRecord]) -> Result<String> {
-    let scores: Vec<Scores> = history
-        .iter()
-        .map(|r| Scores {
-            epoch: r.epoch,
-            loss: r.loss,
-            accuracy: r.accuracy,
-            test_loss: r.test_loss,
-            test_accuracy: r.test_accuracy,
-        })
-        .collect();
-    Ok(serde_json::to_string(&scores)?)
+    let saved: Vec<SavedEpoch> = history.iter().map(SavedEpoch::of).collect();
+    Ok(serde_json::to_string(&saved)?)
 }
 
 /// Saves a run checkpoint to `path`, atomically. `position.seconds` (non-zero only inside an
@@ -111,13 +130,19 @@ fn history_json(history: &[EpochRecord]) -> Result<String> {
 pub fn save(path: &Path, ck: &RunCheckpoint) -> Result<()> {
     let spec = &ck.spec;
     let mut tensors = model_tensors(spec, &ck.params);
-    for (prefix, data) in [(M_PREFIX, &ck.optimizer.m), (V_PREFIX, &ck.optimizer.v)] {
+    let p = &ck.position;
+    let best_params = p.best.as_ref().and_then(|b| b.params.as_ref());
+    let extra = [
+        (M_PREFIX, Some(&ck.optimizer.m)),
+        (V_PREFIX, Some(&ck.optimizer.v)),
+        (BEST_PREFIX, best_params),
+    ];
+    for (prefix, data) in extra.into_iter().filter_map(|(k, d)| Some((k, d?))) {
         tensors.extend(model_tensors(spec, data).into_iter().map(|t| Tensor {
             name: format!("{prefix}{}", t.name),
             ..t
         }));
     }
-    let p = &ck.position;
     let meta = CheckpointMeta {
         epochs: Some(p.epoch),
         seed: Some(ck.seed),
@@ -138,6 +163,13 @@ pub fn save(path: &Path, ck: &RunCheckpoint) -> Result<()> {
         ("running_seconds", p.seconds.to_string()),
         ("history", history_json(&p.history)?),
     ]);
+    if let Some(best) = &p.best {
+        info.extend([
+            ("best_epoch", best.epoch.to_string()),
+            ("best_value", best.value.to_string()),
+            ("best_steps", best.steps.to_string()),
+        ]);
+    }
     write_atomic(path, &tensorfile::serialize(&tensors, &info))
 }
 
@@ -172,33 +204,26 @@ fn parse(bytes: &[u8]) -> Result<RunCheckpoint> {
     let num_f64 = |key: &str| -> Result<f64> { number(key, text(key)?) };
     let st = SafeTensors::deserialize(bytes)?;
     let layout = model.spec.layout();
-    let mut moments = [vec![0.0f32; layout.total], vec![0.0f32; layout.total]];
-    for (prefix, flat) in [M_PREFIX, V_PREFIX].into_iter().zip(&mut moments) {
-        for (i, l) in layout.layers.iter().enumerate() {
-            let parts = [
-                ("weight", vec![l.fan_in, l.fan_out], l.weight_range()),
-                ("bias", vec![l.fan_out], l.bias_range()),
-            ];
-            for (part, shape, range) in parts {
-                let name = format!("{prefix}layers.{i}.{part}");
-                let view = st
-                    .tensor(&name)
-                    .map_err(|_| anyhow::anyhow!("missing tensor {name}"))?;
-                ensure!(
-                    view.dtype() == safetensors::Dtype::F32 && view.shape() == shape.as_slice(),
-                    "tensor {name} is {:?} {:?}, expected F32 {shape:?}",
-                    view.dtype(),
-                    view.shape()
-                );
-                checkpoint::copy_f32(&view, &mut flat[range]);
-            }
+    let m = read_flat(&st, &layout, M_PREFIX)?;
+    let v = read_flat(&st, &layout, V_PREFIX)?;
+    let best = match info.get("best_epoch") {
+        None => None,
+        Some(_) => {
+            let has_params = st.names().iter().any(|n| n.starts_with(BEST_PREFIX));
+            Some(BestEpoch {
+                epoch: num_usize("best_epoch")?,
+                value: num_f64("best_value")?,
+                steps: num_u64("best_steps")?,
+                params: has_params
+                    .then(|| read_flat(&st, &layout, BEST_PREFIX))
+                    .transpose()?,
+            })
         }
-    }
-    let [m, v] = moments;
-    let history: Vec<EpochRecord> = serde_json::from_str::<Vec<Scores>>(text("history")?)
+    };
+    let history: Vec<EpochRecord> = serde_json::from_str::<Vec<SavedEpoch>>(text("history")?)
         .context("`history` is not a list of epoch records")?
         .into_iter()
-        .map(Scores::record)
+        .map(SavedEpoch::record)
         .collect();
     let position = FitPosition {
         epoch: num_usize("epochs")?,
@@ -211,6 +236,7 @@ fn parse(bytes: &[u8]) -> Result<RunCheckpoint> {
         },
         seconds: num_f64("running_seconds")?,
         history,
+        best,
     };
     ensure!(
         position.history.len() == position.epoch,
@@ -218,6 +244,14 @@ fn parse(bytes: &[u8]) -> Result<RunCheckpoint> {
         position.history.len(),
         position.epoch
     );
+    if let Some(best) = &position.best {
+        ensure!(
+            best.epoch >= 1 && best.epoch <= position.epoch,
+            "the best epoch is {} but the checkpoint says {} were finished",
+            best.epoch,
+            position.epoch
+        );
+    }
     Ok(RunCheckpoint {
         spec: model.spec,
         params: model.params,
@@ -232,4 +266,29 @@ fn parse(bytes: &[u8]) -> Result<RunCheckpoint> {
         train_samples: num_usize("train_samples")?,
         class_names: model.meta.class_names,
     })
+}
+
+/// The `prefix` + `layers.{i}.{weight,bias}` tensors, flat in `layout` order.
+fn read_flat(st: &SafeTensors, layout: &ParamLayout, prefix: &str) -> Result<Vec<f32>> {
+    let mut flat = vec![0.0f32; layout.total];
+    for (i, l) in layout.layers.iter().enumerate() {
+        let parts = [
+            ("weight", vec![l.fan_in, l.fan_out], l.weight_range()),
+            ("bias", vec![l.fan_out], l.bias_range()),
+        ];
+        for (part, shape, range) in parts {
+            let name = format!("{prefix}layers.{i}.{part}");
+            let view = st
+                .tensor(&name)
+                .map_err(|_| anyhow::anyhow!("missing tensor {name}"))?;
+            ensure!(
+                view.dtype() == safetensors::Dtype::F32 && view.shape() == shape.as_slice(),
+                "tensor {name} is {:?} {:?}, expected F32 {shape:?}",
+                view.dtype(),
+                view.shape()
+            );
+            checkpoint::copy_f32(&view, &mut flat[range]);
+        }
+    }
+    Ok(flat)
 }

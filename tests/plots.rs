@@ -7,9 +7,9 @@ mod common;
 use fmnist::data::{IMAGE_SIDE, NUM_CLASSES};
 use fmnist::evaluate::Evaluation;
 use fmnist::per_class::per_class;
-use fmnist::plot::style::{OTHER_BAR, PixelMap, RIGHT, TEST_LINE, TRAIN_LINE, WRONG};
+use fmnist::plot::style::{OTHER_BAR, PixelMap, RIGHT, TEST_LINE, TRAIN_LINE, VAL_LINE, WRONG};
 use fmnist::plot::{Figure, axes, confusion, history, mistakes, predictions, run_figures, samples};
-use fmnist::train::EpochRecord;
+use fmnist::train::{EpochRecord, Scores};
 
 /// Fashion-MNIST's class names, which the figures label.
 fn names() -> fmnist::data::ClassNames {
@@ -171,8 +171,15 @@ fn history_draws_a_falling_loss_falling() {
                 epoch: e,
                 loss: 1.0 / t,
                 accuracy: 0.7 + 0.03 * t,
-                test_loss: 0.5 + 0.02 * (t - 3.0).powi(2),
-                test_accuracy: 0.75 + 0.01 * t,
+                val: Some(Scores {
+                    loss: 0.45 + 0.03 * (t - 3.0).powi(2),
+                    accuracy: 0.74 + 0.01 * t,
+                }),
+                // The test set evaluated every other epoch: each curve joins the epochs it has.
+                test: (e % 2 == 0).then_some(Scores {
+                    loss: 0.5 + 0.02 * (t - 3.0).powi(2),
+                    accuracy: 0.75 + 0.01 * t,
+                }),
                 seconds: 1.0,
             }
         })
@@ -192,6 +199,19 @@ fn history_draws_a_falling_loss_falling() {
         "loss 1.0 at epoch 1 is drawn well above 0.17 at epoch 6"
     );
     assert!(fig.count(TEST_LINE) > 100, "the test curves are drawn");
+    assert!(fig.count(VAL_LINE) > 100, "the validation curves are drawn");
+    // Without validation or test scores only the train curves are drawn.
+    let train_only: Vec<EpochRecord> = history
+        .iter()
+        .map(|r| EpochRecord {
+            val: None,
+            test: None,
+            ..r.clone()
+        })
+        .collect();
+    let fig = history::figure(&train_only).unwrap();
+    assert!(fig.count(TRAIN_LINE) > 100);
+    assert_eq!(fig.count(TEST_LINE) + fig.count(VAL_LINE), 0);
     assert!(history::figure(&[]).is_err());
 }
 

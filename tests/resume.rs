@@ -15,7 +15,7 @@ use fmnist::model::{MlpSpec, glorot_init};
 use fmnist::progress::Silent;
 use fmnist::resume::{self, RunCheckpoint};
 use fmnist::run::{RunRecord, RunStatus, read_history};
-use fmnist::train::{FitEnd, FitHooks, FitPosition, NoHooks, fit_from};
+use fmnist::train::{FitData, FitEnd, FitHooks, FitPosition, NoHooks, fit_from};
 
 /// 3 epochs of 20000 samples on the CPU path: long enough (625 steps an epoch) that a signal sent when
 /// `Epoch 2/3` is printed lands in epoch 2, short enough for a test.
@@ -77,8 +77,8 @@ fn resume_and_compare(dir: &Path, reference: &Path) -> String {
     assert_eq!(a.len(), 3);
     for (x, y) in a.iter().zip(&b) {
         assert_eq!(
-            (x.epoch, x.accuracy, x.test_loss, x.test_accuracy),
-            (y.epoch, y.accuracy, y.test_loss, y.test_accuracy)
+            (x.epoch, x.accuracy, x.val, x.test),
+            (y.epoch, y.accuracy, y.val, y.test)
         );
         assert!((x.loss - y.loss).abs() <= 2e-6, "{x:?} vs {y:?}");
     }
@@ -214,7 +214,12 @@ fn a_fit_stopped_mid_epoch_and_continued_from_its_saved_checkpoint_is_bit_identi
     let params = glorot_init(&spec, cfg.seed);
     let new_backend = |p: Vec<f32>| CpuBackend::new(spec.clone(), p, cfg.adam, cfg.batch_size);
     let fit = |b: &mut CpuBackend, start: FitPosition, hooks: &mut dyn FitHooks| {
-        fit_from(b, &train, &data.test, &cfg, &mut Silent, start, hooks).unwrap()
+        let splits = FitData {
+            train: &train,
+            validation: None,
+            test: &data.test,
+        };
+        fit_from(b, splits, &cfg, &mut Silent, start, hooks).unwrap()
     };
 
     let mut whole = new_backend(params.clone());

@@ -1,7 +1,8 @@
 //! Carries out a planned training run (new or resumed) in its locked folder: config.json says
 //! `running` before the first step; after every epoch the checkpoint, history.csv and config.json are
-//! rewritten; at the end the folder says how the run ended (finished, interrupted by Ctrl-C or SIGTERM,
-//! diverged, failed) and holds what that state needs. Tested by tests/resume.rs and tests/run_folder.rs.
+//! rewritten (and best.safetensors after an improving epoch with `--save-best`); at the end the folder
+//! says how the run ended (finished, possibly early, interrupted by Ctrl-C or SIGTERM, diverged,
+//! failed) and holds what that state needs. Tested by tests/resume.rs and tests/run_folder.rs.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -19,9 +20,10 @@ use fmnist::model::MlpSpec;
 use fmnist::progress::KerasProgress;
 use fmnist::resume::{self, RunCheckpoint};
 use fmnist::run::{
-    CHECKPOINT_FILE, HISTORY_FILE, MODEL_FILE, RunDir, RunRecord, RunStatus, write_history,
+    BEST_FILE, CHECKPOINT_FILE, HISTORY_FILE, MODEL_FILE, RunDir, RunRecord, RunStatus,
+    write_history,
 };
-use fmnist::train::{FitEnd, FitHooks, FitPosition, fit_from};
+use fmnist::train::{FitData, FitEnd, FitHooks, FitPosition, fit_from};
 use fmnist::{out, outln};
 
 use super::train::TrainArgs;
@@ -94,8 +96,13 @@ pub fn execute(mut plan: Plan, args: &TrainArgs) -> Result<ExitCode> {
 fn print_header(plan: &Plan, backend: &dyn Backend) {
     let (cfg, ds) = (&plan.cfg, &plan.dataset);
     outln!("Device: {}", backend.device_name());
+    let validation = ds
+        .validation
+        .as_ref()
+        .map(|v| format!(", validation {} images", v.len()))
+        .unwrap_or_default();
     outln!(
-        "Data:   {} ({}) - train {} images, test {} images",
+        "Data:   {} ({}) - train {} images{validation}, test {} images",
         plan.location.dir.display(),
         plan.location.source,
         ds.train.len(),
@@ -121,13 +128,35 @@ fn print_header(plan: &Plan, backend: &dyn Backend) {
             .map(|s| format!(" - stop after {s} steps"))
             .unwrap_or_default()
     );
+    if let Some(line) = watch_line(cfg, ds.validation.is_some()) {
+        outln!("{line}");
+    }
     outln!("Output: {}", plan.dir.path().display());
 }
 
-/// Saves the run checkpoint, history.csv and config.json after every epoch; stops on a signal.
+/// The `Watch:` header line: what early stopping and `--save-best` monitor, and how.
+fn watch_line(cfg: &TrainConfig, validation: bool) -> Option<String> {
+    let monitor = if validation { "val_loss" } else { "loss" };
+    let mut parts = Vec::new();
+    if let Some(rule) = cfg.early_stopping {
+        parts.push(format!(
+            "early stopping on {monitor} (patience {}, min_delta {}), restoring the best epoch's weights",
+            rule.patience, rule.min_delta
+        ));
+    }
+    if cfg.save_best {
+        parts.push(format!("best {monitor} kept as {BEST_FILE}"));
+    }
+    (!parts.is_empty()).then(|| format!("Watch:  {}", parts.join(" - ")))
+}
+
+/// Saves the run checkpoint, history.csv and config.json after every epoch, and best.safetensors
+/// after every improving epoch with `--save-best`; stops on a signal.
 struct EpochSaver<'a> {
     plan: &'a mut Plan,
     interrupt: &'a Interrupt,
+    /// The monitored loss of the best epoch before this one, for the `improved from` line.
+    previous_best: Option<f64>,
 }
 
 impl FitHooks for EpochSaver<'_> {
@@ -136,8 +165,55 @@ impl FitHooks for EpochSaver<'_> {
     }
 
     fn epoch_done(&mut self, backend: &mut dyn Backend, position: &FitPosition) -> Result<()> {
+        if self.plan.cfg.save_best
+            && let Some(best) = &position.best
+        {
+            if best.epoch == position.epoch {
+                save_best(self.plan, backend, position, self.previous_best)?;
+                self.previous_best = Some(best.value);
+            } else {
+                let (monitor, _) = position.history[position.epoch - 1].monitored();
+                outln!(
+                    "Epoch {}: {monitor} did not improve from {:.5}",
+                    position.epoch,
+                    best.value
+                );
+            }
+        }
         save_state(self.plan, backend, position)
     }
+}
+
+/// Writes best.safetensors from the backend's weights (those of the best epoch, just finished), as
+/// Keras' `ModelCheckpoint(save_best_only=True, verbose=1)` does, and says so.
+fn save_best(
+    plan: &Plan,
+    backend: &mut dyn Backend,
+    position: &FitPosition,
+    previous: Option<f64>,
+) -> Result<()> {
+    let best = position.best.as_ref().expect("checked by the caller");
+    let (monitor, _) = position
+        .history
+        .last()
+        .expect("an epoch was just finished")
+        .monitored();
+    let meta = CheckpointMeta {
+        epochs: Some(best.epoch),
+        seed: Some(plan.cfg.seed),
+        steps: Some(best.steps),
+        class_names: plan.dataset.class_names.clone(),
+    };
+    let path = plan.dir.file(BEST_FILE);
+    checkpoint::save(&path, &plan.spec, &backend.params()?, &meta)?;
+    let from = previous.map_or_else(|| "inf".to_string(), |v| format!("{v:.5}"));
+    outln!(
+        "Epoch {}: {monitor} improved from {from} to {:.5}, saving model to {}",
+        best.epoch,
+        best.value,
+        path.display()
+    );
+    Ok(())
 }
 
 /// Writes checkpoint.safetensors, history.csv and config.json (in that order: the checkpoint carries
@@ -161,11 +237,12 @@ fn save_state(plan: &mut Plan, backend: &mut dyn Backend, position: &FitPosition
     plan.record.write(&dir)
 }
 
-fn save_model(plan: &Plan, backend: &mut dyn Backend, epochs: usize) -> Result<()> {
+/// Writes model.safetensors from the backend's weights, those of epoch `epochs` after `steps` steps.
+fn save_model(plan: &Plan, backend: &mut dyn Backend, epochs: usize, steps: u64) -> Result<()> {
     let meta = CheckpointMeta {
         epochs: Some(epochs),
         seed: Some(plan.cfg.seed),
-        steps: Some(backend.steps_done()),
+        steps: Some(steps),
         class_names: plan.dataset.class_names.clone(),
     };
     checkpoint::save(
@@ -182,29 +259,56 @@ fn train_and_save(
     interrupt: &Interrupt,
 ) -> Result<ExitCode> {
     let (train, test) = (plan.dataset.train.clone(), plan.dataset.test.clone());
+    let validation = plan.dataset.validation.clone();
     let cfg = plan.cfg.clone();
     let start = std::mem::take(&mut plan.start);
+    let previous_best = start.best.as_ref().map(|b| b.value);
+    let data = FitData {
+        train: &train,
+        validation: validation.as_ref(),
+        test: &test,
+    };
     let outcome = fit_from(
         backend,
-        &train,
-        &test,
+        data,
         &cfg,
         &mut KerasProgress::default(),
         start,
-        &mut EpochSaver { plan, interrupt },
+        &mut EpochSaver {
+            plan,
+            interrupt,
+            previous_best,
+        },
     )?;
     let pos = &outcome.position;
     match outcome.end {
-        FitEnd::Finished => {
+        FitEnd::Finished | FitEnd::StoppedEarly => {
+            let stopped_early = matches!(outcome.end, FitEnd::StoppedEarly);
+            let (epochs, steps) = match (outcome.restored_epoch, &pos.best) {
+                (Some(epoch), Some(best)) => (epoch, best.steps),
+                _ => (pos.history.len(), backend.steps_done()),
+            };
             let eval = match outcome.final_eval {
                 Some(eval) => eval,
                 None => evaluate(backend, &test)?,
             };
-            save_model(plan, backend, pos.history.len())?;
+            save_model(plan, backend, epochs, steps)?;
+            if stopped_early {
+                plan.record.message = Some(format!(
+                    "stopped early after epoch {} of {}; the model holds epoch {epochs}'s weights",
+                    pos.epoch, cfg.epochs
+                ));
+            }
             // The model is final: the folder says so before anything is printed (a closed stdout
             // ends the process).
             plan.record.status = RunStatus::Finished;
             plan.record.write(plan.dir.path())?;
+            if stopped_early {
+                outln!("Epoch {}: early stopping", pos.epoch);
+            }
+            if let Some(epoch) = outcome.restored_epoch {
+                outln!("Restoring model weights from the end of the best epoch: {epoch}.");
+            }
             if let Some(report) = backend.profile_report()? {
                 out!("{}", report.table());
             }
@@ -223,7 +327,8 @@ fn train_and_save(
         }
         FitEnd::Interrupted => {
             save_state(plan, backend, pos)?;
-            save_model(plan, backend, pos.epoch)?;
+            let steps = backend.steps_done();
+            save_model(plan, backend, pos.epoch, steps)?;
             let steps_per_epoch = train.len().div_ceil(cfg.batch_size);
             let message = format!(
                 "stopped by {} in epoch {}/{} after step {}/{steps_per_epoch}",

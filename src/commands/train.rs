@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use fmnist::checkpoint;
-use fmnist::config::{AdamConfig, DEFAULT_SEED, TrainConfig};
+use fmnist::config::{AdamConfig, DEFAULT_SEED, EarlyStopping, TrainConfig};
 use fmnist::data::{self, DataLocation, Dataset};
 use fmnist::model::{MlpSpec, glorot_init};
 use fmnist::run::{InitFile, RunDir, RunRecord, RunStatus, sha256_file};
@@ -29,7 +29,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub batch_size: u32,
     /// Adam's learning rate.
-    #[arg(long, default_value_t = 0.001)]
+    #[arg(long, default_value_t = 0.001, allow_negative_numbers = true)]
     pub lr: f64,
     /// Hidden layer sizes, comma-separated (e.g. 256,128) [default: 128, or the --init checkpoint's].
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=65536))]
@@ -55,7 +55,8 @@ pub struct TrainArgs {
     /// Continue the interrupted run in DIR from its checkpoint, with its saved settings.
     #[arg(long, value_name = "DIR", conflicts_with_all = [
         "epochs", "batch_size", "lr", "hidden", "seed", "out", "overwrite", "limit_train", "steps",
-        "no_shuffle", "init",
+        "no_shuffle", "init", "validation_split", "test_every_epoch", "early_stopping", "min_delta",
+        "save_best",
     ])]
     pub resume: Option<PathBuf>,
     /// Train on the first N training images only.
@@ -70,6 +71,28 @@ pub struct TrainArgs {
     /// Start from this checkpoint's weights instead of a fresh initialisation.
     #[arg(long, value_name = "FILE")]
     pub init: Option<PathBuf>,
+    /// Hold out the last fraction F of the training images (before shuffling) and report val_loss and
+    /// val_accuracy after every epoch, as Keras' validation_split does.
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    pub validation_split: Option<f64>,
+    /// Evaluate the test set after every epoch too (test_loss, test_accuracy), not only at the end.
+    #[arg(long)]
+    pub test_every_epoch: bool,
+    /// Stop when the monitored loss (val_loss with --validation-split, else loss) has not improved for
+    /// PATIENCE epochs, and end with the best epoch's weights.
+    #[arg(long, value_name = "PATIENCE", allow_negative_numbers = true)]
+    pub early_stopping: Option<usize>,
+    /// The smallest drop of the monitored loss that counts as an improvement for --early-stopping.
+    #[arg(
+        long,
+        value_name = "D",
+        requires = "early_stopping",
+        allow_negative_numbers = true
+    )]
+    pub min_delta: Option<f64>,
+    /// Keep the best epoch's weights (lowest val_loss, else loss) as best.safetensors in the run folder.
+    #[arg(long)]
+    pub save_best: bool,
     /// Time every GPU kernel and print the per-kernel profile after training.
     #[arg(long)]
     pub profile: bool,
@@ -86,6 +109,17 @@ impl TrainArgs {
         if self.epochs == 0 {
             bail!("--epochs 0: train for at least one epoch");
         }
+        if let Some(f) = self.validation_split
+            && !(f > 0.0 && f < 1.0)
+        {
+            bail!(
+                "--validation-split {f}: the fraction held out must lie strictly between 0 and 1"
+            );
+        }
+        let min_delta = self.min_delta.unwrap_or(0.0);
+        if !(min_delta.is_finite() && min_delta >= 0.0) {
+            bail!("--min-delta {min_delta}: the smallest improvement must be a number >= 0");
+        }
         Ok(TrainConfig {
             epochs: self.epochs,
             batch_size: self.batch_size as usize,
@@ -101,6 +135,13 @@ impl TrainArgs {
             shuffle: !self.no_shuffle,
             limit_train: self.limit_train.map(|n| n as usize),
             max_steps: self.steps.map(|n| n as usize),
+            validation_split: self.validation_split,
+            test_every_epoch: self.test_every_epoch,
+            early_stopping: self.early_stopping.map(|patience| EarlyStopping {
+                patience,
+                min_delta,
+            }),
+            save_best: self.save_best,
         })
     }
 }
@@ -116,12 +157,21 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     session::execute(plan, &args)
 }
 
-/// Loads the training data as `cfg` says (`--limit-train` applied).
+/// Loads the training data as `cfg` says: `--limit-train` applied, then `--validation-split` held out.
 pub fn load_data(location: &DataLocation, cfg: &TrainConfig) -> Result<Dataset> {
     let mut dataset = data::load(&location.dir)
         .with_context(|| format!("loading Fashion-MNIST from {}", location.dir.display()))?;
     if let Some(n) = cfg.limit_train {
         dataset.train = Arc::new(dataset.train.truncated(n));
+    }
+    if let Some(fraction) = cfg.validation_split {
+        let train = Arc::try_unwrap(std::mem::take(&mut dataset.train))
+            .unwrap_or_else(|shared| (*shared).clone());
+        let (train, validation) = train
+            .split_validation(fraction)
+            .with_context(|| format!("--validation-split {fraction}"))?;
+        dataset.train = Arc::new(train);
+        dataset.validation = Some(Arc::new(validation));
     }
     Ok(dataset)
 }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use anyhow::{Result, bail, ensure};
 
-use crate::backend::{Backend, OptimizerState, Role, check_order, check_range, check_split};
+use crate::backend::{
+    Backend, OptimizerState, Role, check_order, check_params, check_range, check_split,
+};
 use crate::batches::{gather_normalise, normalise_range};
 use crate::config::AdamConfig;
 use crate::cpu::{self, Workspace};
@@ -217,6 +219,12 @@ impl Backend for CpuBackend {
 
     fn params(&mut self) -> Result<Vec<f32>> {
         Ok(self.params.clone())
+    }
+
+    fn set_params(&mut self, params: &[f32]) -> Result<()> {
+        check_params(params, &self.spec)?;
+        self.params.copy_from_slice(params);
+        Ok(())
     }
 
     fn steps_done(&self) -> u64 {

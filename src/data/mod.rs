@@ -44,7 +44,7 @@ pub const DOWNLOAD_URL: &str = "http://fashion-mnist.s3-website.eu-central-1.ama
 
 /// One split (train or test): `images (len, pixels)` as u8 and `labels (len)`. Fashion-MNIST images have
 /// 784 pixels; tests use other widths to exercise padding.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Split {
     pub images: Vec<u8>,
     pub labels: Vec<u8>,
@@ -72,6 +72,42 @@ impl Split {
             pixels: self.pixels,
         }
     }
+    /// Keras' `validation_split`: the last `fraction` of the samples (`n - floor(n * (1 - fraction))`
+    /// of them) become the validation split and the rest stays for training, in dataset order. Fails
+    /// when either part would be empty.
+    pub fn split_validation(self, fraction: f64) -> anyhow::Result<(Split, Split)> {
+        anyhow::ensure!(
+            fraction > 0.0 && fraction < 1.0,
+            "the validation fraction must lie strictly between 0 and 1, not {fraction}"
+        );
+        let n = self.len();
+        let keep = (n as f64 * (1.0 - fraction)).floor() as usize;
+        anyhow::ensure!(
+            keep > 0 && keep < n,
+            "{n} training images cannot be split into a training and a validation part at {fraction} \
+             (one part would be empty)"
+        );
+        let Split {
+            mut images,
+            mut labels,
+            pixels,
+        } = self;
+        let validation = Split {
+            images: images.split_off(keep * pixels),
+            labels: labels.split_off(keep),
+            pixels,
+        };
+        images.shrink_to_fit();
+        labels.shrink_to_fit();
+        Ok((
+            Split {
+                images,
+                labels,
+                pixels,
+            },
+            validation,
+        ))
+    }
     /// How many samples of each class.
     pub fn class_counts(&self) -> [usize; NUM_CLASSES] {
         let mut counts = [0; NUM_CLASSES];
@@ -87,6 +123,8 @@ pub struct Dataset {
     pub dir: PathBuf,
     /// Shared, not copied, by every backend that trains or evaluates on it.
     pub train: Arc<Split>,
+    /// Held out of the training images by `--validation-split`; `None` until a command splits it off.
+    pub validation: Option<Arc<Split>>,
     pub test: Arc<Split>,
     /// The classes' names: Fashion-MNIST's unless a command sets others (`--class-names`, or
     /// `class_names.txt` beside the files).
@@ -98,6 +136,7 @@ pub fn load(dir: &Path) -> Result<Dataset, IdxError> {
     Ok(Dataset {
         dir: dir.to_path_buf(),
         train: Arc::new(load_split(dir, TRAIN_IMAGES, TRAIN_LABELS)?),
+        validation: None,
         test: Arc::new(load_split(dir, TEST_IMAGES, TEST_LABELS)?),
         class_names: ClassNames::default(),
     })

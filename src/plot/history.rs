@@ -1,7 +1,8 @@
-//! `history.png`: training and test loss (left) and accuracy (right) per epoch, so over-fitting shows as
-//! the curves parting (train loss still falling while test loss rises). The legend sits in the title strip
-//! above both panels, so below `PANEL_TOP` the line colours come only from the curves; tests/plots.rs uses
-//! that to check that a falling loss is drawn falling.
+//! `history.png`: training, validation and test loss (left) and accuracy (right) per epoch, each where
+//! the history holds it, so over-fitting shows as the curves parting (train loss still falling while
+//! validation loss rises). The legend sits in the title strip above both panels, so below `PANEL_TOP`
+//! the line colours come only from the curves; tests/plots.rs uses that to check that a falling loss is
+//! drawn falling.
 
 use anyhow::{Result, ensure};
 use plotters::prelude::*;
@@ -9,54 +10,89 @@ use plotters::prelude::*;
 use super::Figure;
 use super::axes;
 use super::figure::{Area, drawing};
-use super::style::{AXIS_GREY, TEST_LINE, TRAIN_LINE};
+use super::style::{AXIS_GREY, TEST_LINE, TRAIN_LINE, VAL_LINE};
 use super::text::{self, LEFT_MIDDLE, TOP_CENTRE};
-use crate::train::EpochRecord;
+use crate::train::{EpochRecord, Scores};
 
 pub const SIZE: (u32, u32) = (1000, 420);
 /// Height of the title and legend strip.
 pub const PANEL_TOP: u32 = 40;
 
+/// One curve of the figure: the epochs that have it.
+struct Series {
+    name: &'static str,
+    colour: RGBColor,
+    /// (epoch, loss, accuracy).
+    points: Vec<(f64, f64, f64)>,
+}
+
+/// The train curve, then the validation and test curves where any epoch evaluated them.
+fn series(history: &[EpochRecord]) -> Vec<Series> {
+    let train = Series {
+        name: "train",
+        colour: TRAIN_LINE,
+        points: history
+            .iter()
+            .map(|r| (r.epoch as f64, r.loss, r.accuracy))
+            .collect(),
+    };
+    let scored = |name, colour, pick: fn(&EpochRecord) -> Option<Scores>| Series {
+        name,
+        colour,
+        points: history
+            .iter()
+            .filter_map(|r| pick(r).map(|s| (r.epoch as f64, s.loss, s.accuracy)))
+            .collect(),
+    };
+    let val = scored("validation", VAL_LINE, |r| r.val);
+    let test = scored("test", TEST_LINE, |r| r.test);
+    [train, val, test]
+        .into_iter()
+        .filter(|s| !s.points.is_empty())
+        .collect()
+}
+
 pub fn figure(history: &[EpochRecord]) -> Result<Figure> {
     ensure!(!history.is_empty(), "the history has no epochs to plot");
+    let series = series(history);
     Figure::render(SIZE.0, SIZE.1, |root| {
-        legend(root)?;
+        legend(root, &series)?;
         let (left, right) = root
             .margin(PANEL_TOP, 0, 0, 0)
             .split_horizontally(SIZE.0 / 2);
-        let loss = |r: &EpochRecord| (r.loss, r.test_loss);
-        let acc = |r: &EpochRecord| (r.accuracy, r.test_accuracy);
-        panel(&left, history, "Loss (cross-entropy)", loss, false)?;
-        panel(&right, history, "Accuracy", acc, true)
+        panel(&left, history, &series, "Loss (cross-entropy)", false)?;
+        panel(&right, history, &series, "Accuracy", true)
     })
 }
 
-fn legend(root: &Area<'_>) -> Result<()> {
+fn legend(root: &Area<'_>, series: &[Series]) -> Result<()> {
     let y = 20;
-    let mut x = SIZE.0 as i32 / 2 - 110;
-    for (name, colour) in [("train", TRAIN_LINE), ("test", TEST_LINE)] {
+    let width = 140;
+    let mut x = SIZE.0 as i32 / 2 - (series.len() as i32 * width) / 2;
+    for s in series {
         drawing(root.draw(&PathElement::new(
             vec![(x, y), (x + 30, y)],
-            colour.stroke_width(2),
+            s.colour.stroke_width(2),
         )))?;
-        drawing(root.draw(&Circle::new((x + 15, y), 3, colour.filled())))?;
-        text::draw(root, name, (x + 38, y), LEFT_MIDDLE, 15.0, BLACK, 0.0)?;
-        x += 120;
+        drawing(root.draw(&Circle::new((x + 15, y), 3, s.colour.filled())))?;
+        text::draw(root, s.name, (x + 38, y), LEFT_MIDDLE, 15.0, BLACK, 0.0)?;
+        x += width;
     }
     Ok(())
 }
 
-/// One panel: both series of `pick` against the epoch number.
+/// One panel: the loss (or accuracy) of every series against the epoch number.
 fn panel(
     area: &Area<'_>,
     history: &[EpochRecord],
+    series: &[Series],
     title: &str,
-    pick: impl Fn(&EpochRecord) -> (f64, f64),
     is_accuracy: bool,
 ) -> Result<()> {
-    let values: Vec<f64> = history
+    let pick = |p: &(f64, f64, f64)| if is_accuracy { p.2 } else { p.1 };
+    let values: Vec<f64> = series
         .iter()
-        .flat_map(|r| <[f64; 2]>::from(pick(r)))
+        .flat_map(|s| s.points.iter().map(pick))
         .collect();
     let (lo, hi) = values
         .iter()
@@ -126,11 +162,13 @@ fn panel(
         0.0,
     )?;
     let base = area.get_base_pixel();
-    for (k, colour) in [(0, TRAIN_LINE), (1, TEST_LINE)] {
-        let points: Vec<(i32, i32)> = history
+    for s in series {
+        let colour = s.colour;
+        let points: Vec<(i32, i32)> = s
+            .points
             .iter()
-            .map(|r| {
-                let (px, py) = chart.backend_coord(&(r.epoch as f64, <[f64; 2]>::from(pick(r))[k]));
+            .map(|p| {
+                let (px, py) = chart.backend_coord(&(p.0, pick(p)));
                 (px - base.0, py - base.1)
             })
             .collect();

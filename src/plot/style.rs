@@ -12,9 +12,10 @@ pub const WRONG: RGBColor = RGBColor(255, 0, 0);
 pub const RIGHT: RGBColor = RGBColor(0, 0, 255);
 /// Bars of the other classes (the tutorial's `#777777`).
 pub const OTHER_BAR: RGBColor = RGBColor(0x77, 0x77, 0x77);
-/// Training curves (matplotlib's first two cycle colours).
+/// Training curves (matplotlib's first three cycle colours).
 pub const TRAIN_LINE: RGBColor = RGBColor(31, 119, 180);
 pub const TEST_LINE: RGBColor = RGBColor(255, 127, 14);
+pub const VAL_LINE: RGBColor = RGBColor(44, 160, 44);
 /// Captions without a right or wrong (a person's own photo).
 pub const NEUTRAL: RGBColor = RGBColor(0, 0, 0);
 pub const AXIS_GREY: RGBColor = RGBColor(90, 90, 90);

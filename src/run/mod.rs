@@ -27,16 +27,19 @@ pub const CONFIG_FILE: &str = "config.json";
 pub const HISTORY_FILE: &str = "history.csv";
 pub const MODEL_FILE: &str = "model.safetensors";
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+/// The best epoch's weights, with `train --save-best`.
+pub const BEST_FILE: &str = "best.safetensors";
 /// The advisory lock a writing process holds; it stays in the folder (removing it would race).
 pub const LOCK_FILE: &str = ".fmnist.lock";
 
 /// Every file a run writes: a folder holding any of the first four holds a run, and `--overwrite`
 /// removes them all before the new run starts.
-pub const RUN_FILES: [&str; 8] = [
+pub const RUN_FILES: [&str; 9] = [
     CONFIG_FILE,
     CHECKPOINT_FILE,
     MODEL_FILE,
     HISTORY_FILE,
+    BEST_FILE,
     run_figures::HISTORY_PNG,
     run_figures::CONFUSION_PNG,
     run_figures::PREDICTIONS_PNG,

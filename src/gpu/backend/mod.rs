@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use anyhow::{Result, bail, ensure};
 
-use crate::backend::{Backend, OptimizerState, Role, check_range, check_split};
+use crate::backend::{Backend, OptimizerState, Role, check_params, check_range, check_split};
 use crate::config::AdamConfig;
 use crate::data::{PIXELS, Split};
 use crate::gpu::buffers::pad_texture_row;
@@ -452,6 +452,17 @@ impl Backend for GpuBackend {
         self.structure.readback_bytes += (self.state.total() * 4) as u64;
         self.ctx.check("reading the parameters")?;
         Ok(p)
+    }
+
+    fn set_params(&mut self, params: &[f32]) -> Result<()> {
+        check_params(params, &self.spec)?;
+        self.flush()?;
+        self.wait_all()?;
+        self.state
+            .upload(&self.ctx.queue, &self.state.params, params);
+        self.structure.upload_bytes += (self.state.total() * 4) as u64;
+        // The texture path's kernels read the weights through their texture mirrors.
+        self.refresh_mirrors()
     }
 
     fn steps_done(&self) -> u64 {

@@ -1,13 +1,17 @@
-//! The fit loop over any `Backend`: epochs of shuffled minibatches, Keras-style progress, a full
-//! test-set evaluation after each epoch, divergence detection, and the history that is saved with the
-//! run. A fit can start from a saved position (`train --resume`) and stop between two steps (Ctrl-C).
-//! Tested end to end by tests/train_cpu.rs (real data), tests/gpu_train.rs and tests/resume.rs.
+//! The fit loop over any `Backend`: epochs of shuffled minibatches, Keras-style progress, the
+//! validation split (and, when asked, the test set) evaluated after each epoch, divergence detection,
+//! early stopping with the best epoch's weights restored, and the history that is saved with the run.
+//! A fit can start from a saved position (`train --resume`) and stop between two steps (Ctrl-C).
+//! Tested end to end by tests/train_cpu.rs (real data), tests/gpu_train.rs, tests/resume.rs and
+//! tests/early_stopping.rs.
+
+mod best;
+mod record;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail, ensure};
-use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, Role};
 use crate::batches::{epoch_order, steps_per_epoch};
@@ -18,21 +22,23 @@ use crate::evaluate::{Evaluation, evaluate};
 use crate::metrics::StepStats;
 use crate::progress::Progress;
 
+pub use best::{BestEpoch, improves, patience_spent};
+pub use record::{EpochRecord, Scores};
+
 /// How often a live progress bar asks the device for its running metrics.
 const TICK: Duration = Duration::from_millis(200);
 
-/// One row of history.csv.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EpochRecord {
-    pub epoch: usize,
-    pub loss: f64,
-    pub accuracy: f64,
-    pub test_loss: f64,
-    pub test_accuracy: f64,
-    pub seconds: f64,
+/// The splits a fit reads.
+#[derive(Clone, Copy)]
+pub struct FitData<'a> {
+    pub train: &'a Arc<Split>,
+    /// Held out by `--validation-split`: evaluated after every epoch.
+    pub validation: Option<&'a Arc<Split>>,
+    /// Evaluated after every epoch with `TrainConfig::test_every_epoch`, else left to the caller.
+    pub test: &'a Arc<Split>,
 }
 
-/// What `fit` returns: the per-epoch records and the last test evaluation.
+/// What `fit` returns: the per-epoch records and the test evaluation of the final weights.
 pub struct FitResult {
     pub history: Vec<EpochRecord>,
     pub final_eval: Evaluation,
@@ -54,6 +60,8 @@ pub struct FitPosition {
     pub seconds: f64,
     /// One record per finished epoch.
     pub history: Vec<EpochRecord>,
+    /// The best epoch so far, tracked for early stopping and `--save-best`.
+    pub best: Option<BestEpoch>,
 }
 
 /// What the fit loop asks and tells its caller between steps.
@@ -62,7 +70,8 @@ pub trait FitHooks {
     fn should_stop(&self) -> bool {
         false
     }
-    /// Called after every finished epoch (evaluated, its record in `position.history`).
+    /// Called after every finished epoch (evaluated, its record in `position.history`, `position.best`
+    /// updated: the backend holds the best weights when `best.epoch == epoch`).
     fn epoch_done(&mut self, _backend: &mut dyn Backend, _position: &FitPosition) -> Result<()> {
         Ok(())
     }
@@ -77,6 +86,8 @@ impl FitHooks for NoHooks {}
 pub enum FitEnd {
     /// Every epoch (or `max_steps`) done.
     Finished,
+    /// Early stopping ended the fit after `position.epoch` epochs, before `cfg.epochs`.
+    StoppedEarly,
     /// `should_stop` said so; the position says where.
     Interrupted,
     /// The loss became NaN, infinite or above `DIVERGED_LOSS`; the position is the end of the last
@@ -88,15 +99,18 @@ pub enum FitEnd {
 pub struct FitOutcome {
     pub end: FitEnd,
     pub position: FitPosition,
-    /// The test evaluation after the last epoch finished by this call.
+    /// The test evaluation of the final weights, when the last epoch evaluated the test set and
+    /// early stopping restored no other epoch's weights.
     pub final_eval: Option<Evaluation>,
+    /// The epoch whose weights early stopping put back at the end (Finished or StoppedEarly).
+    pub restored_epoch: Option<usize>,
     /// Optimizer steps of the whole run.
     pub steps: u64,
 }
 
-/// Trains `backend` on `train` as `cfg` says, evaluating on `test` after every epoch. The backend
-/// reads the samples itself (a GPU from its resident copy), in the order `epoch_order` gives: the host
-/// hands it one order per epoch and then only `(start, rows)` per step.
+/// Trains `backend` on `train` as `cfg` says (without a validation split) and evaluates the final
+/// weights on `test`. The backend reads the samples itself (a GPU from its resident copy), in the order
+/// `epoch_order` gives: the host hands it one order per epoch and then only `(start, rows)` per step.
 pub fn fit(
     backend: &mut dyn Backend,
     train: &Arc<Split>,
@@ -104,10 +118,14 @@ pub fn fit(
     cfg: &TrainConfig,
     progress: &mut dyn Progress,
 ) -> Result<FitResult> {
+    let data = FitData {
+        train,
+        validation: None,
+        test,
+    };
     let outcome = fit_from(
         backend,
-        train,
-        test,
+        data,
         cfg,
         progress,
         FitPosition::default(),
@@ -116,8 +134,12 @@ pub fn fit(
     if let FitEnd::Diverged(err) = outcome.end {
         return Err(err);
     }
-    let Some(final_eval) = outcome.final_eval else {
+    if outcome.steps == 0 {
         bail!("no training step was run (--steps 0?)")
+    }
+    let final_eval = match outcome.final_eval {
+        Some(eval) => eval,
+        None => evaluate(backend, test)?,
     };
     Ok(FitResult {
         history: outcome.position.history,
@@ -130,13 +152,13 @@ pub fn fit(
 /// optimizer state), asking `hooks` whether to stop between steps and telling it every finished epoch.
 pub fn fit_from(
     backend: &mut dyn Backend,
-    train: &Arc<Split>,
-    test: &Arc<Split>,
+    data: FitData,
     cfg: &TrainConfig,
     progress: &mut dyn Progress,
     start: FitPosition,
     hooks: &mut dyn FitHooks,
 ) -> Result<FitOutcome> {
+    let train = data.train;
     if train.is_empty() {
         bail!("the training split is empty");
     }
@@ -197,23 +219,35 @@ pub fn fit_from(
             break;
         }
         let seconds = pos.seconds + started.elapsed().as_secs_f64();
-        let eval = evaluate(backend, test)?;
+        let val = data.validation.map(|v| evaluate(backend, v)).transpose()?;
+        let test = cfg
+            .test_every_epoch
+            .then(|| evaluate(backend, data.test))
+            .transpose()?;
         let record = EpochRecord {
             epoch: pos.epoch + 1,
             loss: pos.running.mean_loss(),
             accuracy: pos.running.accuracy(),
-            test_loss: eval.loss,
-            test_accuracy: eval.accuracy,
+            val: val.as_ref().map(Evaluation::scores),
+            test: test.as_ref().map(Evaluation::scores),
             seconds,
         };
         progress.epoch_end(&record, steps_this_epoch, steps_per_epoch);
-        pos.history.push(record);
         pos.epoch += 1;
         pos.sample = 0;
         pos.running = StepStats::default();
         pos.seconds = 0.0;
-        final_eval = Some(eval);
+        track_best(backend, cfg, &record, &mut pos)?;
+        pos.history.push(record);
+        final_eval = test;
         hooks.epoch_done(backend, &pos)?;
+        if let (Some(rule), Some(best)) = (&cfg.early_stopping, &pos.best)
+            && patience_spent(rule, best, pos.epoch)
+            && pos.epoch < cfg.epochs
+        {
+            end = FitEnd::StoppedEarly;
+            break;
+        }
     }
     if let FitEnd::Diverged(_) = end {
         // What a checkpoint of this run may hold is the end of the last finished epoch.
@@ -221,12 +255,53 @@ pub fn fit_from(
         pos.running = StepStats::default();
         pos.seconds = 0.0;
     }
+    let mut restored_epoch = None;
+    if matches!(end, FitEnd::Finished | FitEnd::StoppedEarly)
+        && cfg.early_stopping.is_some()
+        && let Some(best) = &pos.best
+        && let Some(params) = &best.params
+    {
+        if best.epoch != pos.epoch {
+            backend.set_params(params)?;
+            final_eval = None;
+        }
+        restored_epoch = Some(best.epoch);
+    }
     Ok(FitOutcome {
         end,
         position: pos,
         final_eval,
+        restored_epoch,
         steps: backend.steps_done(),
     })
+}
+
+/// Makes the epoch just finished (`pos.epoch`) the best one when it improves on it, keeping its
+/// weights where early stopping will restore them.
+fn track_best(
+    backend: &mut dyn Backend,
+    cfg: &TrainConfig,
+    record: &EpochRecord,
+    pos: &mut FitPosition,
+) -> Result<()> {
+    if cfg.early_stopping.is_none() && !cfg.save_best {
+        return Ok(());
+    }
+    let min_delta = cfg.early_stopping.map_or(0.0, |r| r.min_delta);
+    let (_, value) = record.monitored();
+    if improves(value, pos.best.as_ref(), min_delta) {
+        let params = match cfg.early_stopping {
+            Some(_) => Some(backend.params()?),
+            None => None,
+        };
+        pos.best = Some(BestEpoch {
+            epoch: pos.epoch,
+            value,
+            steps: backend.steps_done(),
+            params,
+        });
+    }
+    Ok(())
 }
 
 /// A running loss above this has diverged: a model guessing uniformly scores ln 10 = 2.30, and 100
