@@ -50,7 +50,15 @@ fn train_one_epoch_on_cpu_reaches_0_83_and_evaluate_reproduces_it() {
     // As the tutorial does, the test set is evaluated once, after training, not every epoch.
     assert_eq!(history[0].test, None);
     assert_eq!(history[0].val, None);
-    assert!(!text.contains("test_loss"), "{text}");
+    let epoch_line = text
+        .lines()
+        .find(|l| l.starts_with("1875/1875 - "))
+        .unwrap();
+    assert!(!epoch_line.contains("test_loss"), "{epoch_line}");
+    assert!(
+        text.contains("10000/10000 - test_loss: "),
+        "the final evaluation's line: {text}"
+    );
     let model = run.join("model.safetensors");
     let o = fmnist(&[
         "evaluate",

@@ -29,14 +29,7 @@ pub fn run(args: EvaluateArgs) -> Result<ExitCode> {
     let mut backend = args.device.inference_backend(ck)?;
     outln!("Device: {}", backend.device_name());
     let eval = evaluate(backend.as_mut(), &test)?;
-    outln!(
-        "{}/{} - test_loss: {:.4} - test_accuracy: {:.4}",
-        test.len(),
-        test.len(),
-        eval.loss,
-        eval.accuracy
-    );
-    outln!("Test accuracy: {:.4}", eval.accuracy);
+    super::report::print_test_scores(&eval);
     super::report::print_per_class(&eval.confusion(), &names);
     Ok(ExitCode::SUCCESS)
 }

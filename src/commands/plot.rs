@@ -45,7 +45,7 @@ pub fn run(args: PlotArgs) -> Result<ExitCode> {
     let mut backend = args.device.inference_backend(ck)?;
     outln!("Device: {}", backend.device_name());
     let eval = evaluate(backend.as_mut(), &test)?;
-    outln!("Test accuracy: {:.4}", eval.accuracy);
+    super::report::print_test_scores(&eval);
     print_per_class(&eval.confusion(), &names);
     let paths = run_figures::write(dir, &history, &eval, &test, &names)?;
     print_figures(&paths);

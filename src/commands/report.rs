@@ -1,11 +1,24 @@
-//! Printing shared by `evaluate`, `train` and `plot`: the per-class accuracy table and the list of figures
-//! a command wrote. Checked by eye in the README's sample output; the numbers come from `per_class`.
+//! Printing shared by `evaluate`, `train` and `plot`: the test scores, the per-class accuracy table and
+//! the list of figures a command wrote. Checked by eye in the README's sample output; the numbers come
+//! from `evaluate` and `per_class`.
 
 use std::path::PathBuf;
 
 use fmnist::data::{ClassNames, NUM_CLASSES};
+use fmnist::evaluate::Evaluation;
 use fmnist::outln;
 use fmnist::per_class::per_class;
+
+/// Keras' `model.evaluate` line for the test set, then the tutorial's `Test accuracy:` line.
+pub fn print_test_scores(eval: &Evaluation) {
+    let n = eval.len();
+    outln!(
+        "{n}/{n} - test_loss: {:.4} - test_accuracy: {:.4}",
+        eval.loss,
+        eval.accuracy
+    );
+    outln!("Test accuracy: {:.4}", eval.accuracy);
+}
 
 /// The per-class accuracy table of `counts[true][predicted]`, the classes named by `names`.
 pub fn print_per_class(counts: &[[u32; NUM_CLASSES]; NUM_CLASSES], names: &ClassNames) {

@@ -312,7 +312,7 @@ fn train_and_save(
             if let Some(report) = backend.profile_report()? {
                 out!("{}", report.table());
             }
-            outln!("Test accuracy: {:.4}", eval.accuracy);
+            super::report::print_test_scores(&eval);
             outln!("Model saved to {}", plan.dir.file(MODEL_FILE).display());
             super::report::print_per_class(&eval.confusion(), &plan.dataset.class_names);
             let figures = fmnist::plot::run_figures::write(
