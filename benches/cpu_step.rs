@@ -185,7 +185,7 @@ fn main() {
     let mut x = vec![0.0f32; B * I];
     fmnist::batches::normalise_range(&data.train, 0, B, &mut x);
     let labels: Vec<u32> = data.train.labels[..B].iter().map(|&l| l as u32).collect();
-    let mut backend = CpuBackend::new(spec.clone(), glorot_init(&spec, 1), cfg.adam, B);
+    let mut backend = CpuBackend::new(spec.clone(), glorot_init(&spec, 1), cfg.optimizer, B);
     let s = time(500, || backend.step_on(&x, &labels, B));
     println!(
         "{:<34} {:>8.1}us ({} threads, gather excluded, first-layer dW and Adam fused per thread)",
@@ -195,7 +195,7 @@ fn main() {
     );
     let mut epochs = Vec::new();
     for _ in 0..3 {
-        let mut backend = CpuBackend::new(spec.clone(), glorot_init(&spec, 1), cfg.adam, B);
+        let mut backend = CpuBackend::new(spec.clone(), glorot_init(&spec, 1), cfg.optimizer, B);
         let r = fit(&mut backend, &data.train, &data.test, &cfg, &mut Silent).unwrap();
         epochs.push(r.history[0].seconds);
     }

@@ -29,7 +29,7 @@ fn main() -> anyhow::Result<()> {
     let spec = MlpSpec::fashion(&cfg.hidden)?;
     let params = glorot_init(&spec, cfg.seed);
     let per_epoch = ds.train.len().div_ceil(cfg.batch_size) as f64;
-    let mut cpu = CpuBackend::new(spec.clone(), params.clone(), cfg.adam, cfg.batch_size);
+    let mut cpu = CpuBackend::new(spec.clone(), params.clone(), cfg.optimizer, cfg.batch_size);
     let c = time_epochs(&mut cpu, &ds.train, &ds.test, &cfg)?;
     let c_epoch = c.seconds_per_epoch * per_epoch / steps as f64;
     println!(
@@ -40,7 +40,7 @@ fn main() -> anyhow::Result<()> {
         "{:<60} {:>9.2} {:>11.0} {:>7.2}x",
         c.device, c_epoch, c.samples_per_second, 1.0
     );
-    let mut gpu = match GpuBackend::new(None, spec, params, cfg.adam, cfg.batch_size) {
+    let mut gpu = match GpuBackend::new(None, spec, params, cfg.optimizer, cfg.batch_size) {
         Ok(g) => g,
         Err(e) => {
             println!("gpu: skipped: no adapter ({e:#})");

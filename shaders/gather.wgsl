@@ -3,7 +3,7 @@
 //   gather            x (capacity, ldx) = normalise(images[sample(r)])            (texture path, 1-layer models)
 //   forward_gather    act (capacity, ldc) = relu(normalise(images[sample(r)]) · W + b)   (first layer forward)
 //   forward_gather_tex  the same, the texture path's: images, order and W read as textures (below)
-//   grad_adam_gather  dW = x^T · dZ, db = colsum(dZ), each applied by Adam to W, b, m, v at once
+//   grad_update_gather  dW = x^T · dZ, db = colsum(dZ), each applied by the optimizer to W, b, m, v at once
 // Row r < step.rows is sample order[step.start + r] (or step.start + r when dims.direct != 0); rows from
 // step.rows on are a partial batch's empty tail: forward kernels write 0 there and never read `order`
 // for them, and the gradient sums stop at step.rows. `images` holds a split's pixels 4 to a u32,
@@ -11,7 +11,7 @@
 // i * inputs + p, so with an odd `inputs` a row starts mid-u32.
 // Each entry point has its own bind-group layout; WGSL lets variables of different entry points share
 // a binding number, so each entry point's variables carry its prefix (g_, f_, a_).
-// Twins: cpu::gather, cpu::forward_gather, cpu::forward_gather_tex, cpu::grad_adam_gather. Tested by tests/kernels.rs (through
+// Twins: cpu::gather, cpu::forward_gather, cpu::forward_gather_tex, cpu::grad_update_gather. Tested by tests/kernels.rs (through
 // gpu::selftest, with NaN in every padding lane and every output).
 
 // 1 / 255 as Rust's `1.0f32 / 255.0` rounds it (cpu::PIXEL_SCALE, bits 0x3b808081), written as an exact
@@ -20,7 +20,7 @@
 // device, fast math or not. tests/kernels.rs checks the literal's bits.
 const PIXEL_SCALE: f32 = 0x1.010102p-8f;
 
-// Same record as in adam.wgsl and tail.wgsl (tests/shaders.rs checks); here rows, start (and alpha for grad_adam_gather) are read.
+// Same record as in optimizers.wgsl and tail.wgsl (tests/shaders.rs checks); here rows, start (and alpha for grad_update_gather) are read.
 struct Step {
     rows: u32,
     slot: u32,
@@ -31,6 +31,68 @@ struct Step {
     _pad1: u32,
     _pad2: u32,
 }
+
+// ---- The optimizer's update: this block is the same text in optimizers.wgsl, gather.wgsl and
+// tail.wgsl (tests/shaders.rs checks). The optimizer and its hyper-parameters are pipeline-overridable
+// constants set from the run's OptimizerConfig when the pipelines are built (gpu::pipelines), so a
+// pipeline holds only its own rule: no branch on the optimizer runs per element. Keras 3's formulas,
+// in the operation order of their twin cpu::UpdateStep::apply; `alpha` is the step record's (Adam's
+// bias-corrected step, else the learning rate). ----
+override OPTIMIZER: u32 = 0u; // 0 Adam, 1 SGD, 2 RMSprop
+override BETA1: f32 = 0.9;
+override BETA2: f32 = 0.999;
+override EPSILON: f32 = 1e-7;
+override MOMENTUM: f32 = 0.0;
+override RHO: f32 = 0.9;
+override NESTEROV: bool = false;
+
+// A parameter vec4 and its two optimizer slots after an update.
+struct Updated {
+    p: vec4<f32>,
+    m: vec4<f32>,
+    v: vec4<f32>,
+}
+
+// Adam: m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2); p -= alpha m / (sqrt(v) + eps).
+fn adam4(p0: vec4<f32>, g: vec4<f32>, m0: vec4<f32>, v0: vec4<f32>, alpha: f32) -> Updated {
+    let m1 = m0 + (g - m0) * (1.0 - BETA1);
+    let v1 = v0 + (g * g - v0) * (1.0 - BETA2);
+    return Updated(p0 - alpha * m1 / (sqrt(v1) + vec4<f32>(EPSILON)), m1, v1);
+}
+
+// SGD: p -= lr g; with momentum m = momentum m - lr g, p += m (Nesterov: p += momentum m - lr g).
+fn sgd4(p0: vec4<f32>, g: vec4<f32>, m0: vec4<f32>, v0: vec4<f32>, alpha: f32) -> Updated {
+    if (MOMENTUM == 0.0) {
+        return Updated(p0 - g * alpha, m0, v0);
+    }
+    let m1 = m0 * MOMENTUM - g * alpha;
+    let p1 = select(p0 + m1, p0 + (m1 * MOMENTUM - g * alpha), NESTEROV);
+    return Updated(p1, m1, v0);
+}
+
+// RMSprop (not centered): v = rho v + (1 - rho) g^2; inc = lr g / sqrt(v + eps); p -= inc, or with
+// momentum m = momentum m + inc, p -= m.
+fn rmsprop4(p0: vec4<f32>, g: vec4<f32>, m0: vec4<f32>, v0: vec4<f32>, alpha: f32) -> Updated {
+    let v1 = RHO * v0 + (1.0 - RHO) * (g * g);
+    let inc = alpha * g / sqrt(v1 + vec4<f32>(EPSILON));
+    if (MOMENTUM == 0.0) {
+        return Updated(p0 - inc, m0, v1);
+    }
+    let m1 = MOMENTUM * m0 + inc;
+    return Updated(p0 - m1, m1, v1);
+}
+
+// The pipeline's optimizer.
+fn update4(p0: vec4<f32>, g: vec4<f32>, m0: vec4<f32>, v0: vec4<f32>, alpha: f32) -> Updated {
+    if (OPTIMIZER == 1u) {
+        return sgd4(p0, g, m0, v0, alpha);
+    }
+    if (OPTIMIZER == 2u) {
+        return rmsprop4(p0, g, m0, v0, alpha);
+    }
+    return adam4(p0, g, m0, v0, alpha);
+}
+// ---- end of the optimizer's update ----
 
 struct GatherDims {
     inputs: u32,   // pixels per sample
@@ -54,7 +116,7 @@ struct ForwardGatherDims {
     _pad2: u32,
 }
 
-struct GradAdamDims {
+struct GradUpdateDims {
     inputs: u32,  // pixels per sample = rows of W
     fan_out: u32, // columns of W and dZ
     ld: u32,      // row stride of W in params, m and v (a multiple of 4)
@@ -63,10 +125,6 @@ struct GradAdamDims {
     b_off: u32,   // b (fan_out) in params, m and v (a multiple of 4)
     dz_off: u32,  // dZ (>= step.rows, ldz) in dz (a multiple of 4)
     direct: u32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    _pad: u32,
 }
 
 // Shared by all three entry points.
@@ -84,12 +142,12 @@ struct GradAdamDims {
 @group(0) @binding(4) var<uniform> f_dims: ForwardGatherDims;
 @group(0) @binding(5) var<uniform> f_step: Step;
 
-// grad_adam_gather
+// grad_update_gather
 @group(0) @binding(2) var<storage, read> a_dz: array<vec4<f32>>;         // dZ (>= rows, ldz) at dz_off
 @group(0) @binding(3) var<storage, read_write> a_p: array<vec4<f32>>;    // W (inputs, ld) at w_off, b at b_off
-@group(0) @binding(4) var<storage, read_write> a_m: array<vec4<f32>>;    // Adam m, same layout
-@group(0) @binding(5) var<storage, read_write> a_v: array<vec4<f32>>;    // Adam v, same layout
-@group(0) @binding(6) var<uniform> a_dims: GradAdamDims;
+@group(0) @binding(4) var<storage, read_write> a_m: array<vec4<f32>>;    // optimizer slot m, same layout
+@group(0) @binding(5) var<storage, read_write> a_v: array<vec4<f32>>;    // optimizer slot v, same layout
+@group(0) @binding(6) var<uniform> a_dims: GradUpdateDims;
 @group(0) @binding(7) var<uniform> a_step: Step;
 
 // forward_gather_tex (its own numbering: WGSL lets entry points share binding numbers)
@@ -247,26 +305,24 @@ fn forward_gather(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
     }
 }
 
-// Adam on one vec4 of the flat buffers; lanes outside `keep` (columns past fan_out, whose values may be
-// anything) are written back as they were.
-fn adam4(i: u32, g: vec4<f32>, keep: vec4<bool>) {
+// The update of one vec4 of the flat buffers; lanes outside `keep` (columns past fan_out, whose values
+// may be anything) are written back as they were.
+fn update_vec4(i: u32, g: vec4<f32>, keep: vec4<bool>) {
     let p0 = a_p[i];
     let m0 = a_m[i];
     let v0 = a_v[i];
-    let m1 = m0 + (g - m0) * (1.0 - a_dims.beta1);
-    let v1 = v0 + (g * g - v0) * (1.0 - a_dims.beta2);
-    let p1 = p0 - a_step.alpha * m1 / (sqrt(v1) + vec4<f32>(a_dims.eps));
-    a_p[i] = select(p0, p1, keep);
-    a_m[i] = select(m0, m1, keep);
-    a_v[i] = select(v0, v1, keep);
+    let u = update4(p0, g, m0, v0, a_step.alpha);
+    a_p[i] = select(p0, u.p, keep);
+    a_m[i] = select(m0, u.m, keep);
+    a_v[i] = select(v0, u.v, keep);
 }
 
-// grad_adam_gather: gid.x: column quad of W, gid.y: quad of W's rows (pixels), so an invocation holds a
+// grad_update_gather: gid.x: column quad of W, gid.y: quad of W's rows (pixels), so an invocation holds a
 // 4x4 block of dW: per live row, one u32 of pixels (two when unaligned) and one vec4 of dZ feed 16
 // multiply-adds; the invocations of a workgroup row share the pixel loads. Row-quad 0 also sums dZ's
 // columns for db. 6,272 invocations for 784x128. No workgroup memory, no barrier: early return is safe.
 @compute @workgroup_size(16, 4)
-fn grad_adam_gather(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn grad_update_gather(@builtin(global_invocation_id) gid: vec3<u32>) {
     let n4 = gid.x;
     let k0 = gid.y * 4u;
     let inputs = a_dims.inputs;
@@ -282,7 +338,7 @@ fn grad_adam_gather(@builtin(global_invocation_id) gid: vec3<u32>) {
     var acc3 = z;
     var sum = z;
     for (var r = 0u; r < a_step.rows; r++) {
-        // dZ's lanes past fan_out may hold anything: they reach only lanes that adam4 leaves as they were.
+        // dZ's lanes past fan_out may hold anything: they reach only lanes that update_vec4 leaves as they were.
         let x = pixels4(sample_of(a_step.start, r, a_dims.direct) * inputs, k0, inputs);
         let d = a_dz[zi];
         zi += ldz4;
@@ -295,18 +351,18 @@ fn grad_adam_gather(@builtin(global_invocation_id) gid: vec3<u32>) {
     let keep = n_lanes(n4, a_dims.fan_out);
     let ld4 = a_dims.ld / 4u;
     let wi = a_dims.w_off / 4u + gid.y * 4u * ld4 + n4;
-    adam4(wi, acc0, keep);
+    update_vec4(wi, acc0, keep);
     if (k0 + 1u < inputs) {
-        adam4(wi + ld4, acc1, keep);
+        update_vec4(wi + ld4, acc1, keep);
     }
     if (k0 + 2u < inputs) {
-        adam4(wi + 2u * ld4, acc2, keep);
+        update_vec4(wi + 2u * ld4, acc2, keep);
     }
     if (k0 + 3u < inputs) {
-        adam4(wi + 3u * ld4, acc3, keep);
+        update_vec4(wi + 3u * ld4, acc3, keep);
     }
     if (gid.y == 0u) {
-        adam4(a_dims.b_off / 4u + n4, sum, keep);
+        update_vec4(a_dims.b_off / 4u + n4, sum, keep);
     }
 }
 

@@ -14,6 +14,68 @@
 // Non-finite values are detected from bit patterns, never with x != x (undefined under Metal's fast math).
 // Twin: cpu::dense_tail. Tested by tests/kernels.rs (through gpu::selftest).
 
+// ---- The optimizer's update: this block is the same text in optimizers.wgsl, gather.wgsl and
+// tail.wgsl (tests/shaders.rs checks). The optimizer and its hyper-parameters are pipeline-overridable
+// constants set from the run's OptimizerConfig when the pipelines are built (gpu::pipelines), so a
+// pipeline holds only its own rule: no branch on the optimizer runs per element. Keras 3's formulas,
+// in the operation order of their twin cpu::UpdateStep::apply; `alpha` is the step record's (Adam's
+// bias-corrected step, else the learning rate). ----
+override OPTIMIZER: u32 = 0u; // 0 Adam, 1 SGD, 2 RMSprop
+override BETA1: f32 = 0.9;
+override BETA2: f32 = 0.999;
+override EPSILON: f32 = 1e-7;
+override MOMENTUM: f32 = 0.0;
+override RHO: f32 = 0.9;
+override NESTEROV: bool = false;
+
+// A parameter vec4 and its two optimizer slots after an update.
+struct Updated {
+    p: vec4<f32>,
+    m: vec4<f32>,
+    v: vec4<f32>,
+}
+
+// Adam: m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2); p -= alpha m / (sqrt(v) + eps).
+fn adam4(p0: vec4<f32>, g: vec4<f32>, m0: vec4<f32>, v0: vec4<f32>, alpha: f32) -> Updated {
+    let m1 = m0 + (g - m0) * (1.0 - BETA1);
+    let v1 = v0 + (g * g - v0) * (1.0 - BETA2);
+    return Updated(p0 - alpha * m1 / (sqrt(v1) + vec4<f32>(EPSILON)), m1, v1);
+}
+
+// SGD: p -= lr g; with momentum m = momentum m - lr g, p += m (Nesterov: p += momentum m - lr g).
+fn sgd4(p0: vec4<f32>, g: vec4<f32>, m0: vec4<f32>, v0: vec4<f32>, alpha: f32) -> Updated {
+    if (MOMENTUM == 0.0) {
+        return Updated(p0 - g * alpha, m0, v0);
+    }
+    let m1 = m0 * MOMENTUM - g * alpha;
+    let p1 = select(p0 + m1, p0 + (m1 * MOMENTUM - g * alpha), NESTEROV);
+    return Updated(p1, m1, v0);
+}
+
+// RMSprop (not centered): v = rho v + (1 - rho) g^2; inc = lr g / sqrt(v + eps); p -= inc, or with
+// momentum m = momentum m + inc, p -= m.
+fn rmsprop4(p0: vec4<f32>, g: vec4<f32>, m0: vec4<f32>, v0: vec4<f32>, alpha: f32) -> Updated {
+    let v1 = RHO * v0 + (1.0 - RHO) * (g * g);
+    let inc = alpha * g / sqrt(v1 + vec4<f32>(EPSILON));
+    if (MOMENTUM == 0.0) {
+        return Updated(p0 - inc, m0, v1);
+    }
+    let m1 = MOMENTUM * m0 + inc;
+    return Updated(p0 - m1, m1, v1);
+}
+
+// The pipeline's optimizer.
+fn update4(p0: vec4<f32>, g: vec4<f32>, m0: vec4<f32>, v0: vec4<f32>, alpha: f32) -> Updated {
+    if (OPTIMIZER == 1u) {
+        return sgd4(p0, g, m0, v0, alpha);
+    }
+    if (OPTIMIZER == 2u) {
+        return rmsprop4(p0, g, m0, v0, alpha);
+    }
+    return adam4(p0, g, m0, v0, alpha);
+}
+// ---- end of the optimizer's update ----
+
 struct TailDims {
     k: u32,          // the layer's fan_in: columns of act and of dZ
     classes: u32,    // the layer's fan_out
@@ -27,13 +89,13 @@ struct TailDims {
     dx_off: u32,     // dZ (capacity, lda) in dz
     direct: u32,     // != 0: row r is sample step.start + r, else order[step.start + r]
     input_grad: u32, // != 0: write dZ (the layer below has weights)
-    adam: u32,       // dense_tail_tex only: != 0 also applies Adam to W and b (p, m, v at w_off, b_off)
-    beta1: f32,      // Adam's, when `adam`
-    beta2: f32,
-    eps: f32,
+    update: u32,     // dense_tail_tex only: != 0 also applies the optimizer to W and b (p, m, v at w_off, b_off)
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
-// Same record as in adam.wgsl and gather.wgsl (tests/shaders.rs checks); rows, stat, scale and start are read here.
+// Same record as in optimizers.wgsl and gather.wgsl (tests/shaders.rs checks); rows, stat, scale and start are read here.
 struct Step {
     rows: u32,
     slot: u32,
@@ -269,8 +331,8 @@ fn dense_tail(@builtin(local_invocation_index) lid: u32) {
 //      invocations), its softmax cross-entropy and dlogits in registers, dlogits stored for phase B, and
 //      (input_grad) the row's masked dZ from the same registers.
 //   B. One group of TT_QUADS k quads per invocation: dW = act^T · dlogits and db over the live rows,
-//      stored, and with dims.adam applied at once by Adam (p from wb_tex, m and v from their buffers;
-//      the texture path does this when no layer between the first and this one needs adam_tex).
+//      stored, and with dims.update applied at once by the optimizer (p from wb_tex, m and v from their buffers;
+//      the texture path does this when no layer between the first and this one needs a standalone update).
 // One barrier between them; the stats are reduced after it. At most TT_MAX_CLASSES classes (the
 // dlogits of a row live in registers); the host runs dense_tail past that.
 // Textures: act_tex (capacity rows, k/4 texels; texel q of row r holds act[r, 4q..4q+4]) and wb_tex
@@ -288,7 +350,7 @@ const TT_QUADS: u32 = 4u;        // k quads per invocation in phase B
 @group(0) @binding(2) var<storage, read_write> tt_grads: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> tt_dz: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> tt_stats: array<StepStat>;
-// With dims.adam: the parameters, m and v the update writes (W and b at w_off, b_off, as in tt_grads).
+// With dims.update: the parameters, m and v the update writes (W and b at w_off, b_off, as in tt_grads).
 @group(0) @binding(5) var<storage, read_write> tt_p: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read_write> tt_m: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> tt_v: array<vec4<f32>>;
@@ -345,17 +407,15 @@ fn dlogit_quad(y: vec4<f32>, j4: u32, lse: f32, label: u32) -> vec4<f32> {
     return select(vec4<f32>(0.0), d, lanes_below(j4, tt_dims.classes));
 }
 
-// Adam on the vec4 at float offset 4 * i of p, m, v with gradient g; p0 is its value before the step
-// (from wb_tex); lanes outside `keep` keep their values.
-fn tail_adam(i: u32, p0: vec4<f32>, g: vec4<f32>, keep: vec4<bool>) {
+// The update of the vec4 at float offset 4 * i of p, m, v with gradient g; p0 is its value before the
+// step (from wb_tex); lanes outside `keep` keep their values.
+fn tail_update(i: u32, p0: vec4<f32>, g: vec4<f32>, keep: vec4<bool>) {
     let m0 = tt_m[i];
     let v0 = tt_v[i];
-    let mi = m0 + (g - m0) * (1.0 - tt_dims.beta1);
-    let vi = v0 + (g * g - v0) * (1.0 - tt_dims.beta2);
-    let pi = p0 - tt_step.alpha * mi / (sqrt(vi) + vec4<f32>(tt_dims.eps));
-    tt_m[i] = select(m0, mi, keep);
-    tt_v[i] = select(v0, vi, keep);
-    tt_p[i] = select(p0, pi, keep);
+    let u = update4(p0, g, m0, v0, tt_step.alpha);
+    tt_m[i] = select(m0, u.m, keep);
+    tt_v[i] = select(v0, u.v, keep);
+    tt_p[i] = select(p0, u.p, keep);
 }
 
 @compute @workgroup_size(32)
@@ -509,16 +569,16 @@ fn dense_tail_tex(@builtin(local_invocation_index) lid: u32) {
                 let g = select(z4, rows[i], keep);
                 tt_grads[at] = g;
                 // A loop of 0 or 1 rather than a branch (see the top of dense_tail_tex).
-                for (var a = 0u; a < tt_dims.adam; a++) {
-                    tail_adam(at, textureLoad(wb_tex, vec2<u32>(j4, k0 + i), 0), g, keep);
+                for (var a = 0u; a < tt_dims.update; a++) {
+                    tail_update(at, textureLoad(wb_tex, vec2<u32>(j4, k0 + i), 0), g, keep);
                 }
             }
             if (gi == 0u) {
                 let at = tt_dims.b_off / 4u + j4;
                 let g = select(z4, s, keep);
                 tt_grads[at] = g;
-                for (var a = 0u; a < tt_dims.adam; a++) {
-                    tail_adam(at, textureLoad(wb_tex, vec2<u32>(j4, tt_dims.k), 0), g, keep);
+                for (var a = 0u; a < tt_dims.update; a++) {
+                    tail_update(at, textureLoad(wb_tex, vec2<u32>(j4, tt_dims.k), 0), g, keep);
                 }
             }
         }

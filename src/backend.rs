@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Result, bail, ensure};
 
+use crate::config::OptimizerKind;
 use crate::data::Split;
 use crate::metrics::StepStats;
 use crate::model::MlpSpec;
@@ -17,14 +18,16 @@ pub enum Role {
     Eval,
 }
 
-/// Adam's state in the flat `ParamLayout` order: the first and second moments, and the steps taken,
-/// which set the bias correction of the next step. With the parameters it is all a step depends on
-/// besides its samples, so saving and restoring it continues a run exactly.
+/// The optimizer's state in the flat `ParamLayout` order: its two slots per parameter, and the steps
+/// taken (which set Adam's bias correction of the next step). With the parameters it is all a step
+/// depends on besides its samples, so saving and restoring it continues a run exactly.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OptimizerState {
-    /// `(params)`: Adam's first moment.
+    /// Whose state this is.
+    pub kind: OptimizerKind,
+    /// `(params)`: Adam's first moment, SGD's and RMSprop's momentum (zeros without momentum).
     pub m: Vec<f32>,
-    /// `(params)`: Adam's second moment.
+    /// `(params)`: Adam's second moment, RMSprop's mean square (zeros for SGD).
     pub v: Vec<f32>,
     pub steps: u64,
 }
@@ -41,8 +44,14 @@ pub fn check_params(params: &[f32], spec: &MlpSpec) -> Result<()> {
 }
 
 impl OptimizerState {
-    /// Checks that `m` and `v` fit a model of `params` parameters.
-    pub fn check(&self, params: usize) -> Result<()> {
+    /// Checks that this is `kind`'s state and that `m` and `v` fit a model of `params` parameters.
+    pub fn check(&self, params: usize, kind: OptimizerKind) -> Result<()> {
+        ensure!(
+            self.kind == kind,
+            "the optimizer state is {}'s but the run uses {}",
+            self.kind.name(),
+            kind.name()
+        );
         ensure!(
             self.m.len() == params && self.v.len() == params,
             "the optimizer state holds {} and {} values for a model of {params} parameters",
@@ -81,9 +90,9 @@ pub trait Backend {
     fn set_params(&mut self, params: &[f32]) -> Result<()>;
     /// Optimizer steps taken so far.
     fn steps_done(&self) -> u64;
-    /// Adam's moments and step count (waits for queued steps).
+    /// The optimizer's slots and step count (waits for queued steps).
     fn optimizer_state(&mut self) -> Result<OptimizerState>;
-    /// Replaces Adam's moments and step count, e.g. with those of a checkpoint being resumed.
+    /// Replaces the optimizer's slots and step count, e.g. with those of a checkpoint being resumed.
     fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()>;
     /// Starts timing every kernel; `false` when this device has no per-kernel profile (the CPU path).
     fn start_profile(&mut self) -> Result<bool> {

@@ -1,6 +1,6 @@
 //! Training configuration with Keras' defaults; saved as config.json beside every run.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// Adam's hyper-parameters, Keras' defaults (`keras.optimizers.Adam()`).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -23,13 +23,173 @@ impl Default for AdamConfig {
     }
 }
 
+/// Keras 3's `SGD()`: `p -= lr g`, or with momentum `m = momentum m - lr g; p += m` (Nesterov:
+/// `p += momentum m - lr g` with the new m).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SgdConfig {
+    pub learning_rate: f64,
+    pub momentum: f64,
+    pub nesterov: bool,
+}
+
+impl Default for SgdConfig {
+    fn default() -> Self {
+        Self {
+            learning_rate: 0.01,
+            momentum: 0.0,
+            nesterov: false,
+        }
+    }
+}
+
+/// Keras 3's `RMSprop()` (not centered): `v = rho v + (1 - rho) g^2; inc = lr g / sqrt(v + eps)`, then
+/// `p -= inc`, or with momentum `m = momentum m + inc; p -= m`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RmspropConfig {
+    pub learning_rate: f64,
+    pub rho: f64,
+    pub momentum: f64,
+    pub epsilon: f64,
+}
+
+impl Default for RmspropConfig {
+    fn default() -> Self {
+        Self {
+            learning_rate: 0.001,
+            rho: 0.9,
+            momentum: 0.0,
+            epsilon: 1e-7,
+        }
+    }
+}
+
+/// Which optimizer a run uses (`--optimizer`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptimizerKind {
+    Adam,
+    Sgd,
+    Rmsprop,
+}
+
+impl OptimizerKind {
+    /// Keras' lower-case name, as `--optimizer` and the checkpoint spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            OptimizerKind::Adam => "adam",
+            OptimizerKind::Sgd => "sgd",
+            OptimizerKind::Rmsprop => "rmsprop",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Adam, Self::Sgd, Self::Rmsprop]
+            .into_iter()
+            .find(|k| k.name() == name)
+    }
+}
+
+/// The optimizer and its hyper-parameters, each defaulting to Keras 3's. Serialised with its `name`;
+/// runs written before other optimizers existed hold an untagged `"adam": {...}`, still read.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "lowercase")]
+pub enum OptimizerConfig {
+    Adam(AdamConfig),
+    Sgd(SgdConfig),
+    Rmsprop(RmspropConfig),
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        OptimizerConfig::Adam(AdamConfig::default())
+    }
+}
+
+impl From<AdamConfig> for OptimizerConfig {
+    fn from(a: AdamConfig) -> Self {
+        OptimizerConfig::Adam(a)
+    }
+}
+
+impl OptimizerConfig {
+    /// Keras' defaults for `kind`.
+    pub fn default_for(kind: OptimizerKind) -> Self {
+        match kind {
+            OptimizerKind::Adam => Self::Adam(AdamConfig::default()),
+            OptimizerKind::Sgd => Self::Sgd(SgdConfig::default()),
+            OptimizerKind::Rmsprop => Self::Rmsprop(RmspropConfig::default()),
+        }
+    }
+
+    pub fn kind(&self) -> OptimizerKind {
+        match self {
+            OptimizerConfig::Adam(_) => OptimizerKind::Adam,
+            OptimizerConfig::Sgd(_) => OptimizerKind::Sgd,
+            OptimizerConfig::Rmsprop(_) => OptimizerKind::Rmsprop,
+        }
+    }
+
+    pub fn learning_rate(&self) -> f64 {
+        match self {
+            OptimizerConfig::Adam(a) => a.learning_rate,
+            OptimizerConfig::Sgd(s) => s.learning_rate,
+            OptimizerConfig::Rmsprop(r) => r.learning_rate,
+        }
+    }
+
+    /// The step size of optimizer step `t` (1-based) that the update kernels read from the step's
+    /// record: Adam's bias-corrected `lr sqrt(1 - b2^t) / (1 - b1^t)`, else the learning rate.
+    pub fn alpha(&self, t: u64) -> f64 {
+        match self {
+            OptimizerConfig::Adam(a) => {
+                crate::cpu::adam_alpha(a.learning_rate, a.beta1, a.beta2, t)
+            }
+            _ => self.learning_rate(),
+        }
+    }
+
+    /// The `Config:` line's words, e.g. `Adam lr 0.001 beta1 0.9 beta2 0.999 epsilon 1e-7`.
+    pub fn describe(&self) -> String {
+        match self {
+            OptimizerConfig::Adam(a) => format!(
+                "Adam lr {} beta1 {} beta2 {} epsilon {:e}",
+                a.learning_rate, a.beta1, a.beta2, a.epsilon
+            ),
+            OptimizerConfig::Sgd(s) => format!(
+                "SGD lr {} momentum {}{}",
+                s.learning_rate,
+                s.momentum,
+                if s.nesterov { " nesterov" } else { "" }
+            ),
+            OptimizerConfig::Rmsprop(r) => format!(
+                "RMSprop lr {} rho {} momentum {} epsilon {:e}",
+                r.learning_rate, r.rho, r.momentum, r.epsilon
+            ),
+        }
+    }
+}
+
+/// Reads `optimizer` (tagged with its name) or the `adam` object of older config.json files.
+fn optimizer_or_legacy_adam<'de, D: Deserializer<'de>>(d: D) -> Result<OptimizerConfig, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Tagged(OptimizerConfig),
+        Legacy(AdamConfig),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::Tagged(o) => o,
+        Either::Legacy(a) => OptimizerConfig::Adam(a),
+    })
+}
+
 /// Everything that determines a training run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     pub epochs: usize,
     pub batch_size: usize,
     pub hidden: Vec<usize>,
-    pub adam: AdamConfig,
+    #[serde(alias = "adam", deserialize_with = "optimizer_or_legacy_adam")]
+    pub optimizer: OptimizerConfig,
     pub seed: u64,
     /// Reshuffle the training set every epoch (Keras' `fit(shuffle=True)`).
     pub shuffle: bool,
@@ -72,7 +232,7 @@ impl Default for TrainConfig {
             epochs: 10,
             batch_size: 32,
             hidden: vec![128],
-            adam: AdamConfig::default(),
+            optimizer: OptimizerConfig::default(),
             seed: DEFAULT_SEED,
             shuffle: true,
             limit_train: None,

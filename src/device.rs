@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::ValueEnum;
 
 use crate::backend::{Backend, CpuBackend, OptimizerState, Role};
-use crate::config::AdamConfig;
+use crate::config::OptimizerConfig;
 use crate::data::Split;
 use crate::error::Hinted;
 use crate::gpu::GpuBackend;
@@ -41,7 +41,7 @@ pub fn make_backend(
     adapter: &AdapterChoice,
     spec: MlpSpec,
     params: Vec<f32>,
-    adam: AdamConfig,
+    optimizer: OptimizerConfig,
     batch_capacity: usize,
 ) -> Result<Box<dyn Backend>> {
     spec.check_memory(batch_capacity, "")?;
@@ -49,14 +49,14 @@ pub fn make_backend(
         DeviceChoice::Cpu => Ok(Box::new(CpuBackend::new(
             spec,
             params,
-            adam,
+            optimizer,
             batch_capacity,
         ))),
         DeviceChoice::Gpu => Ok(Box::new(open_gpu(
             adapter.name.as_deref(),
             spec,
             params,
-            adam,
+            optimizer,
             batch_capacity,
         )?)),
         DeviceChoice::Auto => {
@@ -66,7 +66,7 @@ pub fn make_backend(
                     adapter.name.as_deref(),
                     spec.clone(),
                     params.clone(),
-                    adam,
+                    optimizer,
                     batch_capacity,
                 )?;
                 Ok(Box::new(gpu))
@@ -75,7 +75,7 @@ pub fn make_backend(
                 Box::new(CpuBackend::new(
                     spec.clone(),
                     params.clone(),
-                    adam,
+                    optimizer,
                     batch_capacity,
                 ))
             };
@@ -111,7 +111,7 @@ fn open_gpu(
     name: Option<&str>,
     spec: MlpSpec,
     params: Vec<f32>,
-    adam: AdamConfig,
+    optimizer: OptimizerConfig,
     batch_capacity: usize,
 ) -> Result<GpuBackend> {
     let needs = GpuBackend::needs(&spec, batch_capacity);
@@ -129,7 +129,7 @@ fn open_gpu(
         )
     };
     let ctx = GpuContext::open_advised(name, needs, &advice)?;
-    GpuBackend::with_context(ctx, spec, params, adam, batch_capacity)
+    GpuBackend::with_context(ctx, spec, params, optimizer, batch_capacity)
 }
 
 /// `--device auto`: whether to use the GPU engine, and why. An `--adapter` that names no adapter is an

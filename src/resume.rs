@@ -1,7 +1,8 @@
 //! checkpoint.safetensors: what `fmnist train --resume DIR` continues from. It is a model file (the
-//! same `layers.{i}.*` tensors, so `evaluate` and `--init` read it too) plus Adam's moments as
-//! `optimizer.m.layers.{i}.*` and `optimizer.v.layers.{i}.*` in the same shapes, and metadata saying
-//! where the fit stands: Adam's step count, the epoch and sample reached, the running stats of a
+//! same `layers.{i}.*` tensors, so `evaluate` and `--init` read it too) plus the optimizer's two slots
+//! (Adam's moments, SGD's momentum, RMSprop's mean square and momentum; `optimizer` in the metadata
+//! names it) as `optimizer.m.layers.{i}.*` and `optimizer.v.layers.{i}.*` in the same shapes, and metadata saying
+//! where the fit stands: the optimizer's step count, the epoch and sample reached, the running stats of a
 //! partial epoch, the history so far (without timings) and the best epoch (with its weights as
 //! `best.layers.{i}.*` where early stopping will restore them). Written in a fixed order, so the same state
 //! gives the same bytes. Tested by tests/resume.rs and tests/checkpoint.rs.
@@ -17,7 +18,7 @@ use crate::backend::OptimizerState;
 use crate::checkpoint::{
     self, CheckpointMeta, RUN_CHECKPOINT_FORMAT, model_metadata, model_tensors,
 };
-use crate::config::TrainConfig;
+use crate::config::{OptimizerKind, TrainConfig};
 use crate::data::ClassNames;
 use crate::metrics::StepStats;
 use crate::model::{MlpSpec, ParamLayout};
@@ -48,6 +49,12 @@ pub struct RunCheckpoint {
 impl RunCheckpoint {
     /// Checks that this checkpoint continues the run `cfg` describes on `train_samples` samples.
     pub fn check_fits(&self, cfg: &TrainConfig, train_samples: usize) -> Result<()> {
+        ensure!(
+            self.optimizer.kind == cfg.optimizer.kind(),
+            "the checkpoint holds {}'s state but the run's config says {}",
+            self.optimizer.kind.name(),
+            cfg.optimizer.kind().name()
+        );
         ensure!(
             self.spec.hidden == cfg.hidden,
             "the checkpoint has hidden layers {:?} but the run's config says {:?}",
@@ -151,7 +158,7 @@ pub fn save(path: &Path, ck: &RunCheckpoint) -> Result<()> {
     };
     let mut info = model_metadata(RUN_CHECKPOINT_FORMAT, spec, &meta);
     info.extend([
-        ("optimizer", "adam".to_string()),
+        ("optimizer", ck.optimizer.kind.name().to_string()),
         ("shuffle", ck.shuffle.to_string()),
         ("train_samples", ck.train_samples.to_string()),
         ("sample", p.sample.to_string()),
@@ -256,6 +263,11 @@ fn parse(bytes: &[u8]) -> Result<RunCheckpoint> {
         spec: model.spec,
         params: model.params,
         optimizer: OptimizerState {
+            kind: {
+                let name = text("optimizer")?;
+                OptimizerKind::from_name(name)
+                    .with_context(|| format!("`optimizer` is `{name}`, not adam, sgd or rmsprop"))?
+            },
             m,
             v,
             steps: num_u64("steps")?,

@@ -211,12 +211,7 @@ fn fast_train_step_matches_the_reference_loss_and_grad_then_adam_atol1e6_rtol1e4
         let params: Vec<f32> = params64.iter().map(|&p| p as f32).collect();
         let x: Vec<f32> = x64.iter().map(|&v| v as f32).collect();
         let n = layout.total;
-        let adam = cpu::AdamStep {
-            alpha: 1e-3f32,
-            beta1: 0.9,
-            beta2: 0.999,
-            epsilon: 1e-7,
-        };
+        let adam = cpu::UpdateStep::<f32>::new(&Default::default(), 1);
         // Reference: two steps of loss_and_grad + adam.
         let (mut p_ref, mut m_ref, mut v_ref, mut g_ref) = (
             params.clone(),

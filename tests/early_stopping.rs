@@ -140,7 +140,12 @@ fn cpu_stops_where_keras_rule_says_and_ends_with_the_best_epochs_weights() {
     for (epochs, patience, min_delta) in [(8, 1, 0.0), (8, 2, 0.0), (5, 1, 10.0)] {
         let cfg = config(epochs, patience, min_delta);
         let spec = MlpSpec::fashion(&cfg.hidden).unwrap();
-        let mut cpu = CpuBackend::new(spec.clone(), glorot_init(&spec, cfg.seed), cfg.adam, 32);
+        let mut cpu = CpuBackend::new(
+            spec.clone(),
+            glorot_init(&spec, cfg.seed),
+            cfg.optimizer,
+            32,
+        );
         let (best, stopped) = check_stops_and_restores(&mut cpu, &cfg, "cpu");
         // The CPU path is deterministic: each of these runs stops early, restoring an earlier epoch.
         assert!(stopped.is_some_and(|s| s > best), "{stopped:?}");
@@ -160,13 +165,14 @@ fn gpu_stops_where_keras_rule_says_and_ends_with_the_best_epochs_weights() {
         let cfg = config(5, 1, 10.0);
         let spec = MlpSpec::fashion(&cfg.hidden).unwrap();
         let params = glorot_init(&spec, cfg.seed);
-        let mut gpu = GpuBackend::with_operands(ctx, operands, spec, params, cfg.adam, 32).unwrap();
+        let mut gpu =
+            GpuBackend::with_operands(ctx, operands, spec, params, cfg.optimizer, 32).unwrap();
         let (best, stopped) = check_stops_and_restores(&mut gpu, &cfg, operands.name());
         assert_eq!((best, stopped), (1, Some(2)));
         // The restored weights are what the GPU computes with: its evaluation matches the CPU's on
         // the same weights.
         let params = gpu.params().unwrap();
-        let mut cpu = CpuBackend::new(gpu.spec().clone(), params, cfg.adam, 32);
+        let mut cpu = CpuBackend::new(gpu.spec().clone(), params, cfg.optimizer, 32);
         let test = &dataset().test;
         let (g, c) = (
             fmnist::evaluate::evaluate(&mut gpu, test).unwrap(),
@@ -187,7 +193,7 @@ fn an_interrupted_early_stopping_run_resumes_with_its_best_epoch_and_ends_identi
     let cfg = config(8, 2, 0.0);
     let spec = MlpSpec::fashion(&cfg.hidden).unwrap();
     let params = glorot_init(&spec, cfg.seed);
-    let new_backend = |p: Vec<f32>| CpuBackend::new(spec.clone(), p, cfg.adam, 32);
+    let new_backend = |p: Vec<f32>| CpuBackend::new(spec.clone(), p, cfg.optimizer, 32);
 
     let mut whole = new_backend(params.clone());
     let done = run(

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use fmnist::backend::{Backend, CpuBackend, Role};
 use fmnist::batches::epoch_order;
 use fmnist::check::{TOL_REDUCTION, compare};
-use fmnist::config::{AdamConfig, TrainConfig};
+use fmnist::config::{AdamConfig, OptimizerConfig, TrainConfig};
 use fmnist::data::PIXELS;
 use fmnist::evaluate::evaluate;
 use fmnist::gpu::GpuBackend;
@@ -232,7 +232,8 @@ fn one_real_epoch(operands: Operands) {
     let spec = MlpSpec::fashion(&cfg.hidden).unwrap();
     let params = glorot_init(&spec, cfg.seed);
     let mut gpu =
-        GpuBackend::with_operands(ctx, operands, spec, params, cfg.adam, cfg.batch_size).unwrap();
+        GpuBackend::with_operands(ctx, operands, spec, params, cfg.optimizer, cfg.batch_size)
+            .unwrap();
     let result = fit(&mut gpu, &data.train, &data.test, &cfg, &mut Silent).unwrap();
     let r = &result.history[0];
     eprintln!("one epoch on the GPU ({}): {r:?}", operands.name());
@@ -288,7 +289,7 @@ fn texture_path_counts_its_copies_and_passes() {
     let (report, _) = fmnist::gpu::bench::profile_steps(&mut gpu, &data.train, 32, 32).unwrap();
     let s = report.expect("the GPU has a profile").structure;
     // forward_gather_tex (L1 forward from the images texture), dense_tail_tex (with Adam on W2, b2),
-    // grad_adam_gather_tex (with Adam on W1, b1); mirror copies of act1 (read by the tail), dZ1, and
+    // grad_update_gather_tex (with Adam on W1, b1); mirror copies of act1 (read by the tail), dZ1, and
     // after the step the parameter atlas, m, v and W2|b2 (the tail's). No gather, no x, no x copy.
     assert_eq!(s.dispatches, 3 * 32, "{s:?}");
     assert_eq!(s.copies, 6 * 32, "{s:?}");
@@ -298,7 +299,7 @@ fn texture_path_counts_its_copies_and_passes() {
     for kernel in [
         "forward_gather_tex",
         "dense_tail_tex",
-        "grad_adam_gather_tex",
+        "grad_update_gather_tex",
     ] {
         assert!(names.iter().any(|n| n.contains(kernel)), "{names:?}");
     }
@@ -344,7 +345,7 @@ fn resumed_run_matches(operands: Operands) {
         }
     }
     let mut first =
-        GpuBackend::with_operands(ctx, operands, spec.clone(), params, cfg.adam, 32).unwrap();
+        GpuBackend::with_operands(ctx, operands, spec.clone(), params, cfg.optimizer, 32).unwrap();
     let mut stop = StopAt(Default::default(), 1 + 31 + 1 + 6);
     let fit = |b: &mut GpuBackend, start: FitPosition, hooks: &mut dyn FitHooks| {
         let splits = FitData {
@@ -379,7 +380,7 @@ fn resumed_run_matches(operands: Operands) {
         return;
     };
     let mut resumed =
-        GpuBackend::with_operands(ctx, operands, spec, ck.params, cfg.adam, 32).unwrap();
+        GpuBackend::with_operands(ctx, operands, spec, ck.params, cfg.optimizer, 32).unwrap();
     resumed.set_optimizer_state(&ck.optimizer).unwrap();
     assert_eq!(
         resumed.optimizer_state().unwrap(),
@@ -432,15 +433,16 @@ fn a_diverging_loss_stops_gpu_training_on_both_paths() {
         let cfg = TrainConfig {
             epochs: 1,
             max_steps: Some(50),
-            adam: AdamConfig {
+            optimizer: OptimizerConfig::Adam(AdamConfig {
                 learning_rate: 1e30,
                 ..AdamConfig::default()
-            },
+            }),
             ..TrainConfig::default()
         };
         let spec = MlpSpec::fashion(&[16]).unwrap();
         let params = glorot_init(&spec, 5);
-        let mut gpu = GpuBackend::with_operands(ctx, operands, spec, params, cfg.adam, 32).unwrap();
+        let mut gpu =
+            GpuBackend::with_operands(ctx, operands, spec, params, cfg.optimizer, 32).unwrap();
         let err = gpu_err(|| fit(&mut gpu, &data.train, &data.test, &cfg, &mut Silent));
         assert!(err.contains("diverged"), "{}: {err}", operands.name());
     }

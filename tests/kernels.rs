@@ -2,7 +2,7 @@
 //! ladder 1x1x1, 7x7x7, T-1/T/T+1 around the tile T, 33x785x129, 32x784x128, 32x128x10, in all three
 //! layouts, with NaN in every padding lane and in every output before the run. Tolerances
 //! `|gpu - cpu| <= atol + rtol |cpu|` are in the test names. The buffer-path kernels (gather,
-//! forward_gather, dense_tail, grad_adam_gather, adam) run on steps drawn from a resident split of u8
+//! forward_gather, dense_tail, grad_update_gather, the range updates) run on steps drawn from a resident split of u8
 //! images through a shuffled order or in split order, with partial batches and odd row lengths. Skips
 //! without an adapter unless FMNIST_REQUIRE_GPU=1.
 
@@ -72,13 +72,21 @@ fn rand_seed(s: u64) -> rand_chacha::ChaCha8Rng {
 }
 
 #[test]
-fn adam_matches_cpu_twin_atol1e6_rtol1e5() {
-    let Some(h) = harness("adam") else { return };
+fn texture_updates_of_every_optimizer_match_cpu_twins_atol1e6_rtol1e5() {
+    // adam_tex, sgd_tex and rmsprop_tex, with and without momentum.
+    let Some(h) = harness("adam_tex, sgd_tex, rmsprop_tex") else {
+        return;
+    };
     let mut cases = Vec::new();
-    for n in [4, 64, 1000, 101_776] {
-        cases.extend(selftest::adam_case(&h, n, 3).unwrap());
+    for opt in selftest::ladder_optimizers() {
+        for n in [4, 64, 1000, 101_776] {
+            cases.extend(selftest::update_tex_case(&h, &opt, n, 3).unwrap());
+        }
     }
-    common::assert_all_pass("adam", &cases);
+    for entry in ["adam_tex[", "sgd_tex[", "rmsprop_tex["] {
+        assert!(cases.iter().any(|c| c.kernel.starts_with(entry)), "{entry}");
+    }
+    common::assert_all_pass("texture updates", &cases);
 }
 
 #[test]
@@ -125,7 +133,7 @@ fn matmul_ignores_nan_padding_in_every_layout_atol1e5_rtol1e4() {
     assert!(compare(&got.c, &want, (1e-5, 1e-4)).pass());
 }
 
-// ---- The buffer path: gather, forward_gather, dense_tail, grad_adam_gather, adam ----
+// ---- The buffer path: gather, forward_gather, dense_tail, grad_update_gather, adam/sgd/rmsprop ----
 
 use fmnist::gpu::harness::{ParamsPacking, StepCase};
 use fmnist::gpu::kernels::{self, Kernel};
@@ -134,7 +142,7 @@ use fmnist::gpu::kernels::{self, Kernel};
 fn pixel_scale_literals_in_the_shaders_have_the_bits_of_cpu_pixel_scale() {
     for (file, src) in [
         ("gather.wgsl", kernels::GATHER_WGSL),
-        ("adam.wgsl", kernels::ADAM_WGSL),
+        ("optimizers.wgsl", kernels::OPTIMIZERS_WGSL),
     ] {
         pixel_scale_literal_is_cpu_pixel_scale(file, src);
     }
@@ -177,8 +185,8 @@ fn forward_gather_exposes_at_least_2048_invocations_for_32x784x128() {
         "forward_gather runs {n} invocations ({groups:?} groups)"
     );
     // The first layer's weight gradient is not starved either.
-    let n = Kernel::GradAdamGather.invocations(kernels::grad_adam_gather_groups(784, 128));
-    assert!(n >= 2048, "grad_adam_gather runs {n} invocations");
+    let n = Kernel::GradUpdateGather.invocations(kernels::grad_update_gather_groups(784, 128));
+    assert!(n >= 2048, "grad_update_gather runs {n} invocations");
 }
 
 /// Step cases over shapes, odd row lengths, partial batches, both row orders.
@@ -282,45 +290,56 @@ fn dense_tail_tex_matches_cpu_twin_atol1e5_rtol1e4() {
         cases.extend(
             selftest::dense_tail_case(&h, Kernel::DenseTailTex, &case, classes, grad, 25).unwrap(),
         );
-        // The same tail applying Adam to its layer (p, m, v after the step, padding kept).
-        cases.extend(selftest::dense_tail_tex_adam_case(&h, &case, classes, 26).unwrap());
+        // The same tail updating its layer by every optimizer (p, m, v after the step, padding kept).
+        for opt in selftest::ladder_optimizers() {
+            cases.extend(
+                selftest::dense_tail_tex_update_case(&h, &opt, &case, classes, 26).unwrap(),
+            );
+        }
     }
     assert!(cases.len() >= 80, "{} dense_tail_tex checks", cases.len());
     common::assert_all_pass("dense_tail_tex", &cases);
 }
 
 #[test]
-fn grad_adam_gather_tex_matches_cpu_twin_and_keeps_padding_atol1e5_rtol1e4() {
-    let Some(h) = harness("grad_adam_gather_tex") else {
+fn grad_update_gather_tex_matches_cpu_twin_and_keeps_padding_atol1e5_rtol1e4() {
+    let Some(h) = harness("grad_update_gather_tex") else {
         return;
     };
     let mut cases = Vec::new();
-    for (case, fan_out, _) in step_cases() {
-        cases.extend(selftest::grad_adam_gather_tex_case(&h, &case, fan_out, 27).unwrap());
+    for opt in selftest::ladder_optimizers() {
+        for (case, fan_out, _) in step_cases() {
+            cases.extend(
+                selftest::grad_update_gather_tex_case(&h, &opt, &case, fan_out, 27).unwrap(),
+            );
+        }
     }
     assert!(
         cases.len() >= 100,
-        "{} grad_adam_gather_tex checks",
+        "{} grad_update_gather_tex checks",
         cases.len()
     );
-    common::assert_all_pass("grad_adam_gather_tex", &cases);
+    common::assert_all_pass("grad_update_gather_tex", &cases);
 }
 
 #[test]
-fn grad_adam_gather_matches_cpu_twin_atol1e5_rtol1e4() {
-    let Some(h) = harness("grad_adam_gather") else {
+fn grad_update_gather_matches_cpu_twin_atol1e5_rtol1e4() {
+    let Some(h) = harness("grad_update_gather") else {
         return;
     };
     let mut cases = Vec::new();
-    for (case, fan_out, _) in step_cases() {
-        cases.extend(selftest::grad_adam_gather_case(&h, &case, fan_out, 26).unwrap());
+    for opt in selftest::ladder_optimizers() {
+        for (case, fan_out, _) in step_cases() {
+            cases.extend(selftest::grad_update_gather_case(&h, &opt, &case, fan_out, 26).unwrap());
+        }
     }
-    common::assert_all_pass("grad_adam_gather", &cases);
+    common::assert_all_pass("grad_update_gather", &cases);
 }
 
 #[test]
-fn adam_buffer_matches_cpu_twin_atol1e6_rtol1e5() {
-    let Some(h) = harness("adam (buffer)") else {
+fn range_updates_of_every_optimizer_match_cpu_twins_atol1e6_rtol1e5() {
+    // adam, sgd and rmsprop over a range of the storage buffers, the rest left as it was.
+    let Some(h) = harness("adam, sgd, rmsprop (buffer)") else {
         return;
     };
     let mut cases = Vec::new();
@@ -330,9 +349,11 @@ fn adam_buffer_matches_cpu_twin_atol1e6_rtol1e5() {
         (1000, 3, 200),
         (101_776, 23_000, 2_064),
     ] {
-        cases.extend(selftest::adam_range_case(&h, n, off4, len4, 27).unwrap());
+        for opt in selftest::ladder_optimizers() {
+            cases.extend(selftest::update_range_case(&h, &opt, n, off4, len4, 27).unwrap());
+        }
     }
-    common::assert_all_pass("adam (buffer)", &cases);
+    common::assert_all_pass("range updates", &cases);
 }
 
 #[test]

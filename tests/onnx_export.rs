@@ -5,26 +5,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::{dataset, fmnist, quick_model, stderr, stdout};
 use fmnist::backend::Backend;
 use fmnist::checkpoint;
-
-/// The Python with onnxruntime and numpy, if there is one.
-fn onnx_python() -> Option<PathBuf> {
-    let python = std::env::var_os("FMNIST_ONNX_PYTHON")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/fmnist-onnx/bin/python"))
-        })?;
-    let ok = Command::new(&python)
-        .args(["-c", "import onnxruntime, numpy"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    ok.then_some(python)
-}
 
 const RUN_ONNX: &str = r#"
 import sys, numpy as np, onnxruntime as ort
@@ -81,7 +67,7 @@ fn onnxruntime_gives_fmnists_probabilities_within_1e5() {
     let inputs = dir.path().join("inputs.npy");
     std::fs::write(&inputs, fmnist::predictions::to_npy(&x, n, 784)).unwrap();
 
-    let python = onnx_python();
+    let python = common::cached_python("onnxruntime, numpy");
     for shape in ["image", "flat"] {
         let onnx = dir.path().join(format!("{shape}.onnx"));
         let o = fmnist(&[

@@ -212,7 +212,7 @@ fn a_fit_stopped_mid_epoch_and_continued_from_its_saved_checkpoint_is_bit_identi
     };
     let spec = MlpSpec::fashion(&cfg.hidden).unwrap();
     let params = glorot_init(&spec, cfg.seed);
-    let new_backend = |p: Vec<f32>| CpuBackend::new(spec.clone(), p, cfg.adam, cfg.batch_size);
+    let new_backend = |p: Vec<f32>| CpuBackend::new(spec.clone(), p, cfg.optimizer, cfg.batch_size);
     let fit = |b: &mut CpuBackend, start: FitPosition, hooks: &mut dyn FitHooks| {
         let splits = FitData {
             train: &train,

@@ -169,7 +169,7 @@ fn a_diverged_run_over_an_old_one_leaves_nothing_of_it_and_says_diverged() {
     );
     let record = RunRecord::read(&dir).unwrap();
     assert_eq!(record.status, RunStatus::Diverged);
-    assert_eq!(record.config.adam.learning_rate, 1e30);
+    assert_eq!(record.config.optimizer.learning_rate(), 1e30);
     assert!(record.message.unwrap().contains("diverged"));
     for old in [
         "model.safetensors",

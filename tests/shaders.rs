@@ -57,7 +57,7 @@ fn the_step_record_is_the_same_struct_in_every_shader_that_reads_it() {
         .filter(|(_, src)| src.contains("struct Step {"))
         .map(|(n, _)| *n)
         .collect();
-    assert_eq!(readers, ["adam.wgsl", "gather.wgsl", "tail.wgsl"]);
+    assert_eq!(readers, ["optimizers.wgsl", "gather.wgsl", "tail.wgsl"]);
     let first = struct_fields(shader(readers[0]), "Step");
     for r in &readers {
         assert_eq!(struct_fields(shader(r), "Step"), first, "{r}");
@@ -81,11 +81,11 @@ fn uniform_and_stat_structs_match_their_rust_mirrors_in_size() {
             "ForwardGatherDims",
             size_of::<ForwardGatherDims>(),
         ),
-        ("gather.wgsl", "GradAdamDims", size_of::<GradAdamDims>()),
+        ("gather.wgsl", "GradUpdateDims", size_of::<GradUpdateDims>()),
         (
-            "adam.wgsl",
-            "GradAdamGatherTexDims",
-            size_of::<GradAdamGatherTexDims>(),
+            "optimizers.wgsl",
+            "GradUpdateGatherTexDims",
+            size_of::<GradUpdateGatherTexDims>(),
         ),
         (
             "gather.wgsl",
@@ -93,8 +93,16 @@ fn uniform_and_stat_structs_match_their_rust_mirrors_in_size() {
             size_of::<ForwardGatherTexDims>(),
         ),
         ("tail.wgsl", "TailDims", size_of::<TailDims>()),
-        ("adam.wgsl", "AdamRangeDims", size_of::<AdamRangeDims>()),
-        ("adam.wgsl", "AdamDims", size_of::<AdamDims>()),
+        (
+            "optimizers.wgsl",
+            "UpdateRangeDims",
+            size_of::<UpdateRangeDims>(),
+        ),
+        (
+            "optimizers.wgsl",
+            "UpdateTexDims",
+            size_of::<UpdateTexDims>(),
+        ),
         ("tail.wgsl", "StepStat", size_of::<StepStat>()),
     ] {
         assert_eq!(

@@ -102,7 +102,7 @@ fn a_saved_and_loaded_checkpoint_predicts_identically() {
     let mut backend = CpuBackend::new(
         spec.clone(),
         glorot_init(&spec, 1),
-        cfg.adam,
+        cfg.optimizer,
         cfg.batch_size,
     );
     let result = fit(&mut backend, &data.train, &data.test, &cfg, &mut Silent).unwrap();
@@ -120,7 +120,7 @@ fn a_saved_and_loaded_checkpoint_predicts_identically() {
     assert_eq!(ck.spec, spec);
     assert_eq!(ck.meta, meta);
     assert_eq!(ck.params, backend.params().unwrap());
-    let mut reloaded = CpuBackend::new(ck.spec, ck.params, cfg.adam, 1);
+    let mut reloaded = CpuBackend::new(ck.spec, ck.params, cfg.optimizer, 1);
     let before = evaluate(&mut backend, &data.test).unwrap();
     let after = evaluate(&mut reloaded, &data.test).unwrap();
     assert_eq!(
@@ -145,7 +145,7 @@ fn partial_batches_limit_train_and_steps_work() {
     let mut backend = CpuBackend::new(
         spec.clone(),
         glorot_init(&spec, 5),
-        cfg.adam,
+        cfg.optimizer,
         cfg.batch_size,
     );
     let result = fit(&mut backend, &train, &data.test, &cfg, &mut Silent).unwrap();
@@ -167,17 +167,18 @@ fn a_diverging_loss_stops_training_with_a_clear_error() {
     let cfg = TrainConfig {
         epochs: 1,
         max_steps: Some(50),
-        adam: fmnist::config::AdamConfig {
+        optimizer: fmnist::config::AdamConfig {
             learning_rate: 1e30,
             ..Default::default()
-        },
+        }
+        .into(),
         ..TrainConfig::default()
     };
     let spec = MlpSpec::fashion(&[16]).unwrap();
     let mut backend = CpuBackend::new(
         spec.clone(),
         glorot_init(&spec, 5),
-        cfg.adam,
+        cfg.optimizer,
         cfg.batch_size,
     );
     let err = fit(&mut backend, &data.train, &data.test, &cfg, &mut Silent)
@@ -288,7 +289,7 @@ fn the_same_seed_gives_byte_identical_weights_with_denormals_flushed() {
         let mut backend = CpuBackend::new(
             spec.clone(),
             glorot_init(&spec, cfg.seed),
-            cfg.adam,
+            cfg.optimizer,
             cfg.batch_size,
         );
         if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
@@ -339,7 +340,7 @@ fn a_live_display_ticks_after_each_epochs_first_step_with_running_metrics() {
         ..TrainConfig::default()
     };
     let spec = MlpSpec::fashion(&[16]).unwrap();
-    let mut backend = CpuBackend::new(spec.clone(), glorot_init(&spec, 1), cfg.adam, 32);
+    let mut backend = CpuBackend::new(spec.clone(), glorot_init(&spec, 1), cfg.optimizer, 32);
     let mut rec = Recorder::default();
     let train = std::sync::Arc::new(data.train.truncated(640));
     fit(&mut backend, &train, &data.test, &cfg, &mut rec).unwrap();

@@ -75,7 +75,12 @@ fn validation_split_holds_out_the_last_images_and_scores_them_every_epoch() {
         }
     };
     let model = checkpoint::load(&dir.join("model.safetensors")).unwrap();
-    let mut cpu = CpuBackend::new(model.spec, model.params, Default::default(), 32);
+    let mut cpu = CpuBackend::new(
+        model.spec,
+        model.params,
+        fmnist::config::OptimizerConfig::default(),
+        32,
+    );
     let eval = evaluate(&mut cpu, &Arc::new(held_out)).unwrap();
     let last = history[1].val.unwrap();
     assert!(

@@ -21,7 +21,7 @@ struct Step {
     rows: u32,  // samples in this step
     slot: u32,  // the step's ring slot (not read here)
     stat: u32,  // index into stats
-    alpha: f32, // Adam's bias-corrected step size (read by adam.wgsl)
+    alpha: f32, // Adam's bias-corrected step size (read by optimizers.wgsl)
     scale: f32, // gradient scale, 1 / rows
     start: u32, // first index into the epoch's order (read by gather.wgsl, tail.wgsl)
     _pad1: u32,

@@ -50,7 +50,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let params = glorot_init(&spec, cfg.seed);
     let steps_per_epoch = ds.train.len().div_ceil(cfg.batch_size);
     let mut rows: Vec<EpochTiming> = Vec::new();
-    let mut cpu = CpuBackend::new(spec.clone(), params.clone(), cfg.adam, cfg.batch_size);
+    let mut cpu = CpuBackend::new(spec.clone(), params.clone(), cfg.optimizer, cfg.batch_size);
     rows.push(time_epochs(&mut cpu, &ds.train, &ds.test, &cfg)?);
     // Both operand paths, unless FMNIST_GPU_OPERANDS names one.
     let paths = match std::env::var_os(Operands::ENV) {
@@ -68,7 +68,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             operands,
             spec.clone(),
             params.clone(),
-            cfg.adam,
+            cfg.optimizer,
             cfg.batch_size,
         )?;
         // One untimed submission first: a new pipeline's first dispatch compiles it.

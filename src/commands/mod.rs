@@ -23,7 +23,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use fmnist::backend::Backend;
 use fmnist::checkpoint::Checkpoint;
-use fmnist::config::AdamConfig;
+use fmnist::config::OptimizerConfig;
 use fmnist::data::{self, ClassNames, Split};
 use fmnist::device::{AdapterChoice, DeviceChoice, make_backend};
 
@@ -102,7 +102,7 @@ impl DeviceArgs {
             &self.adapter_choice(),
             ck.spec,
             ck.params,
-            AdamConfig::default(),
+            OptimizerConfig::default(),
             1,
         )
     }

@@ -65,7 +65,7 @@ pub fn execute(mut plan: Plan, args: &TrainArgs) -> Result<ExitCode> {
         &adapter,
         plan.spec.clone(),
         params,
-        cfg.adam,
+        cfg.optimizer,
         cfg.batch_size,
     )?;
     if let Some(state) = &plan.optimizer {
@@ -115,13 +115,10 @@ fn print_header(plan: &Plan, backend: &dyn Backend) {
         plan.origin
     );
     outln!(
-        "Config: epochs {} - batch size {} - Adam lr {} beta1 {} beta2 {} epsilon {:e} - seed {}{}{}",
+        "Config: epochs {} - batch size {} - {} - seed {}{}{}",
         cfg.epochs,
         cfg.batch_size,
-        cfg.adam.learning_rate,
-        cfg.adam.beta1,
-        cfg.adam.beta2,
-        cfg.adam.epsilon,
+        cfg.optimizer.describe(),
         cfg.seed,
         if cfg.shuffle { "" } else { " - no shuffle" },
         cfg.max_steps

@@ -8,7 +8,10 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use fmnist::checkpoint;
-use fmnist::config::{AdamConfig, DEFAULT_SEED, EarlyStopping, TrainConfig};
+use fmnist::config::{
+    AdamConfig, DEFAULT_SEED, EarlyStopping, OptimizerConfig, OptimizerKind, RmspropConfig,
+    SgdConfig, TrainConfig,
+};
 use fmnist::data::{self, DataLocation, Dataset};
 use fmnist::model::{MlpSpec, glorot_init};
 use fmnist::run::{InitFile, RunDir, RunRecord, RunStatus, sha256_file};
@@ -28,9 +31,30 @@ pub struct TrainArgs {
     /// Samples per optimizer step.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub batch_size: u32,
-    /// Adam's learning rate.
-    #[arg(long, default_value_t = 0.001, allow_negative_numbers = true)]
-    pub lr: f64,
+    /// The optimizer, with Keras 3's defaults for every hyper-parameter not given.
+    #[arg(long, value_enum, default_value_t = OptimizerArg::Adam)]
+    pub optimizer: OptimizerArg,
+    /// The learning rate [default: Keras': 0.001 for adam and rmsprop, 0.01 for sgd].
+    #[arg(long, allow_negative_numbers = true)]
+    pub lr: Option<f64>,
+    /// Momentum of sgd and rmsprop [default: 0].
+    #[arg(long, value_name = "M", allow_negative_numbers = true)]
+    pub momentum: Option<f64>,
+    /// Nesterov momentum for sgd.
+    #[arg(long)]
+    pub nesterov: bool,
+    /// rmsprop's discount of the squared-gradient average [default: 0.9].
+    #[arg(long, allow_negative_numbers = true)]
+    pub rho: Option<f64>,
+    /// adam's first-moment decay [default: 0.9].
+    #[arg(long, allow_negative_numbers = true)]
+    pub beta1: Option<f64>,
+    /// adam's second-moment decay [default: 0.999].
+    #[arg(long, allow_negative_numbers = true)]
+    pub beta2: Option<f64>,
+    /// adam's and rmsprop's epsilon [default: 1e-7].
+    #[arg(long, allow_negative_numbers = true)]
+    pub epsilon: Option<f64>,
     /// Hidden layer sizes, comma-separated (e.g. 256,128) [default: 128, or the --init checkpoint's].
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub hidden: Option<Vec<u32>>,
@@ -54,7 +78,8 @@ pub struct TrainArgs {
     pub overwrite: bool,
     /// Continue the interrupted run in DIR from its checkpoint, with its saved settings.
     #[arg(long, value_name = "DIR", conflicts_with_all = [
-        "epochs", "batch_size", "lr", "hidden", "seed", "out", "overwrite", "limit_train", "steps",
+        "epochs", "batch_size", "optimizer", "lr", "momentum", "nesterov", "rho", "beta1", "beta2",
+        "epsilon", "hidden", "seed", "out", "overwrite", "limit_train", "steps",
         "no_shuffle", "init", "validation_split", "test_every_epoch", "early_stopping", "min_delta",
         "save_best",
     ])]
@@ -100,12 +125,6 @@ pub struct TrainArgs {
 
 impl TrainArgs {
     fn config(&self) -> Result<TrainConfig> {
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            bail!(
-                "--lr {}: the learning rate must be a positive number",
-                self.lr
-            );
-        }
         if self.epochs == 0 {
             bail!("--epochs 0: train for at least one epoch");
         }
@@ -127,10 +146,7 @@ impl TrainArgs {
                 || TrainConfig::default().hidden,
                 |h| h.iter().map(|&h| h as usize).collect(),
             ),
-            adam: AdamConfig {
-                learning_rate: self.lr,
-                ..AdamConfig::default()
-            },
+            optimizer: self.optimizer()?,
             seed: self.seed,
             shuffle: !self.no_shuffle,
             limit_train: self.limit_train.map(|n| n as usize),
@@ -142,6 +158,93 @@ impl TrainArgs {
                 min_delta,
             }),
             save_best: self.save_best,
+        })
+    }
+}
+
+/// `--optimizer` as clap parses it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OptimizerArg {
+    Adam,
+    Sgd,
+    Rmsprop,
+}
+
+impl TrainArgs {
+    /// The optimizer the flags ask for: Keras' defaults overridden by each flag given, every value
+    /// checked, and a flag the optimizer does not have refused (so a typo is not silently ignored).
+    fn optimizer(&self) -> Result<OptimizerConfig> {
+        let kind = match self.optimizer {
+            OptimizerArg::Adam => OptimizerKind::Adam,
+            OptimizerArg::Sgd => OptimizerKind::Sgd,
+            OptimizerArg::Rmsprop => OptimizerKind::Rmsprop,
+        };
+        let name = kind.name();
+        let given = [
+            (
+                "--momentum",
+                self.momentum.is_some(),
+                kind != OptimizerKind::Adam,
+            ),
+            ("--nesterov", self.nesterov, kind == OptimizerKind::Sgd),
+            ("--rho", self.rho.is_some(), kind == OptimizerKind::Rmsprop),
+            ("--beta1", self.beta1.is_some(), kind == OptimizerKind::Adam),
+            ("--beta2", self.beta2.is_some(), kind == OptimizerKind::Adam),
+            (
+                "--epsilon",
+                self.epsilon.is_some(),
+                kind != OptimizerKind::Sgd,
+            ),
+        ];
+        if let Some((flag, ..)) = given.iter().find(|(_, set, applies)| *set && !applies) {
+            bail!("{flag}: --optimizer {name} has no such hyper-parameter");
+        }
+        let check = |flag: &str, v: Option<f64>, ok: fn(f64) -> bool, what: &str| -> Result<()> {
+            match v {
+                Some(x) if !ok(x) => bail!("{flag} {x}: {what}"),
+                _ => Ok(()),
+            }
+        };
+        let unit = |x: f64| (0.0..1.0).contains(&x);
+        check(
+            "--lr",
+            self.lr,
+            |x| x.is_finite() && x > 0.0,
+            "the learning rate must be a positive number",
+        )?;
+        check(
+            "--momentum",
+            self.momentum,
+            unit,
+            "the momentum must lie in [0, 1)",
+        )?;
+        check("--rho", self.rho, unit, "rho must lie in [0, 1)")?;
+        check("--beta1", self.beta1, unit, "beta1 must lie in [0, 1)")?;
+        check("--beta2", self.beta2, unit, "beta2 must lie in [0, 1)")?;
+        check(
+            "--epsilon",
+            self.epsilon,
+            |x| x.is_finite() && x > 0.0,
+            "epsilon must be a positive number",
+        )?;
+        Ok(match OptimizerConfig::default_for(kind) {
+            OptimizerConfig::Adam(a) => OptimizerConfig::Adam(AdamConfig {
+                learning_rate: self.lr.unwrap_or(a.learning_rate),
+                beta1: self.beta1.unwrap_or(a.beta1),
+                beta2: self.beta2.unwrap_or(a.beta2),
+                epsilon: self.epsilon.unwrap_or(a.epsilon),
+            }),
+            OptimizerConfig::Sgd(s) => OptimizerConfig::Sgd(SgdConfig {
+                learning_rate: self.lr.unwrap_or(s.learning_rate),
+                momentum: self.momentum.unwrap_or(s.momentum),
+                nesterov: self.nesterov,
+            }),
+            OptimizerConfig::Rmsprop(r) => OptimizerConfig::Rmsprop(RmspropConfig {
+                learning_rate: self.lr.unwrap_or(r.learning_rate),
+                rho: self.rho.unwrap_or(r.rho),
+                momentum: self.momentum.unwrap_or(r.momentum),
+                epsilon: self.epsilon.unwrap_or(r.epsilon),
+            }),
         })
     }
 }

@@ -10,7 +10,7 @@ use crate::backend::{
     Backend, OptimizerState, Role, check_order, check_params, check_range, check_split,
 };
 use crate::batches::{gather_normalise, normalise_range};
-use crate::config::AdamConfig;
+use crate::config::OptimizerConfig;
 use crate::cpu::{self, Workspace};
 use crate::data::Split;
 use crate::metrics::StepStats;
@@ -25,7 +25,7 @@ const CPU_EVAL_BATCH: usize = 1000;
 pub struct CpuBackend {
     spec: MlpSpec,
     layout: ParamLayout,
-    adam: AdamConfig,
+    optimizer: OptimizerConfig,
     params: Vec<f32>,
     grads: Vec<f32>,
     m: Vec<f32>,
@@ -50,7 +50,12 @@ pub struct CpuBackend {
 
 impl CpuBackend {
     /// A backend that trains `params` (flat, `spec.layout()` order) with batches of up to `batch_capacity`.
-    pub fn new(spec: MlpSpec, params: Vec<f32>, adam: AdamConfig, batch_capacity: usize) -> Self {
+    pub fn new(
+        spec: MlpSpec,
+        params: Vec<f32>,
+        optimizer: impl Into<OptimizerConfig>,
+        batch_capacity: usize,
+    ) -> Self {
         let layout = spec.layout();
         assert_eq!(
             params.len(),
@@ -69,7 +74,7 @@ impl CpuBackend {
             order: Vec::new(),
             spec,
             layout,
-            adam,
+            optimizer: optimizer.into(),
             params,
             grads: vec![0.0; n],
             m: vec![0.0; n],
@@ -100,13 +105,7 @@ impl CpuBackend {
     /// hands work to the compute threads once (while the calling thread gathered, they went idle).
     fn step(&mut self, rows: usize, batch: StepBatch<'_>) {
         self.steps += 1;
-        let a = self.adam;
-        let step = cpu::AdamStep {
-            alpha: cpu::adam_alpha(a.learning_rate, a.beta1, a.beta2, self.steps) as f32,
-            beta1: a.beta1 as f32,
-            beta2: a.beta2 as f32,
-            epsilon: a.epsilon as f32,
-        };
+        let step = cpu::UpdateStep::new(&self.optimizer, self.steps);
         let Self {
             layout,
             params,
@@ -233,6 +232,7 @@ impl Backend for CpuBackend {
 
     fn optimizer_state(&mut self) -> Result<OptimizerState> {
         Ok(OptimizerState {
+            kind: self.optimizer.kind(),
             m: self.m.clone(),
             v: self.v.clone(),
             steps: self.steps,
@@ -240,7 +240,7 @@ impl Backend for CpuBackend {
     }
 
     fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
-        state.check(self.layout.total)?;
+        state.check(self.layout.total, self.optimizer.kind())?;
         self.m.copy_from_slice(&state.m);
         self.v.copy_from_slice(&state.v);
         self.steps = state.steps;

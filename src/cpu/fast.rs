@@ -4,7 +4,8 @@
 //! (plain loops) by tests/cpu_gradcheck.rs and the unit tests in tests.rs.
 
 use super::Real;
-use super::mlp::{AdamStep, Products, Workspace, backward, forward_with};
+use super::mlp::{Products, Workspace, backward, forward_with};
+use super::update::{UpdateStep, update_slice};
 use crate::model::ParamLayout;
 
 /// Sets flush-to-zero and denormals-are-zero for the calling thread's float unit (x86-64: MXCSR bits 15
@@ -182,7 +183,7 @@ pub fn train_step<T: Real>(
     labels: &[u32],
     rows: usize,
     ws: &mut Workspace<T>,
-    adam: AdamStep<T>,
+    step: UpdateStep<T>,
 ) -> (T, u32) {
     let out = backward::<Tuned, T>(layout, params, x, labels, rows, ws, grads, false);
     let l0 = layout.layers[0];
@@ -206,7 +207,7 @@ pub fn train_step<T: Real>(
             (fan_out as isize, 1),
             &mut g[..w_len],
         );
-        T::adam_slice(p, g, m, v, adam.alpha, adam.beta1, adam.beta2, adam.epsilon);
+        update_slice(p, g, m, v, &step);
     };
     let split = if fan_in * rows * fan_out >= PARALLEL_MIN_MACS && rayon::current_num_threads() >= 2
     {

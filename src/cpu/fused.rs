@@ -1,10 +1,10 @@
 //! The CPU twins of the fused WGSL kernels, named like their entry points: gather, forward_gather,
-//! forward_gather_tex, dense_tail, dense_tail_tex, grad_adam_gather, grad_adam_gather_tex, each tested
+//! forward_gather_tex, dense_tail, dense_tail_tex, grad_update_gather, grad_update_gather_tex, each tested
 //! against the composition of the plain twins in `ops.rs` (tests.rs).
 
 use super::Real;
-use super::mlp::AdamStep;
-use super::ops::{adam, nonfinite};
+use super::ops::nonfinite;
+use super::update::{UpdateStep, update_slice};
 use crate::batches::normalise;
 use crate::model::LayerOffsets;
 
@@ -230,43 +230,39 @@ pub fn dense_tail<T: Real>(
     stat
 }
 
-/// Keras' Adam over one layer's weight and bias at `layer`'s offsets (the rest of the flat vectors
-/// untouched), with the gradient `g` at the same offsets.
-pub fn adam_on_layer<T: Real>(
+/// The step's optimizer over one layer's weight and bias at `layer`'s offsets (the rest of the flat
+/// vectors untouched), with the gradient `g` at the same offsets.
+pub fn update_on_layer<T: Real>(
     p: &mut [T],
     g: &[T],
     m: &mut [T],
     v: &mut [T],
     layer: &LayerOffsets,
-    step: AdamStep<T>,
+    step: UpdateStep<T>,
 ) {
     for r in [layer.weight_range(), layer.bias_range()] {
-        let (a, b1, b2, e) = (step.alpha, step.beta1, step.beta2, step.epsilon);
-        adam(
+        update_slice(
             &mut p[r.clone()],
             &g[r.clone()],
             &mut m[r.clone()],
             &mut v[r],
-            a,
-            b1,
-            b2,
-            e,
+            &step,
         );
     }
 }
 
-/// Where dense_tail_tex also applies Adam to its layer: the parameters after the update (equal to
-/// `params` before it), m, v and the step.
-pub struct TailAdam<'a, T> {
+/// Where dense_tail_tex also updates its layer: the parameters after the update (equal to `params`
+/// before it), the optimizer's slots m and v, and the step.
+pub struct TailUpdate<'a, T> {
     pub p: &'a mut [T],
     pub m: &'a mut [T],
     pub v: &'a mut [T],
-    pub step: AdamStep<T>,
+    pub step: UpdateStep<T>,
 }
 
 /// Twin of `dense_tail_tex` (tail.wgsl), the texture path's tail: [`dense_tail`] (the kernel reads act
-/// and W|b from textures and keeps a row's logits in registers, at most 16 classes), then, with `adam`,
-/// [`adam_on_layer`] with the gradients it wrote.
+/// and W|b from textures and keeps a row's logits in registers, at most 16 classes), then, with
+/// `update`, [`update_on_layer`] with the gradients it wrote.
 #[allow(clippy::too_many_arguments)]
 pub fn dense_tail_tex<T: Real>(
     act: &[T],
@@ -280,24 +276,24 @@ pub fn dense_tail_tex<T: Real>(
     capacity: usize,
     rows: StepRows,
     scale: T,
-    adam: Option<TailAdam<'_, T>>,
+    update: Option<TailUpdate<'_, T>>,
 ) -> TailStat<T> {
     let stat = dense_tail(
         act, params, labels, order, grads, dlogits, dx, layer, capacity, rows, scale,
     );
-    if let Some(a) = adam {
-        adam_on_layer(a.p, grads, a.m, a.v, layer, a.step);
+    if let Some(u) = update {
+        update_on_layer(u.p, grads, u.m, u.v, layer, u.step);
     }
     stat
 }
 
 /// The first layer's backward and update in one: `dW = x^T · dz` over the gathered `x` (see
 /// [`gather`]) and `db = colsum(dz)`, summed over rows below `rows.rows` of `dz (>= rows, fan_out)`,
-/// each applied at once by Keras' Adam to `params`, `m` and `v` at `layer`'s offsets (the gradient is
-/// never stored). Twin of `grad_adam_gather` (gather.wgsl); equal to `gather`, `matmul_at_b`,
-/// `bias_grad`, `adam` in turn (unit test below).
+/// each applied at once by the step's optimizer to `params`, `m` and `v` at `layer`'s offsets (the
+/// gradient is never stored). Twin of `grad_update_gather` (gather.wgsl); equal to `gather`,
+/// `matmul_at_b`, `bias_grad`, `update_slice` in turn (unit test in tests.rs).
 #[allow(clippy::too_many_arguments)]
-pub fn grad_adam_gather<T: Real>(
+pub fn grad_update_gather<T: Real>(
     images: &[u8],
     order: &[u32],
     dz: &[T],
@@ -306,18 +302,19 @@ pub fn grad_adam_gather<T: Real>(
     v: &mut [T],
     layer: &LayerOffsets,
     rows: StepRows,
-    adam: AdamStep<T>,
+    step: UpdateStep<T>,
 ) {
     let k = layer.fan_in;
     let mut x = vec![T::default(); rows.rows * k];
     gather(images, order, &mut x, k, rows.rows, rows);
-    grad_adam_gathered(&x, dz, params, m, v, layer, rows, adam);
+    grad_update_gathered(&x, dz, params, m, v, layer, rows, step);
 }
 
-/// Twin of `grad_adam_gather_tex` (adam.wgsl), the texture path's first layer backward and update,
-/// which reads the same samples through textures: the same arithmetic as [`grad_adam_gather`].
+/// Twin of `grad_update_gather_tex` (optimizers.wgsl), the texture path's first layer backward and
+/// update, which reads the same samples through textures: the same arithmetic as
+/// [`grad_update_gather`].
 #[allow(clippy::too_many_arguments)]
-pub fn grad_adam_gather_tex<T: Real>(
+pub fn grad_update_gather_tex<T: Real>(
     images: &[u8],
     order: &[u32],
     dz: &[T],
@@ -326,16 +323,16 @@ pub fn grad_adam_gather_tex<T: Real>(
     v: &mut [T],
     layer: &LayerOffsets,
     rows: StepRows,
-    adam: AdamStep<T>,
+    step: UpdateStep<T>,
 ) {
-    grad_adam_gather(images, order, dz, params, m, v, layer, rows, adam);
+    grad_update_gather(images, order, dz, params, m, v, layer, rows, step);
 }
 
-/// [`grad_adam_gather`] from the gathered inputs `x (>= rows, fan_in)` (normalised, as [`gather`]
+/// [`grad_update_gather`] from the gathered inputs `x (>= rows, fan_in)` (normalised, as [`gather`]
 /// writes them): `dW = x^T · dz`, `db = colsum(dz)` over the rows below `rows.rows`, each applied at
-/// once by Keras' Adam; equal to `matmul_at_b`, `bias_grad`, `adam` in turn (unit test below).
+/// once by the step's optimizer; equal to `matmul_at_b`, `bias_grad`, `update_slice` in turn.
 #[allow(clippy::too_many_arguments)]
-pub fn grad_adam_gathered<T: Real>(
+pub fn grad_update_gathered<T: Real>(
     x: &[T],
     dz: &[T],
     params: &mut [T],
@@ -343,17 +340,11 @@ pub fn grad_adam_gathered<T: Real>(
     v: &mut [T],
     layer: &LayerOffsets,
     rows: StepRows,
-    adam: AdamStep<T>,
+    step: UpdateStep<T>,
 ) {
     let (k, n) = (layer.fan_in, layer.fan_out);
     let zero = T::default();
-    let one = T::from_f64(1.0);
-    let (c1, c2) = (one - adam.beta1, one - adam.beta2);
-    let mut update = |i: usize, g: T| {
-        m[i] += (g - m[i]) * c1;
-        v[i] += (g * g - v[i]) * c2;
-        params[i] = params[i] - adam.alpha * m[i] / (v[i].sqrt() + adam.epsilon);
-    };
+    let mut update = |i: usize, g: T| step.apply(&mut params[i], g, &mut m[i], &mut v[i]);
     for p in 0..k {
         for j in 0..n {
             let mut g = zero;

@@ -177,12 +177,3 @@ pub(super) fn backward<P: Products, T: Real>(
     }
     (loss, correct)
 }
-
-/// Adam's hyper-parameters for one step, `alpha` already bias-corrected (`adam_alpha`).
-#[derive(Clone, Copy, Debug)]
-pub struct AdamStep<T> {
-    pub alpha: T,
-    pub beta1: T,
-    pub beta2: T,
-    pub epsilon: T,
-}

@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::{OptimizerConfig, RmspropConfig, SgdConfig};
 use crate::model::LayerOffsets;
 
 /// The textbook triple loop, `c[i][j] = sum_p a(i, p) b(p, j)` with element accessors.
@@ -194,48 +195,59 @@ fn fused_twins_equal_the_composition_of_the_reference_twins_f64_rel_1e_12() {
             assert_close_1e_12(&format!("dense_tail loss {what}"), &[stat.loss], &[loss]);
             assert_eq!((stat.correct, stat.nonfinite), (correct, bad), "{what}");
 
-            // grad_adam_gather with dz = dlogits-shaped values over the layer's outputs.
+            // grad_update_gather with dz = dlogits-shaped values over the layer's outputs.
             let dz: Vec<f64> = (0..capacity * fan_out)
                 .map(|i| ((i * 7919) % 201) as f64 / 1000.0 - 0.1)
                 .collect();
-            let step = AdamStep {
-                alpha: 1e-3,
-                beta1: 0.9,
-                beta2: 0.999,
-                epsilon: 1e-7,
-            };
-            let m0: Vec<f64> = params.iter().map(|p| p * 0.01).collect();
-            let v0: Vec<f64> = params.iter().map(|p| p * p * 1e-4).collect();
-            let mut g = vec![0.0f64; params.len()];
-            matmul_at_b(
-                xl,
-                &dz[..live * fan_out],
-                &mut g[layer.weight_range()],
-                inputs,
-                live,
-                fan_out,
-            );
-            bias_grad(
-                &dz[..live * fan_out],
-                &mut g[layer.bias_range()],
-                live,
-                fan_out,
-            );
-            let (mut wp, mut wm, mut wv) = (params.clone(), m0.clone(), v0.clone());
-            adam_on_layer(&mut wp, &g, &mut wm, &mut wv, &layer, step);
-            let (m0_tex, v0_tex) = (m0.clone(), v0.clone());
-            let (mut p, mut m, mut v) = (params.clone(), m0, v0);
-            grad_adam_gather(
-                &images, &order, &dz, &mut p, &mut m, &mut v, &layer, rows, step,
-            );
-            assert_close_1e_12(&format!("grad_adam_gather params {what}"), &p, &wp);
-            assert_close_1e_12(&format!("grad_adam_gather m {what}"), &m, &wm);
-            assert_close_1e_12(&format!("grad_adam_gather v {what}"), &v, &wv);
-            let (mut p, mut m, mut v) = (params.clone(), m0_tex.clone(), v0_tex.clone());
-            grad_adam_gathered(xl, &dz, &mut p, &mut m, &mut v, &layer, rows, step);
-            assert_close_1e_12(&format!("grad_adam_gathered params {what}"), &p, &wp);
-            assert_close_1e_12(&format!("grad_adam_gathered m {what}"), &m, &wm);
-            assert_close_1e_12(&format!("grad_adam_gathered v {what}"), &v, &wv);
+            // Every optimizer's update, as the fused kernels apply it.
+            let optimizers = [
+                OptimizerConfig::default(),
+                OptimizerConfig::Sgd(SgdConfig {
+                    momentum: 0.9,
+                    nesterov: true,
+                    ..SgdConfig::default()
+                }),
+                OptimizerConfig::Rmsprop(RmspropConfig {
+                    momentum: 0.5,
+                    ..RmspropConfig::default()
+                }),
+            ];
+            for opt in &optimizers {
+                let step = UpdateStep::<f64>::new(opt, 3);
+                let what = format!("{what} {}", opt.kind().name());
+                let m0: Vec<f64> = params.iter().map(|p| p * 0.01).collect();
+                let v0: Vec<f64> = params.iter().map(|p| p * p * 1e-4).collect();
+                let mut g = vec![0.0f64; params.len()];
+                matmul_at_b(
+                    xl,
+                    &dz[..live * fan_out],
+                    &mut g[layer.weight_range()],
+                    inputs,
+                    live,
+                    fan_out,
+                );
+                bias_grad(
+                    &dz[..live * fan_out],
+                    &mut g[layer.bias_range()],
+                    live,
+                    fan_out,
+                );
+                let (mut wp, mut wm, mut wv) = (params.clone(), m0.clone(), v0.clone());
+                update_on_layer(&mut wp, &g, &mut wm, &mut wv, &layer, step);
+                let (m0_tex, v0_tex) = (m0.clone(), v0.clone());
+                let (mut p, mut m, mut v) = (params.clone(), m0, v0);
+                grad_update_gather(
+                    &images, &order, &dz, &mut p, &mut m, &mut v, &layer, rows, step,
+                );
+                assert_close_1e_12(&format!("grad_update_gather params {what}"), &p, &wp);
+                assert_close_1e_12(&format!("grad_update_gather m {what}"), &m, &wm);
+                assert_close_1e_12(&format!("grad_update_gather v {what}"), &v, &wv);
+                let (mut p, mut m, mut v) = (params.clone(), m0_tex.clone(), v0_tex.clone());
+                grad_update_gathered(xl, &dz, &mut p, &mut m, &mut v, &layer, rows, step);
+                assert_close_1e_12(&format!("grad_update_gathered params {what}"), &p, &wp);
+                assert_close_1e_12(&format!("grad_update_gathered m {what}"), &m, &wm);
+                assert_close_1e_12(&format!("grad_update_gathered v {what}"), &v, &wv);
+            }
         }
     }
 }

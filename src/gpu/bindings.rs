@@ -4,7 +4,7 @@
 //! tests/kernels.rs and tests/gpu_train.rs (every kernel runs with them).
 
 use crate::gpu::kernels::{
-    ForwardGatherTexDims, GradAdamDims, GradAdamGatherTexDims, Kernel, Kernels, StepRecord,
+    ForwardGatherTexDims, GradUpdateDims, GradUpdateGatherTexDims, Kernel, Kernels, StepRecord,
     TailDims,
 };
 
@@ -60,7 +60,7 @@ pub(super) fn uniform<T>(binding: u32, dynamic: bool) -> wgpu::BindGroupLayoutEn
 }
 
 /// The group-0 layouts of the kernels that bind more storage buffers than the downlevel limit of 4
-/// (dense_tail, dense_tail_tex, grad_adam_gather): None where the device allows fewer than they bind.
+/// (dense_tail, dense_tail_tex, grad_update_gather): None where the device allows fewer than they bind.
 pub(super) fn storage_heavy_layouts(device: &wgpu::Device) -> [Option<wgpu::BindGroupLayout>; 3] {
     let storage_limit = device.limits().max_storage_buffers_per_shader_stage;
     let fits = |k: Kernel| k.storage_buffers() <= storage_limit;
@@ -101,9 +101,9 @@ pub(super) fn storage_heavy_layouts(device: &wgpu::Device) -> [Option<wgpu::Bind
             ],
         })
     });
-    let grad_adam_gather_layout = fits(Kernel::GradAdamGather).then(|| {
+    let grad_update_gather_layout = fits(Kernel::GradUpdateGather).then(|| {
         device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("grad_adam_gather layout: images, order, dz, params, m, v, dims, step"),
+            label: Some("grad_update_gather layout: images, order, dz, params, m, v, dims, step"),
             entries: &[
                 storage(0, true),
                 storage(1, true),
@@ -111,7 +111,7 @@ pub(super) fn storage_heavy_layouts(device: &wgpu::Device) -> [Option<wgpu::Bind
                 storage(3, false),
                 storage(4, false),
                 storage(5, false),
-                uniform::<GradAdamDims>(6, false),
+                uniform::<GradUpdateDims>(6, false),
                 uniform::<StepRecord>(7, false),
             ],
         })
@@ -119,29 +119,29 @@ pub(super) fn storage_heavy_layouts(device: &wgpu::Device) -> [Option<wgpu::Bind
     [
         dense_tail_layout,
         dense_tail_tex_layout,
-        grad_adam_gather_layout,
+        grad_update_gather_layout,
     ]
 }
 
-/// The group-0 and group-1 layouts of the texture path's first-layer kernels: grad_adam_gather_tex's,
+/// The group-0 and group-1 layouts of the texture path's first-layer kernels: grad_update_gather_tex's,
 /// then forward_gather_tex's.
 pub(super) fn first_layer_tex_layouts(device: &wgpu::Device) -> [wgpu::BindGroupLayout; 4] {
-    let grad_adam_gather_tex_layout =
+    let grad_update_gather_tex_layout =
         device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("grad_adam_gather_tex layout: p, g (unused), m, v, dims, step"),
+            label: Some("grad_update_gather_tex layout: p, g (unused), m, v, dims, step"),
             entries: &[
                 storage(0, false),
                 storage(1, true),
                 storage(2, false),
                 storage(3, false),
-                uniform::<GradAdamGatherTexDims>(4, false),
+                uniform::<GradUpdateGatherTexDims>(4, false),
                 uniform::<StepRecord>(5, false),
             ],
         });
-    let grad_adam_gather_tex_tex_layout =
+    let grad_update_gather_tex_tex_layout =
         device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some(
-                "grad_adam_gather_tex texture layout: p_tex, dz_tex, m_tex, v_tex, images, order",
+                "grad_update_gather_tex texture layout: p_tex, dz_tex, m_tex, v_tex, images, order",
             ),
             entries: &[
                 texture(0),
@@ -168,8 +168,8 @@ pub(super) fn first_layer_tex_layouts(device: &wgpu::Device) -> [wgpu::BindGroup
             entries: &[texture(0), uint_texture(1), uint_texture(2)],
         });
     [
-        grad_adam_gather_tex_layout,
-        grad_adam_gather_tex_tex_layout,
+        grad_update_gather_tex_layout,
+        grad_update_gather_tex_tex_layout,
         forward_gather_tex_layout,
         forward_gather_tex_tex_layout,
     ]

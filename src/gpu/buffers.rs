@@ -83,7 +83,7 @@ impl GpuLayout {
     }
 
     /// The first atlas row the texture path's adam_tex updates: the row after W1 and b1, which
-    /// grad_adam_gather_tex updates, or 0 in a model without hidden layers (the tail computes that layer's
+    /// grad_update_gather_tex updates, or 0 in a model without hidden layers (the tail computes that layer's
     /// gradients, and adam_tex applies them).
     pub fn adam_tex_row0(&self) -> usize {
         if self.layers.len() == 1 {

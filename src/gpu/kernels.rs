@@ -5,19 +5,20 @@
 //! twin) and tests/shaders.rs (naga validation of every file, workgroup sizes and uniform structs
 //! against the WGSL).
 
+use crate::config::OptimizerKind;
 pub use crate::gpu::bindings::{bind_group, tex_bind_group, views_bind_group};
 pub use crate::gpu::pipelines::*;
 pub use crate::gpu::uniforms::*;
 
 pub const MATMUL_WGSL: &str = include_str!("../../shaders/matmul.wgsl");
-pub const ADAM_WGSL: &str = include_str!("../../shaders/adam.wgsl");
+pub const OPTIMIZERS_WGSL: &str = include_str!("../../shaders/optimizers.wgsl");
 pub const GATHER_WGSL: &str = include_str!("../../shaders/gather.wgsl");
 pub const TAIL_WGSL: &str = include_str!("../../shaders/tail.wgsl");
 
 /// Every shader file, for validation tests.
 pub const SHADERS: [(&str, &str); 4] = [
     ("matmul.wgsl", MATMUL_WGSL),
-    ("adam.wgsl", ADAM_WGSL),
+    ("optimizers.wgsl", OPTIMIZERS_WGSL),
     ("gather.wgsl", GATHER_WGSL),
     ("tail.wgsl", TAIL_WGSL),
 ];
@@ -62,19 +63,43 @@ pub enum Kernel {
     AdamTex,
     /// Adam over a range of the flat storage buffers.
     Adam,
+    /// SGD, as `adam_tex` and `adam` read their operands.
+    SgdTex,
+    Sgd,
+    /// RMSprop, as `adam_tex` and `adam` read their operands.
+    RmspropTex,
+    Rmsprop,
     Gather,
     ForwardGather,
     DenseTail,
     /// `dense_tail` with act and W|b read from textures (group 1).
     DenseTailTex,
-    GradAdamGather,
-    /// `grad_adam_gather` with its operands (samples, order, dZ, p, m, v) read from textures (group 1).
-    GradAdamGatherTex,
+    GradUpdateGather,
+    /// `grad_update_gather` with its operands (samples, order, dZ, p, m, v) read from textures (group 1).
+    GradUpdateGatherTex,
     /// `forward_gather` with the samples, order and W read from textures (group 1).
     ForwardGatherTex,
 }
 
 impl Kernel {
+    /// The texture-mirror update of `kind`.
+    pub fn update_tex(kind: OptimizerKind) -> Kernel {
+        match kind {
+            OptimizerKind::Adam => Kernel::AdamTex,
+            OptimizerKind::Sgd => Kernel::SgdTex,
+            OptimizerKind::Rmsprop => Kernel::RmspropTex,
+        }
+    }
+
+    /// The buffer-range update of `kind`.
+    pub fn update_range(kind: OptimizerKind) -> Kernel {
+        match kind {
+            OptimizerKind::Adam => Kernel::Adam,
+            OptimizerKind::Sgd => Kernel::Sgd,
+            OptimizerKind::Rmsprop => Kernel::Rmsprop,
+        }
+    }
+
     pub fn entry_point(self) -> &'static str {
         match self {
             Kernel::MmNn => "mm_nn",
@@ -85,17 +110,21 @@ impl Kernel {
             Kernel::MmNtTex => "mm_nt_tex",
             Kernel::AdamTex => "adam_tex",
             Kernel::Adam => "adam",
+            Kernel::SgdTex => "sgd_tex",
+            Kernel::Sgd => "sgd",
+            Kernel::RmspropTex => "rmsprop_tex",
+            Kernel::Rmsprop => "rmsprop",
             Kernel::Gather => "gather",
             Kernel::ForwardGather => "forward_gather",
             Kernel::DenseTail => "dense_tail",
             Kernel::DenseTailTex => "dense_tail_tex",
-            Kernel::GradAdamGather => "grad_adam_gather",
-            Kernel::GradAdamGatherTex => "grad_adam_gather_tex",
+            Kernel::GradUpdateGather => "grad_update_gather",
+            Kernel::GradUpdateGatherTex => "grad_update_gather_tex",
             Kernel::ForwardGatherTex => "forward_gather_tex",
         }
     }
 
-    pub const ALL: [Kernel; 15] = [
+    pub const ALL: [Kernel; 19] = [
         Kernel::MmNn,
         Kernel::MmNt,
         Kernel::MmTn,
@@ -104,12 +133,16 @@ impl Kernel {
         Kernel::MmNtTex,
         Kernel::AdamTex,
         Kernel::Adam,
+        Kernel::SgdTex,
+        Kernel::Sgd,
+        Kernel::RmspropTex,
+        Kernel::Rmsprop,
         Kernel::Gather,
         Kernel::ForwardGather,
         Kernel::DenseTail,
         Kernel::DenseTailTex,
-        Kernel::GradAdamGather,
-        Kernel::GradAdamGatherTex,
+        Kernel::GradUpdateGather,
+        Kernel::GradUpdateGatherTex,
         Kernel::ForwardGatherTex,
     ];
 
@@ -122,10 +155,16 @@ impl Kernel {
             | Kernel::MmNnTex
             | Kernel::MmTnTex
             | Kernel::MmNtTex => "matmul.wgsl",
-            Kernel::AdamTex | Kernel::Adam | Kernel::GradAdamGatherTex => "adam.wgsl",
+            Kernel::AdamTex
+            | Kernel::Adam
+            | Kernel::SgdTex
+            | Kernel::Sgd
+            | Kernel::RmspropTex
+            | Kernel::Rmsprop
+            | Kernel::GradUpdateGatherTex => "optimizers.wgsl",
             Kernel::Gather
             | Kernel::ForwardGather
-            | Kernel::GradAdamGather
+            | Kernel::GradUpdateGather
             | Kernel::ForwardGatherTex => "gather.wgsl",
             Kernel::DenseTail | Kernel::DenseTailTex => "tail.wgsl",
         }
@@ -141,10 +180,12 @@ impl Kernel {
             | Kernel::MmNnTex
             | Kernel::MmTnTex
             | Kernel::MmNtTex
-            | Kernel::GradAdamGatherTex
+            | Kernel::GradUpdateGatherTex
             | Kernel::ForwardGatherTex => (MM_WG, MM_WG, 1),
-            Kernel::AdamTex | Kernel::GradAdamGather => (16, 4, 1),
-            Kernel::Adam | Kernel::Gather => (WG_1D, 1, 1),
+            Kernel::AdamTex | Kernel::SgdTex | Kernel::RmspropTex | Kernel::GradUpdateGather => {
+                (16, 4, 1)
+            }
+            Kernel::Adam | Kernel::Sgd | Kernel::Rmsprop | Kernel::Gather => (WG_1D, 1, 1),
             Kernel::ForwardGather => {
                 let blocks = (FG_TILE_ROWS / 4) * (FG_TILE_COLS / 4);
                 (FG_SLICES * blocks as u32, 1, 1)
@@ -155,7 +196,7 @@ impl Kernel {
     }
 
     /// Storage buffers the entry point binds: a device with fewer per stage cannot run it (the downlevel
-    /// limit is 4; the two tails and grad_adam_gather need more, see `Kernels::supports`).
+    /// limit is 4; the two tails and grad_update_gather need more, see `Kernels::supports`).
     pub fn storage_buffers(self) -> u32 {
         match self {
             Kernel::MmNn
@@ -166,12 +207,16 @@ impl Kernel {
             | Kernel::MmNtTex
             | Kernel::AdamTex
             | Kernel::Adam
+            | Kernel::SgdTex
+            | Kernel::Sgd
+            | Kernel::RmspropTex
+            | Kernel::Rmsprop
             | Kernel::ForwardGather
-            | Kernel::GradAdamGatherTex => 4,
+            | Kernel::GradUpdateGatherTex => 4,
             Kernel::Gather => 3,
             Kernel::ForwardGatherTex => 2,
             Kernel::DenseTail => 7,
-            Kernel::GradAdamGather => 6,
+            Kernel::GradUpdateGather => 6,
             Kernel::DenseTailTex => 8,
         }
     }
@@ -192,22 +237,24 @@ pub fn matmul_groups(kernel: Kernel, m: usize, n: usize) -> (u32, u32, u32) {
     (n.div_ceil(tile) as u32, m.div_ceil(tile) as u32, 1)
 }
 
-/// Workgroups of adam_tex over the vec4s from texel row `row0` to `len4`, held in texture mirrors `row4`
-/// texels wide: that part of the texel grid in 16x4 workgroups.
-pub fn adam_groups(len4: usize, row4: usize, row0: usize) -> (u32, u32, u32) {
+/// Workgroups of the texture updates (adam_tex, sgd_tex, rmsprop_tex) over the vec4s from texel row
+/// `row0` to `len4`, held in texture mirrors `row4` texels wide: that part of the texel grid in 16x4
+/// workgroups.
+pub fn update_tex_groups(len4: usize, row4: usize, row0: usize) -> (u32, u32, u32) {
     let rows = len4.div_ceil(row4).saturating_sub(row0).max(1);
     (row4.div_ceil(16) as u32, rows.div_ceil(4) as u32, 1)
 }
 
-/// Workgroups of grad_adam_gather_tex over W (inputs, fan_out): an 8x8 block of W per invocation,
+/// Workgroups of grad_update_gather_tex over W (inputs, fan_out): an 8x8 block of W per invocation,
 /// 8x8 invocations a workgroup (the grid of mm_tn_tex producing the same W).
-pub fn grad_adam_gather_tex_groups(inputs: usize, fan_out: usize) -> (u32, u32, u32) {
+pub fn grad_update_gather_tex_groups(inputs: usize, fan_out: usize) -> (u32, u32, u32) {
     matmul_groups(Kernel::MmTnTex, inputs, fan_out)
 }
 
-/// Workgroups of the buffer adam over `len4` vec4s: one vec4 per invocation, 64 a workgroup, folded
-/// into rows of at most `MAX_GROUPS_PER_DIM` workgroups (the shader unfolds them with num_workgroups).
-pub fn adam_range_groups(len4: usize) -> (u32, u32, u32) {
+/// Workgroups of the range updates (adam, sgd, rmsprop) over `len4` vec4s: one vec4 per invocation, 64
+/// a workgroup, folded into rows of at most `MAX_GROUPS_PER_DIM` workgroups (the shader unfolds them
+/// with num_workgroups).
+pub fn update_range_groups(len4: usize) -> (u32, u32, u32) {
     let groups = len4.div_ceil(WG_1D as usize).max(1);
     let x = groups.min(MAX_GROUPS_PER_DIM);
     (x as u32, groups.div_ceil(x) as u32, 1)
@@ -236,9 +283,9 @@ pub fn dense_tail_groups() -> (u32, u32, u32) {
     (1, 1, 1)
 }
 
-/// Workgroups of grad_adam_gather over W (inputs, fan_out): one invocation per 4x4 block, 16x4 blocks a
+/// Workgroups of grad_update_gather over W (inputs, fan_out): one invocation per 4x4 block, 16x4 blocks a
 /// workgroup.
-pub fn grad_adam_gather_groups(inputs: usize, fan_out: usize) -> (u32, u32, u32) {
+pub fn grad_update_gather_groups(inputs: usize, fan_out: usize) -> (u32, u32, u32) {
     (
         fan_out.div_ceil(4).div_ceil(16) as u32,
         inputs.div_ceil(4).div_ceil(4) as u32,

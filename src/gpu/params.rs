@@ -71,7 +71,7 @@ impl ParamMirrors {
                 )?),
                 _ => None,
             },
-            // Only the rows adam_tex reads: grad_adam_gather_tex updates W1 and b1 (the first rows) itself.
+            // Only the rows adam_tex reads: grad_update_gather_tex updates W1 and b1 (the first rows) itself.
             g: TextureMirror::new(
                 device,
                 "grads mirror (atlas rows after b1)",

@@ -3,12 +3,13 @@
 //! groups over them are in `bindings`). Tested by tests/kernels.rs and tests/shaders.rs (through
 //! `kernels`, which re-exports this module).
 
+use crate::config::OptimizerConfig;
 use crate::gpu::bindings::{
     first_layer_tex_layouts, storage, storage_heavy_layouts, texture, uniform,
 };
 use crate::gpu::kernels::{
-    ADAM_WGSL, AdamDims, AdamRangeDims, ForwardGatherDims, GATHER_WGSL, GatherDims, Kernel,
-    MATMUL_WGSL, MatmulDims, StepRecord, TAIL_WGSL,
+    ForwardGatherDims, GATHER_WGSL, GatherDims, Kernel, MATMUL_WGSL, MatmulDims, OPTIMIZERS_WGSL,
+    StepRecord, TAIL_WGSL, UpdateRangeDims, UpdateTexDims,
 };
 
 /// Pipelines and their bind-group layouts, built once per device.
@@ -16,26 +17,27 @@ pub struct Kernels {
     pub matmul_layout: wgpu::BindGroupLayout,
     /// Group 1 of the texture variants: A and B as rgba32float textures.
     pub tex_layout: wgpu::BindGroupLayout,
-    /// Group 0 of adam_tex: p, g (unused), m, v, AdamDims, step.
-    pub adam_layout: wgpu::BindGroupLayout,
-    /// Group 1 of adam_tex: the texture mirrors of p, g, m and v.
-    pub adam_tex_layout: wgpu::BindGroupLayout,
-    /// grad_adam_gather_tex: group 0 (p, g unused, m, v, dims, step), group 1 (p, dZ, m, v, images,
+    /// Group 0 of the texture updates (adam_tex, sgd_tex, rmsprop_tex): p, g (unused), m, v,
+    /// UpdateTexDims, step.
+    pub update_tex_layout: wgpu::BindGroupLayout,
+    /// Group 1 of the texture updates: the texture mirrors of p, g, m and v.
+    pub update_mirrors_layout: wgpu::BindGroupLayout,
+    /// grad_update_gather_tex: group 0 (p, g unused, m, v, dims, step), group 1 (p, dZ, m, v, images,
     /// order textures).
-    pub grad_adam_gather_tex_layout: wgpu::BindGroupLayout,
-    pub grad_adam_gather_tex_tex_layout: wgpu::BindGroupLayout,
+    pub grad_update_gather_tex_layout: wgpu::BindGroupLayout,
+    pub grad_update_gather_tex_tex_layout: wgpu::BindGroupLayout,
     /// forward_gather_tex: group 0 (params, act, dims, step), group 1 (W, images, order textures).
     pub forward_gather_tex_layout: wgpu::BindGroupLayout,
     pub forward_gather_tex_tex_layout: wgpu::BindGroupLayout,
-    /// The buffer adam: p, g, m, v, AdamRangeDims, step.
-    pub adam_range_layout: wgpu::BindGroupLayout,
+    /// The range updates (adam, sgd, rmsprop): p, g, m, v, UpdateRangeDims, step.
+    pub update_range_layout: wgpu::BindGroupLayout,
     pub gather_layout: wgpu::BindGroupLayout,
     pub forward_gather_layout: wgpu::BindGroupLayout,
     /// None where the device allows fewer storage buffers per stage than the kernel binds.
     pub dense_tail_layout: Option<wgpu::BindGroupLayout>,
     /// Group 0 of dense_tail_tex (group 1 is `tex_layout`: act, W|b).
     pub dense_tail_tex_layout: Option<wgpu::BindGroupLayout>,
-    pub grad_adam_gather_layout: Option<wgpu::BindGroupLayout>,
+    pub grad_update_gather_layout: Option<wgpu::BindGroupLayout>,
     mm_nn: wgpu::ComputePipeline,
     mm_nt: wgpu::ComputePipeline,
     mm_tn: wgpu::ComputePipeline,
@@ -44,12 +46,16 @@ pub struct Kernels {
     mm_nt_tex: wgpu::ComputePipeline,
     adam_tex: wgpu::ComputePipeline,
     adam: wgpu::ComputePipeline,
+    sgd_tex: wgpu::ComputePipeline,
+    sgd: wgpu::ComputePipeline,
+    rmsprop_tex: wgpu::ComputePipeline,
+    rmsprop: wgpu::ComputePipeline,
     gather: wgpu::ComputePipeline,
     forward_gather: wgpu::ComputePipeline,
     dense_tail: Option<wgpu::ComputePipeline>,
     dense_tail_tex: Option<wgpu::ComputePipeline>,
-    grad_adam_gather: Option<wgpu::ComputePipeline>,
-    grad_adam_gather_tex: wgpu::ComputePipeline,
+    grad_update_gather: Option<wgpu::ComputePipeline>,
+    grad_update_gather_tex: wgpu::ComputePipeline,
     forward_gather_tex: wgpu::ComputePipeline,
 }
 
@@ -72,11 +78,38 @@ fn shader_module(device: &wgpu::Device, label: &str, src: &str) -> wgpu::ShaderM
     unsafe { device.create_shader_module_trusted(desc, checks) }
 }
 
-/// The pipeline of `kernel`'s entry point in `module`, with explicit bind-group layouts.
+/// The values of the update's pipeline-overridable constants (the block shared by optimizers.wgsl,
+/// gather.wgsl and tail.wgsl) for `opt`: which rule, and its hyper-parameters (the others keep their
+/// defaults, which the rule does not read).
+pub fn update_constants(opt: &OptimizerConfig) -> Vec<(&'static str, f64)> {
+    match opt {
+        OptimizerConfig::Adam(a) => vec![
+            ("OPTIMIZER", 0.0),
+            ("BETA1", a.beta1),
+            ("BETA2", a.beta2),
+            ("EPSILON", a.epsilon),
+        ],
+        OptimizerConfig::Sgd(s) => vec![
+            ("OPTIMIZER", 1.0),
+            ("MOMENTUM", s.momentum),
+            ("NESTEROV", f64::from(u8::from(s.nesterov))),
+        ],
+        OptimizerConfig::Rmsprop(r) => vec![
+            ("OPTIMIZER", 2.0),
+            ("RHO", r.rho),
+            ("MOMENTUM", r.momentum),
+            ("EPSILON", r.epsilon),
+        ],
+    }
+}
+
+/// The pipeline of `kernel`'s entry point in `module`, with explicit bind-group layouts and the
+/// module's overridable constants.
 fn compute_pipeline(
     device: &wgpu::Device,
     layouts: &[Option<&wgpu::BindGroupLayout>],
     module: &wgpu::ShaderModule,
+    constants: &[(&str, f64)],
     kernel: Kernel,
 ) -> wgpu::ComputePipeline {
     let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
@@ -89,13 +122,18 @@ fn compute_pipeline(
         layout: Some(&pl),
         module,
         entry_point: Some(kernel.entry_point()),
-        compilation_options: Default::default(),
+        compilation_options: wgpu::PipelineCompilationOptions {
+            constants,
+            ..Default::default()
+        },
         cache: None,
     })
 }
 
 impl Kernels {
-    pub fn new(device: &wgpu::Device) -> Self {
+    /// Every pipeline, the updating ones built for `optimizer` (its rule and hyper-parameters are
+    /// compiled in: `update_constants`).
+    pub fn new(device: &wgpu::Device, optimizer: &OptimizerConfig) -> Self {
         let matmul_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("matmul layout: a, b, c, e, dims"),
             entries: &[
@@ -110,38 +148,40 @@ impl Kernels {
             label: Some("matmul texture layout: a_tex, b_tex"),
             entries: &[texture(0), texture(1)],
         });
-        let adam_tex_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("adam texture layout: p_tex, g_tex, m_tex, v_tex"),
-            entries: &[texture(0), texture(1), texture(2), texture(3)],
-        });
-        let adam_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("adam_tex layout: p, g, m, v, dims, step"),
+        let update_mirrors_layout =
+            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some("update mirrors layout: p_tex, g_tex, m_tex, v_tex"),
+                entries: &[texture(0), texture(1), texture(2), texture(3)],
+            });
+        let update_tex_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("update_tex layout: p, g, m, v, dims, step"),
             entries: &[
                 storage(0, false),
                 storage(1, true),
                 storage(2, false),
                 storage(3, false),
-                uniform::<AdamDims>(4, false),
+                uniform::<UpdateTexDims>(4, false),
                 uniform::<StepRecord>(5, false),
             ],
         });
         let [
-            grad_adam_gather_tex_layout,
-            grad_adam_gather_tex_tex_layout,
+            grad_update_gather_tex_layout,
+            grad_update_gather_tex_tex_layout,
             forward_gather_tex_layout,
             forward_gather_tex_tex_layout,
         ] = first_layer_tex_layouts(device);
-        let adam_range_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("adam layout: p, g, m, v, range dims, step"),
-            entries: &[
-                storage(0, false),
-                storage(1, true),
-                storage(2, false),
-                storage(3, false),
-                uniform::<AdamRangeDims>(4, false),
-                uniform::<StepRecord>(5, false),
-            ],
-        });
+        let update_range_layout =
+            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some("update range layout: p, g, m, v, range dims, step"),
+                entries: &[
+                    storage(0, false),
+                    storage(1, true),
+                    storage(2, false),
+                    storage(3, false),
+                    uniform::<UpdateRangeDims>(4, false),
+                    uniform::<StepRecord>(5, false),
+                ],
+            });
         let gather_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("gather layout: images, order, x, dims, step"),
             entries: &[
@@ -167,21 +207,30 @@ impl Kernels {
         let [
             dense_tail_layout,
             dense_tail_tex_layout,
-            grad_adam_gather_layout,
+            grad_update_gather_layout,
         ] = storage_heavy_layouts(device);
         let matmul = shader_module(device, "matmul.wgsl", MATMUL_WGSL);
-        let adam = shader_module(device, "adam.wgsl", ADAM_WGSL);
+        let optimizers = shader_module(device, "optimizers.wgsl", OPTIMIZERS_WGSL);
         let gather = shader_module(device, "gather.wgsl", GATHER_WGSL);
         let tail = shader_module(device, "tail.wgsl", TAIL_WGSL);
-        let pipeline_with =
-            |layouts: &[Option<&wgpu::BindGroupLayout>],
-             module: &wgpu::ShaderModule,
-             kernel: Kernel| { compute_pipeline(device, layouts, module, kernel) };
+        let update = update_constants(optimizer);
+        let pipeline_with = |layouts: &[Option<&wgpu::BindGroupLayout>],
+                             module: &wgpu::ShaderModule,
+                             kernel: Kernel| {
+            // matmul.wgsl holds no update, hence no overridable constant to set.
+            let constants = if kernel.file() == "matmul.wgsl" {
+                &[][..]
+            } else {
+                &update[..]
+            };
+            compute_pipeline(device, layouts, module, constants, kernel)
+        };
         let pipeline =
             |layout: &wgpu::BindGroupLayout, module: &wgpu::ShaderModule, kernel: Kernel| {
                 pipeline_with(&[Some(layout)], module, kernel)
             };
         let tex_layouts = [Some(&matmul_layout), Some(&tex_layout)];
+        let update_tex_layouts = [Some(&update_tex_layout), Some(&update_mirrors_layout)];
         Self {
             mm_nn_tex: pipeline_with(&tex_layouts, &matmul, Kernel::MmNnTex),
             mm_tn_tex: pipeline_with(&tex_layouts, &matmul, Kernel::MmTnTex),
@@ -189,19 +238,19 @@ impl Kernels {
             mm_nn: pipeline(&matmul_layout, &matmul, Kernel::MmNn),
             mm_nt: pipeline(&matmul_layout, &matmul, Kernel::MmNt),
             mm_tn: pipeline(&matmul_layout, &matmul, Kernel::MmTn),
-            adam_tex: pipeline_with(
-                &[Some(&adam_layout), Some(&adam_tex_layout)],
-                &adam,
-                Kernel::AdamTex,
-            ),
-            adam: pipeline(&adam_range_layout, &adam, Kernel::Adam),
-            grad_adam_gather_tex: pipeline_with(
+            adam_tex: pipeline_with(&update_tex_layouts, &optimizers, Kernel::AdamTex),
+            adam: pipeline(&update_range_layout, &optimizers, Kernel::Adam),
+            sgd_tex: pipeline_with(&update_tex_layouts, &optimizers, Kernel::SgdTex),
+            sgd: pipeline(&update_range_layout, &optimizers, Kernel::Sgd),
+            rmsprop_tex: pipeline_with(&update_tex_layouts, &optimizers, Kernel::RmspropTex),
+            rmsprop: pipeline(&update_range_layout, &optimizers, Kernel::Rmsprop),
+            grad_update_gather_tex: pipeline_with(
                 &[
-                    Some(&grad_adam_gather_tex_layout),
-                    Some(&grad_adam_gather_tex_tex_layout),
+                    Some(&grad_update_gather_tex_layout),
+                    Some(&grad_update_gather_tex_tex_layout),
                 ],
-                &adam,
-                Kernel::GradAdamGatherTex,
+                &optimizers,
+                Kernel::GradUpdateGatherTex,
             ),
             forward_gather_tex: pipeline_with(
                 &[
@@ -219,23 +268,23 @@ impl Kernels {
             dense_tail_tex: dense_tail_tex_layout
                 .as_ref()
                 .map(|l| pipeline_with(&[Some(l), Some(&tex_layout)], &tail, Kernel::DenseTailTex)),
-            grad_adam_gather: grad_adam_gather_layout
+            grad_update_gather: grad_update_gather_layout
                 .as_ref()
-                .map(|l| pipeline(l, &gather, Kernel::GradAdamGather)),
+                .map(|l| pipeline(l, &gather, Kernel::GradUpdateGather)),
             matmul_layout,
             tex_layout,
-            adam_layout,
-            adam_tex_layout,
-            grad_adam_gather_tex_layout,
-            grad_adam_gather_tex_tex_layout,
+            update_tex_layout,
+            update_mirrors_layout,
+            grad_update_gather_tex_layout,
+            grad_update_gather_tex_tex_layout,
             forward_gather_tex_layout,
             forward_gather_tex_tex_layout,
-            adam_range_layout,
+            update_range_layout,
             gather_layout,
             forward_gather_layout,
             dense_tail_layout,
             dense_tail_tex_layout,
-            grad_adam_gather_layout,
+            grad_update_gather_layout,
         }
     }
 
@@ -244,7 +293,7 @@ impl Kernels {
         match kernel {
             Kernel::DenseTail => self.dense_tail.is_some(),
             Kernel::DenseTailTex => self.dense_tail_tex.is_some(),
-            Kernel::GradAdamGather => self.grad_adam_gather.is_some(),
+            Kernel::GradUpdateGather => self.grad_update_gather.is_some(),
             _ => true,
         }
     }
@@ -260,13 +309,17 @@ impl Kernels {
             Kernel::MmNtTex => &self.mm_nt_tex,
             Kernel::AdamTex => &self.adam_tex,
             Kernel::Adam => &self.adam,
-            Kernel::GradAdamGatherTex => &self.grad_adam_gather_tex,
+            Kernel::SgdTex => &self.sgd_tex,
+            Kernel::Sgd => &self.sgd,
+            Kernel::RmspropTex => &self.rmsprop_tex,
+            Kernel::Rmsprop => &self.rmsprop,
+            Kernel::GradUpdateGatherTex => &self.grad_update_gather_tex,
             Kernel::ForwardGatherTex => &self.forward_gather_tex,
             Kernel::Gather => &self.gather,
             Kernel::ForwardGather => &self.forward_gather,
             Kernel::DenseTail => unsupported(kernel, self.dense_tail.as_ref()),
             Kernel::DenseTailTex => unsupported(kernel, self.dense_tail_tex.as_ref()),
-            Kernel::GradAdamGather => unsupported(kernel, self.grad_adam_gather.as_ref()),
+            Kernel::GradUpdateGather => unsupported(kernel, self.grad_update_gather.as_ref()),
         }
     }
 
@@ -279,15 +332,17 @@ impl Kernels {
             | Kernel::MmNnTex
             | Kernel::MmTnTex
             | Kernel::MmNtTex => &self.matmul_layout,
-            Kernel::AdamTex => &self.adam_layout,
-            Kernel::Adam => &self.adam_range_layout,
-            Kernel::GradAdamGatherTex => &self.grad_adam_gather_tex_layout,
+            Kernel::AdamTex | Kernel::SgdTex | Kernel::RmspropTex => &self.update_tex_layout,
+            Kernel::Adam | Kernel::Sgd | Kernel::Rmsprop => &self.update_range_layout,
+            Kernel::GradUpdateGatherTex => &self.grad_update_gather_tex_layout,
             Kernel::ForwardGatherTex => &self.forward_gather_tex_layout,
             Kernel::Gather => &self.gather_layout,
             Kernel::ForwardGather => &self.forward_gather_layout,
             Kernel::DenseTail => unsupported(kernel, self.dense_tail_layout.as_ref()),
             Kernel::DenseTailTex => unsupported(kernel, self.dense_tail_tex_layout.as_ref()),
-            Kernel::GradAdamGather => unsupported(kernel, self.grad_adam_gather_layout.as_ref()),
+            Kernel::GradUpdateGather => {
+                unsupported(kernel, self.grad_update_gather_layout.as_ref())
+            }
         }
     }
 }

@@ -30,32 +30,27 @@ pub struct MatmulDims {
     pub e_off: u32,
 }
 
-/// Mirror of `AdamDims` in adam.wgsl (adam_tex).
+/// Mirror of `UpdateTexDims` in optimizers.wgsl (adam_tex, sgd_tex, rmsprop_tex). The optimizer's
+/// hyper-parameters are the pipeline's overridable constants (`pipelines::update_constants`).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct AdamDims {
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct UpdateTexDims {
     pub len4: u32,
     /// Texels per row of the texture mirrors of p, g, m and v.
     pub row4: u32,
-    pub beta1: f32,
-    pub beta2: f32,
-    pub eps: f32,
-    /// The first texel row updated (the rows before it belong to a layer grad_adam_gather_tex updates).
+    /// The first texel row updated (the rows before it belong to a layer grad_update_gather_tex updates).
     pub row0: u32,
-    pub _pad: [u32; 2],
+    pub _pad: u32,
 }
 
-/// Mirror of `AdamRangeDims` in adam.wgsl (the buffer `adam`): Adam over the vec4s
-/// `[off4, off4 + len4)` of the flat buffers.
+/// Mirror of `UpdateRangeDims` in optimizers.wgsl (adam, sgd, rmsprop over storage buffers): the
+/// update of the vec4s `[off4, off4 + len4)` of the flat buffers.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct AdamRangeDims {
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct UpdateRangeDims {
     pub off4: u32,
     pub len4: u32,
-    pub beta1: f32,
-    pub beta2: f32,
-    pub eps: f32,
-    pub _pad: [u32; 3],
+    pub _pad: [u32; 2],
 }
 
 /// Mirror of `GatherDims` in gather.wgsl.
@@ -118,17 +113,15 @@ pub struct TailDims {
     pub direct: u32,
     /// Non-zero: write dZ (the layer below has weights).
     pub input_grad: u32,
-    /// dense_tail_tex only: non-zero also applies Adam to W and b (beta1, beta2, eps below).
-    pub adam: u32,
-    pub beta1: f32,
-    pub beta2: f32,
-    pub eps: f32,
+    /// dense_tail_tex only: non-zero also applies the pipeline's optimizer to W and b.
+    pub update: u32,
+    pub _pad: [u32; 3],
 }
 
-/// Mirror of `GradAdamDims` in gather.wgsl. Offsets and strides in floats, multiples of 4.
+/// Mirror of `GradUpdateDims` in gather.wgsl. Offsets and strides in floats, multiples of 4.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct GradAdamDims {
+pub struct GradUpdateDims {
     pub inputs: u32,
     pub fan_out: u32,
     /// Row stride of W in params, m and v.
@@ -142,34 +135,27 @@ pub struct GradAdamDims {
     /// dZ in the dz buffer.
     pub dz_off: u32,
     pub direct: u32,
-    pub beta1: f32,
-    pub beta2: f32,
-    pub eps: f32,
-    pub _pad: u32,
 }
 
-/// Mirror of `GradAdamGatherTexDims` in adam.wgsl: grad_adam_gather_tex over W (inputs, fan_out) and
+/// Mirror of `GradUpdateGatherTexDims` in optimizers.wgsl: grad_update_gather_tex over W (inputs, fan_out) and
 /// b, which sit at atlas rows `w_row..` and `b_row` of the mirrors and of the flat buffers (row stride
 /// `ld`), its samples read from an image texture of `texels` texels a sample and `1 << row_shift`
 /// samples a row (`dataset::ImageTextureShape`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct GradAdamGatherTexDims {
+pub struct GradUpdateGatherTexDims {
     pub inputs: u32,
     pub fan_out: u32,
     pub ld: u32,
     pub w_row: u32,
     pub b_row: u32,
-    pub beta1: f32,
-    pub beta2: f32,
-    pub eps: f32,
     pub texels: u32,
     pub row_shift: u32,
-    pub _pad: [u32; 2],
+    pub _pad: u32,
 }
 
 /// Mirror of `ForwardGatherTexDims` in gather.wgsl: forward_gather_tex's act (capacity, ldc) from an
-/// image texture (`texels`, `row_shift` as in `GradAdamGatherTexDims`), W at texel row `w_row` of its
+/// image texture (`texels`, `row_shift` as in `GradUpdateGatherTexDims`), W at texel row `w_row` of its
 /// texture, b at float `b_off` of the params buffer.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]

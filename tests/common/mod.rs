@@ -38,9 +38,25 @@ pub fn quick_model(ds: &Dataset) -> (CpuBackend, FitResult) {
     };
     let spec = MlpSpec::fashion(&cfg.hidden).unwrap();
     let params = glorot_init(&spec, cfg.seed);
-    let mut backend = CpuBackend::new(spec, params, cfg.adam, cfg.batch_size);
+    let mut backend = CpuBackend::new(spec, params, cfg.optimizer, cfg.batch_size);
     let result = fit(&mut backend, &ds.train, &ds.test, &cfg, &mut Silent).unwrap();
     (backend, result)
+}
+
+/// The Python of the environment `make setup` installs (FMNIST_ONNX_PYTHON, else
+/// ~/.cache/fmnist-onnx/bin/python) if it imports `modules` (e.g. `"onnxruntime, numpy"`).
+pub fn cached_python(modules: &str) -> Option<std::path::PathBuf> {
+    let python = std::env::var_os("FMNIST_ONNX_PYTHON")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(|h| std::path::PathBuf::from(h).join(".cache/fmnist-onnx/bin/python"))
+        })?;
+    let ok = Command::new(&python)
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    ok.then_some(python)
 }
 
 /// Runs the release `fmnist` binary with `args`.

@@ -16,7 +16,7 @@ use std::time::Instant;
 use anyhow::{Result, bail, ensure};
 
 use crate::backend::{Backend, OptimizerState, Role, check_params, check_range, check_split};
-use crate::config::AdamConfig;
+use crate::config::OptimizerConfig;
 use crate::data::{PIXELS, Split};
 use crate::gpu::buffers::pad_texture_row;
 use crate::gpu::context::{GpuContext, Needs};
@@ -50,7 +50,7 @@ pub struct GpuBackend {
     kernels: Kernels,
     spec: MlpSpec,
     state: ParamState,
-    adam: AdamConfig,
+    optimizer: OptimizerConfig,
     operands: Operands,
     /// Rows per training batch.
     cap: usize,
@@ -80,12 +80,12 @@ impl GpuBackend {
         adapter: Option<&str>,
         spec: MlpSpec,
         params: Vec<f32>,
-        adam: AdamConfig,
+        optimizer: impl Into<OptimizerConfig>,
         batch_capacity: usize,
     ) -> Result<Self> {
         let needs = Self::needs(&spec, batch_capacity);
         let ctx = GpuContext::open(adapter, needs)?;
-        Self::with_context(ctx, spec, params, adam, batch_capacity)
+        Self::with_context(ctx, spec, params, optimizer, batch_capacity)
     }
 
     /// The largest buffer this model and batch need, for the device limits: the training images, the
@@ -115,11 +115,11 @@ impl GpuBackend {
         ctx: GpuContext,
         spec: MlpSpec,
         params: Vec<f32>,
-        adam: AdamConfig,
+        optimizer: impl Into<OptimizerConfig>,
         batch_capacity: usize,
     ) -> Result<Self> {
         let operands = Operands::choose(ctx.adapter.device_type)?;
-        Self::with_operands(ctx, operands, spec, params, adam, batch_capacity)
+        Self::with_operands(ctx, operands, spec, params, optimizer, batch_capacity)
     }
 
     /// Builds the engine on `operands` (tests run both paths on one adapter).
@@ -128,9 +128,10 @@ impl GpuBackend {
         operands: Operands,
         spec: MlpSpec,
         params: Vec<f32>,
-        adam: AdamConfig,
+        optimizer: impl Into<OptimizerConfig>,
         batch_capacity: usize,
     ) -> Result<Self> {
+        let optimizer = optimizer.into();
         let cpu_layout = spec.layout();
         ensure!(
             params.len() == cpu_layout.total,
@@ -144,7 +145,7 @@ impl GpuBackend {
         let slots = MAX_SLOTS;
         let (kernels, state, ring, stats, eval) = ctx.scoped("building the GPU engine", || {
             let d = &ctx.device;
-            let kernels = Kernels::new(d);
+            let kernels = Kernels::new(d, &optimizer);
             let state = ParamState::new(
                 d,
                 cpu_layout.clone(),
@@ -174,7 +175,7 @@ impl GpuBackend {
             profiler: None,
             ctx,
             spec,
-            adam,
+            optimizer,
             operands,
             cap,
         };
@@ -296,7 +297,7 @@ impl GpuBackend {
                 device: d,
                 kernels: &self.kernels,
                 state: &self.state,
-                adam: self.adam,
+                optimizer: self.optimizer,
                 cap: self.cap,
                 inputs: self.spec.inputs,
                 train: &resident,
@@ -486,6 +487,7 @@ impl Backend for GpuBackend {
         self.structure.readback_bytes += (2 * self.state.total() * 4) as u64;
         self.ctx.check("reading Adam's state")?;
         Ok(OptimizerState {
+            kind: self.optimizer.kind(),
             m,
             v,
             steps: self.steps,
@@ -493,7 +495,7 @@ impl Backend for GpuBackend {
     }
 
     fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
-        state.check(self.spec.layout().total)?;
+        state.check(self.spec.layout().total, self.optimizer.kind())?;
         self.flush()?;
         self.wait_all()?;
         let q = &self.ctx.queue;

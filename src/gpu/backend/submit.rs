@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Result;
 
 use super::GpuBackend;
-use crate::cpu;
+
 use crate::gpu::kernels::StepRecord;
 use crate::gpu::plan::Stamps;
 use crate::metrics::Timing;
@@ -112,12 +112,11 @@ impl GpuBackend {
         let t = Instant::now();
         let s = self.pending;
         self.steps += 1;
-        let a = &self.adam;
         let record = StepRecord {
             rows: rows as u32,
             slot: s as u32,
             stat: self.stats.claim(s, rows),
-            alpha: cpu::adam_alpha(a.learning_rate, a.beta1, a.beta2, self.steps) as f32,
+            alpha: self.optimizer.alpha(self.steps) as f32,
             scale: (1.0 / rows as f64) as f32,
             start: start as u32,
             _pad: [0; 2],

@@ -1,5 +1,5 @@
 //! The harness runs of the buffer-path kernels, which read one step from a split of u8 images resident
-//! on the device through an order: gather, forward_gather, grad_adam_gather and the buffer adam (the
+//! on the device through an order: gather, forward_gather, grad_update_gather and the buffer adam (the
 //! tails are in `tail.rs`), with their inputs (`StepCase`, the samples of one step; `ParamsPacking`,
 //! one layer in a flat padded buffer) and outputs. Every padding lane of an input is NaN and every
 //! output poisoned before the run; each step record is bound as a window past offset 0, as the backend
@@ -10,12 +10,12 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::Harness;
-use crate::config::AdamConfig;
+use crate::config::OptimizerConfig;
 use crate::cpu;
 use crate::gpu::buffers::{self, pad4};
 use crate::gpu::kernels::{self, Kernel};
 use crate::gpu::uniforms::{
-    AdamRangeDims, ForwardGatherDims, GatherDims, GradAdamDims, StepRecord, StepStat,
+    ForwardGatherDims, GatherDims, GradUpdateDims, StepRecord, StepStat, UpdateRangeDims,
 };
 
 /// A stats record no kernel writes: what every stats buffer holds before a run.
@@ -140,7 +140,7 @@ impl StepCase {
     }
 }
 
-/// What a grad_adam_gather run returns: params, m and v in their padded GPU layout (as `ParamsPacking`
+/// What a grad_update_gather run returns: params, m and v in their padded GPU layout (as `ParamsPacking`
 /// describes), to be unpacked and checked for untouched padding.
 pub struct Packed {
     pub p: Vec<f32>,
@@ -194,7 +194,7 @@ impl ParamsPacking {
         )
     }
 
-    /// The layout grad_adam_gather_tex reads as an atlas: rows of `ld = pad4(cols) + 4` floats (one whole
+    /// The layout grad_update_gather_tex reads as an atlas: rows of `ld = pad4(cols) + 4` floats (one whole
     /// padding quad), a sentinel row, W from row 1, a gap row, b at row `rows + 2`.
     pub fn atlas(rows: usize, cols: usize) -> Self {
         let ld = pad4(cols) + 4;
@@ -332,19 +332,20 @@ impl Harness {
         Ok(unpad_ld(&out, 0, case.capacity, fan_out, ldc))
     }
 
-    /// `grad_adam_gather` of `case` with dZ (capacity, fan_out) tight, whose rows past the step and
+    /// `grad_update_gather` of `case` with dZ (capacity, fan_out) tight, whose rows past the step and
     /// padding lanes are NaN (neither may be read), on params, m and v already packed by `pk`.
     #[allow(clippy::too_many_arguments)]
-    pub fn grad_adam_gather(
+    pub fn grad_update_gather(
         &self,
         case: &StepCase,
         dz: &[f32],
         pk: &ParamsPacking,
         start: &Packed,
         alpha: f32,
-        cfg: &AdamConfig,
+        opt: &OptimizerConfig,
     ) -> Result<Packed> {
         let d = &self.ctx.device;
+        let kernels = self.kernels_for(opt);
         let (images, order) = self.split_buffers(case);
         let ldz = pad4(pk.cols) + 4;
         let dz_off = 8;
@@ -356,7 +357,7 @@ impl Harness {
         let pb = buffers::storage_init(d, "selftest p", bytemuck::cast_slice(&start.p));
         let mb = buffers::storage_init(d, "selftest m", bytemuck::cast_slice(&start.m));
         let vb = buffers::storage_init(d, "selftest v", bytemuck::cast_slice(&start.v));
-        let dims = GradAdamDims {
+        let dims = GradUpdateDims {
             inputs: pk.rows as u32,
             fan_out: pk.cols as u32,
             ld: pk.ld as u32,
@@ -365,12 +366,8 @@ impl Harness {
             b_off: pk.b_off as u32,
             dz_off: dz_off as u32,
             direct: case.rows.direct as u32,
-            beta1: cfg.beta1 as f32,
-            beta2: cfg.beta2 as f32,
-            eps: cfg.epsilon as f32,
-            _pad: 0,
         };
-        let u = buffers::uniform_init(d, "selftest grad_adam dims", bytemuck::bytes_of(&dims));
+        let u = buffers::uniform_init(d, "selftest grad_update dims", bytemuck::bytes_of(&dims));
         let rec = StepRecord {
             alpha,
             ..case.record()
@@ -378,16 +375,17 @@ impl Harness {
         let (r, at) = self.record_buffer(&rec);
         let bind = kernels::bind_group(
             d,
-            "selftest grad_adam_gather",
-            self.kernels.layout(Kernel::GradAdamGather),
+            "selftest grad_update_gather",
+            kernels.layout(Kernel::GradUpdateGather),
             &[&images, &order, &dz_buf, &pb, &mb, &vb, &u, &r],
             Some((7, at, std::mem::size_of::<StepRecord>() as u64)),
         );
-        self.run(
-            Kernel::GradAdamGather,
+        self.run_on(
+            &kernels,
+            Kernel::GradUpdateGather,
             &bind,
             None,
-            kernels::grad_adam_gather_groups(pk.rows, pk.cols),
+            kernels::grad_update_gather_groups(pk.rows, pk.cols),
         );
         Ok(Packed {
             p: self.download(&pb, pk.total)?,
@@ -396,33 +394,32 @@ impl Harness {
         })
     }
 
-    /// The buffer `adam` over the vec4s `[off4, off4 + len4)` of flat p, g, m, v: returns the whole
-    /// (p, m, v), which must be unchanged outside the range.
+    /// `opt`'s range update (adam, sgd or rmsprop) over the vec4s `[off4, off4 + len4)` of flat p, g,
+    /// m, v: returns the whole (p, m, v), which must be unchanged outside the range.
     #[allow(clippy::too_many_arguments)]
-    pub fn adam_range(
+    pub fn update_range(
         &self,
         bufs: &Packed,
         g: &[f32],
         off4: usize,
         len4: usize,
         alpha: f32,
-        cfg: &AdamConfig,
+        opt: &OptimizerConfig,
     ) -> Result<Packed> {
         let d = &self.ctx.device;
+        let kernels = self.kernels_for(opt);
+        let kernel = Kernel::update_range(opt.kind());
         let n = bufs.p.len();
         let pb = buffers::storage_init(d, "selftest p", bytemuck::cast_slice(&bufs.p));
         let gb = buffers::storage_init(d, "selftest g", bytemuck::cast_slice(g));
         let mb = buffers::storage_init(d, "selftest m", bytemuck::cast_slice(&bufs.m));
         let vb = buffers::storage_init(d, "selftest v", bytemuck::cast_slice(&bufs.v));
-        let dims = AdamRangeDims {
+        let dims = UpdateRangeDims {
             off4: off4 as u32,
             len4: len4 as u32,
-            beta1: cfg.beta1 as f32,
-            beta2: cfg.beta2 as f32,
-            eps: cfg.epsilon as f32,
-            _pad: [0; 3],
+            _pad: [0; 2],
         };
-        let u = buffers::uniform_init(d, "selftest adam range dims", bytemuck::bytes_of(&dims));
+        let u = buffers::uniform_init(d, "selftest update range dims", bytemuck::bytes_of(&dims));
         let rec = StepRecord {
             alpha,
             ..Default::default()
@@ -430,12 +427,18 @@ impl Harness {
         let (r, at) = self.record_buffer(&rec);
         let bind = kernels::bind_group(
             d,
-            "selftest adam",
-            &self.kernels.adam_range_layout,
+            kernel.entry_point(),
+            &kernels.update_range_layout,
             &[&pb, &gb, &mb, &vb, &u, &r],
             Some((5, at, std::mem::size_of::<StepRecord>() as u64)),
         );
-        self.run(Kernel::Adam, &bind, None, kernels::adam_range_groups(len4));
+        self.run_on(
+            &kernels,
+            kernel,
+            &bind,
+            None,
+            kernels::update_range_groups(len4),
+        );
         Ok(Packed {
             p: self.download(&pb, n)?,
             m: self.download(&mb, n)?,

@@ -1,25 +1,28 @@
 //! Runs single kernels on host data, for the tests and `fmnist selftest` (the case list stays in
 //! `gpu::selftest`): packs inputs into the GPU's padded layout with NaN in every padding lane, poisons
 //! every output with NaN, records one dispatch, downloads and unpads the result. This file holds the
-//! harness, the matmuls with their row padding, and adam_tex; `buffer_path` the kernels that read a step
-//! from a resident split (gather, forward_gather, dense_tail, grad_adam_gather, the buffer adam) and
+//! harness, the matmuls with their row padding, and the texture updates; `buffer_path` the kernels that read a step
+//! from a resident split (gather, forward_gather, dense_tail, grad_update_gather, the range updates) and
 //! their inputs (`StepCase`, `ParamsPacking`). Tested through tests/kernels.rs, whose cases run every
 //! entry point here against its CPU twin.
 
 use anyhow::Result;
 
-use crate::config::AdamConfig;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use crate::config::OptimizerConfig;
 use crate::gpu::buffers::{self, pad4};
 use crate::gpu::context::GpuContext;
 use crate::gpu::kernels::{self, Kernel, Kernels};
-use crate::gpu::uniforms::{AdamDims, MatmulDims, StepRecord};
+use crate::gpu::uniforms::{MatmulDims, StepRecord, UpdateTexDims};
 
 mod buffer_path;
 mod tail;
 mod texture_path;
 
 pub use buffer_path::{Packed, ParamsPacking, StepCase, pack_u8, pad_ld, unpad_ld};
-pub use tail::{TailAdamStart, TailOut};
+pub use tail::{TailOut, TailUpdateStart};
 
 /// Tight `(rows, cols)` -> `(rows, pad4(cols))` with NaN in the padding lanes.
 pub fn pad_rows(tight: &[f32], rows: usize, cols: usize) -> Vec<f32> {
@@ -56,24 +59,55 @@ pub struct MatmulOut {
     pub colsum: Vec<f32>,
 }
 
-/// Floats per row of the texture mirrors in the Adam check (any multiple of 4 works; not the atlas
+/// Floats per row of the texture mirrors in the update checks (any multiple of 4 works; not the atlas
 /// width, so the index arithmetic is checked on a second shape).
-const ADAM_MIRROR_WIDTH: usize = 64;
+const UPDATE_MIRROR_WIDTH: usize = 64;
 
 /// Runs single kernels on host data: the harness behind the tests and `fmnist selftest`.
 pub struct Harness {
     pub ctx: GpuContext,
+    /// Every pipeline, the updating ones built for Adam with Keras' defaults.
     pub kernels: Kernels,
+    /// Pipelines built for other optimizers, as the cases ask for them (the update's rule and
+    /// hyper-parameters are compiled into each pipeline).
+    by_optimizer: RefCell<Vec<(OptimizerConfig, Rc<Kernels>)>>,
 }
 
 impl Harness {
     pub fn new(ctx: GpuContext) -> Self {
-        let kernels = Kernels::new(&ctx.device);
-        Self { ctx, kernels }
+        let kernels = Kernels::new(&ctx.device, &OptimizerConfig::default());
+        Self {
+            ctx,
+            kernels,
+            by_optimizer: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The pipelines built for `opt` (built once per optimizer and kept).
+    pub fn kernels_for(&self, opt: &OptimizerConfig) -> Rc<Kernels> {
+        let mut cache = self.by_optimizer.borrow_mut();
+        if let Some((_, k)) = cache.iter().find(|(o, _)| o == opt) {
+            return k.clone();
+        }
+        let k = Rc::new(Kernels::new(&self.ctx.device, opt));
+        cache.push((*opt, k.clone()));
+        k
     }
 
     fn run(
         &self,
+        kernel: Kernel,
+        bind: &wgpu::BindGroup,
+        textures: Option<&wgpu::BindGroup>,
+        groups: (u32, u32, u32),
+    ) {
+        self.run_on(&self.kernels, kernel, bind, textures, groups);
+    }
+
+    /// `run` with the pipelines of `kernels` (those of an optimizer's, `kernels_for`).
+    fn run_on(
+        &self,
+        kernels: &Kernels,
         kernel: Kernel,
         bind: &wgpu::BindGroup,
         textures: Option<&wgpu::BindGroup>,
@@ -90,7 +124,7 @@ impl Harness {
                 label: Some(kernel.entry_point()),
                 timestamp_writes: None,
             });
-            pass.set_pipeline(self.kernels.pipeline(kernel));
+            pass.set_pipeline(kernels.pipeline(kernel));
             pass.set_bind_group(0, bind, &[]);
             if let Some(t) = textures {
                 pass.set_bind_group(1, t, &[]);
@@ -247,32 +281,32 @@ impl Harness {
         })
     }
 
-    /// One adam_tex step over flat vectors (length a multiple of 4): returns (params, m, v).
+    /// One step of `opt`'s texture update (adam_tex, sgd_tex or rmsprop_tex) over flat vectors
+    /// (length a multiple of 4): returns (params, m, v).
     #[allow(clippy::too_many_arguments)]
-    pub fn adam_tex(
+    pub fn update_tex(
         &self,
         p: &[f32],
         g: &[f32],
         m: &[f32],
         v: &[f32],
         alpha: f32,
-        cfg: &AdamConfig,
+        opt: &OptimizerConfig,
     ) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
         let d = &self.ctx.device;
+        let kernels = self.kernels_for(opt);
+        let kernel = Kernel::update_tex(opt.kind());
         let len4 = p.len() / 4;
         let pb = buffers::storage_init(d, "selftest p", bytemuck::cast_slice(p));
         let gb = buffers::storage_init(d, "selftest g", bytemuck::cast_slice(g));
         let mb = buffers::storage_init(d, "selftest m", bytemuck::cast_slice(m));
         let vb = buffers::storage_init(d, "selftest v", bytemuck::cast_slice(v));
-        let groups = kernels::adam_groups(len4, ADAM_MIRROR_WIDTH / 4, 0);
-        let dims = AdamDims {
+        let groups = kernels::update_tex_groups(len4, UPDATE_MIRROR_WIDTH / 4, 0);
+        let dims = UpdateTexDims {
             len4: len4 as u32,
-            beta1: cfg.beta1 as f32,
-            beta2: cfg.beta2 as f32,
-            eps: cfg.epsilon as f32,
-            row4: (ADAM_MIRROR_WIDTH / 4) as u32,
+            row4: (UPDATE_MIRROR_WIDTH / 4) as u32,
             row0: 0,
-            _pad: [0; 2],
+            _pad: 0,
         };
         let u = buffers::uniform_init(d, "selftest adam dims", bytemuck::bytes_of(&dims));
         let rec = StepRecord {
@@ -282,18 +316,18 @@ impl Harness {
         let r = buffers::uniform_init(d, "selftest step record", bytemuck::bytes_of(&rec));
         let bind = kernels::bind_group(
             d,
-            "selftest adam",
-            &self.kernels.adam_layout,
+            kernel.entry_point(),
+            &kernels.update_tex_layout,
             &[&pb, &gb, &mb, &vb, &u, &r],
             Some((5, 0, std::mem::size_of::<StepRecord>() as u64)),
         );
-        // The texture mirrors Adam reads, as the backend keeps them: rows of ADAM_MIRROR_WIDTH floats.
-        let rows = p.len().div_ceil(ADAM_MIRROR_WIDTH).max(1);
+        // The texture mirrors Adam reads, as the backend keeps them: rows of UPDATE_MIRROR_WIDTH floats.
+        let rows = p.len().div_ceil(UPDATE_MIRROR_WIDTH).max(1);
         let mirror = |label: &str, data: &[f32]| -> Result<wgpu::TextureView> {
-            let t = buffers::float_texture(d, label, ADAM_MIRROR_WIDTH, rows)?;
+            let t = buffers::float_texture(d, label, UPDATE_MIRROR_WIDTH, rows)?;
             let mut padded = data.to_vec();
-            padded.resize(rows * ADAM_MIRROR_WIDTH, 0.0);
-            buffers::write_texture(&self.ctx.queue, &t, ADAM_MIRROR_WIDTH, rows, &padded);
+            padded.resize(rows * UPDATE_MIRROR_WIDTH, 0.0);
+            buffers::write_texture(&self.ctx.queue, &t, UPDATE_MIRROR_WIDTH, rows, &padded);
             Ok(t.create_view(&Default::default()))
         };
         let views = [
@@ -304,11 +338,11 @@ impl Harness {
         ];
         let tex = kernels::views_bind_group(
             d,
-            "selftest adam textures",
-            &self.kernels.adam_tex_layout,
+            "selftest update textures",
+            &kernels.update_mirrors_layout,
             &[&views[0], &views[1], &views[2], &views[3]],
         );
-        self.run(Kernel::AdamTex, &bind, Some(&tex), groups);
+        self.run_on(&kernels, kernel, &bind, Some(&tex), groups);
         Ok((
             self.download(&pb, p.len())?,
             self.download(&mb, p.len())?,

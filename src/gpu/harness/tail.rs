@@ -8,7 +8,7 @@ use super::Harness;
 use super::buffer_path::{
     POISON_STAT, Packed, ParamsPacking, STAT_FLOATS, StepCase, pad_ld, unpad_ld,
 };
-use crate::config::AdamConfig;
+use crate::config::OptimizerConfig;
 use crate::gpu::buffers::{self, pad4};
 use crate::gpu::kernels::{self, Kernel};
 use crate::gpu::uniforms::{StepRecord, StepStat, TailDims};
@@ -25,13 +25,13 @@ pub struct TailOut {
     pub after: Option<Packed>,
 }
 
-/// dense_tail_tex's Adam in a harness run: m and v before the step (tight, W then b), the step size and
-/// the constants.
-pub struct TailAdamStart {
+/// dense_tail_tex's update in a harness run: the optimizer's m and v before the step (tight, W then b),
+/// the step size and the optimizer.
+pub struct TailUpdateStart {
     pub m: Vec<f32>,
     pub v: Vec<f32>,
     pub alpha: f32,
-    pub cfg: AdamConfig,
+    pub optimizer: OptimizerConfig,
 }
 
 impl Harness {
@@ -76,7 +76,7 @@ impl Harness {
         k: usize,
         classes: usize,
         input_grad: bool,
-        adam: Option<&TailAdamStart>,
+        adam: Option<&TailUpdateStart>,
     ) -> Result<TailOut> {
         let d = &self.ctx.device;
         let cap = case.capacity;
@@ -116,10 +116,12 @@ impl Harness {
             dx_off: 0,
             direct: case.rows.direct as u32,
             input_grad: input_grad as u32,
-            adam: u32::from(adam.is_some()),
-            beta1: adam.map_or(0.0, |a| a.cfg.beta1 as f32),
-            beta2: adam.map_or(0.0, |a| a.cfg.beta2 as f32),
-            eps: adam.map_or(0.0, |a| a.cfg.epsilon as f32),
+            update: u32::from(adam.is_some()),
+            _pad: [0; 3],
+        };
+        let kernels = match adam {
+            Some(a) => self.kernels_for(&a.optimizer),
+            None => self.kernels_for(&OptimizerConfig::default()),
         };
         let u = buffers::uniform_init(d, "selftest tail dims", bytemuck::bytes_of(&dims));
         let w_len = k * classes;
@@ -152,14 +154,13 @@ impl Harness {
             let bind = kernels::bind_group(
                 d,
                 "selftest dense_tail_tex",
-                self.kernels.layout(kernel),
+                kernels.layout(kernel),
                 &[
                     &l_buf, &order, &g_buf, &dz_buf, &s_buf, &p_out, &m_buf, &v_buf, &u, &r,
                 ],
                 Some((9, at, record)),
             );
-            let tex =
-                kernels::tex_bind_group(d, "selftest tail textures", &self.kernels, &act_t, &wb_t);
+            let tex = kernels::tex_bind_group(d, "selftest tail textures", &kernels, &act_t, &wb_t);
             (bind, Some(tex))
         } else {
             let a_buf = buffers::storage_init(d, "selftest act", bytemuck::cast_slice(&act_pad));
@@ -167,7 +168,7 @@ impl Harness {
             let bind = kernels::bind_group(
                 d,
                 "selftest dense_tail",
-                self.kernels.layout(kernel),
+                kernels.layout(kernel),
                 &[
                     &a_buf, &p_buf, &l_buf, &order, &g_buf, &dz_buf, &s_buf, &u, &r,
                 ],
@@ -175,7 +176,13 @@ impl Harness {
             );
             (bind, None)
         };
-        self.run(kernel, &bind, tex.as_ref(), kernels::dense_tail_groups());
+        self.run_on(
+            &kernels,
+            kernel,
+            &bind,
+            tex.as_ref(),
+            kernels::dense_tail_groups(),
+        );
         let dz = self.download(&dz_buf, dz_poison.len())?;
         let grads = self.download(&g_buf, g_poison.len())?;
         let stats = self.download(&s_buf, STAT_FLOATS * stats_init.len())?;

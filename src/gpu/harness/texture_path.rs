@@ -1,26 +1,26 @@
 //! The harness runs of the texture path's first-layer kernels, `forward_gather_tex` and
-//! `grad_adam_gather_tex`: the case's split as an images texture (laid out for a small texture side,
+//! `grad_update_gather_tex`: the case's split as an images texture (laid out for a small texture side,
 //! so samples spread over several texture rows) and its order as an order texture; dZ as a
 //! NaN-padded texture; W, p, m and v in an atlas layout (`ParamsPacking::atlas`) both as buffers and as
 //! their texture mirrors. Tested through tests/kernels.rs (`gpu::selftest::forward_gather_case` and
-//! `grad_adam_gather_tex_case`).
+//! `grad_update_gather_tex_case`).
 
 use anyhow::Result;
 
 use super::Harness;
 use super::buffer_path::{Packed, ParamsPacking, StepCase, pad_ld, unpad_ld};
-use crate::config::AdamConfig;
+use crate::config::OptimizerConfig;
 use crate::gpu::buffers::{self, pad4};
 use crate::gpu::dataset::{ImageTexture, OrderTexture};
 use crate::gpu::kernels::{self, Kernel};
-use crate::gpu::uniforms::{ForwardGatherTexDims, GradAdamGatherTexDims, StepRecord};
+use crate::gpu::uniforms::{ForwardGatherTexDims, GradUpdateGatherTexDims, StepRecord};
 
 /// The texture side the harness lays a case's images out for (where they fit; else the adapter's).
 const SMALL_SIDE: usize = 128;
 
 impl Harness {
     /// The case's images and order as the texture path holds them. Training always reads through the
-    /// order, and grad_adam_gather_tex has no direct mode: a direct case is given the identity order,
+    /// order, and grad_update_gather_tex has no direct mode: a direct case is given the identity order,
     /// which reads the same rows.
     fn sample_textures(&self, case: &StepCase) -> Result<(ImageTexture, OrderTexture)> {
         let (d, q) = (&self.ctx.device, &self.ctx.queue);
@@ -116,20 +116,21 @@ impl Harness {
         Ok(unpad_ld(&out, 0, case.capacity, fan_out, ldc))
     }
 
-    /// `grad_adam_gather_tex` of `case` with dZ (capacity, fan_out) tight, as a texture whose rows past
+    /// `grad_update_gather_tex` of `case` with dZ (capacity, fan_out) tight, as a texture whose rows past
     /// the step and padding lanes are NaN, on p, m and v packed by `pk` (an atlas layout,
     /// `ParamsPacking::atlas`) and mirrored into textures.
     #[allow(clippy::too_many_arguments)]
-    pub fn grad_adam_gather_tex(
+    pub fn grad_update_gather_tex(
         &self,
         case: &StepCase,
         dz: &[f32],
         pk: &ParamsPacking,
         start: &Packed,
         alpha: f32,
-        cfg: &AdamConfig,
+        opt: &OptimizerConfig,
     ) -> Result<Packed> {
         let d = &self.ctx.device;
+        let kernels = self.kernels_for(opt);
         let (cap, live) = (case.capacity, case.rows.rows);
         let (images, order) = self.sample_textures(case)?;
         let ldz = pad4(pk.cols);
@@ -148,22 +149,19 @@ impl Harness {
         let gb = buffers::storage(d, "selftest g (unused)", 16);
         let mb = buffers::storage_init(d, "selftest m", bytemuck::cast_slice(&start.m));
         let vb = buffers::storage_init(d, "selftest v", bytemuck::cast_slice(&start.v));
-        let dims = GradAdamGatherTexDims {
+        let dims = GradUpdateGatherTexDims {
             inputs: pk.rows as u32,
             fan_out: pk.cols as u32,
             ld: pk.ld as u32,
             w_row: (pk.w_off / pk.ld) as u32,
             b_row: (pk.b_off / pk.ld) as u32,
-            beta1: cfg.beta1 as f32,
-            beta2: cfg.beta2 as f32,
-            eps: cfg.epsilon as f32,
             texels: images.shape.texels as u32,
             row_shift: images.shape.row_shift,
-            _pad: [0; 2],
+            _pad: 0,
         };
         let u = buffers::uniform_init(
             d,
-            "selftest grad_adam_gather_tex dims",
+            "selftest grad_update_gather_tex dims",
             bytemuck::bytes_of(&dims),
         );
         let rec = StepRecord {
@@ -173,22 +171,23 @@ impl Harness {
         let (r, at) = self.record_buffer(&rec);
         let bind = kernels::bind_group(
             d,
-            "selftest grad_adam_gather_tex",
-            self.kernels.layout(Kernel::GradAdamGatherTex),
+            "selftest grad_update_gather_tex",
+            kernels.layout(Kernel::GradUpdateGatherTex),
             &[&pb, &gb, &mb, &vb, &u, &r],
             Some((5, at, std::mem::size_of::<StepRecord>() as u64)),
         );
         let tex = kernels::views_bind_group(
             d,
-            "selftest grad_adam_gather_tex textures",
-            &self.kernels.grad_adam_gather_tex_tex_layout,
+            "selftest grad_update_gather_tex textures",
+            &kernels.grad_update_gather_tex_tex_layout,
             &views.iter().collect::<Vec<_>>(),
         );
-        self.run(
-            Kernel::GradAdamGatherTex,
+        self.run_on(
+            &kernels,
+            Kernel::GradUpdateGatherTex,
             &bind,
             Some(&tex),
-            kernels::grad_adam_gather_tex_groups(pk.rows, pk.cols),
+            kernels::grad_update_gather_tex_groups(pk.rows, pk.cols),
         );
         Ok(Packed {
             p: self.download(&pb, pk.total)?,

@@ -3,7 +3,7 @@
 //!   forward_gather    gather the step's samples from the resident images, act0 = relu(x W1 + b1)
 //!   dense_tail        one workgroup: logits, softmax cross-entropy and the step's stats, dW2 and db2
 //!                     into grads, dZ0 = (dlogits W2^T) masked by act0 > 0
-//!   grad_adam_gather  dW1 = x^T dZ0 and db1 (x gathered again), Adam on W1 and b1 in the epilogue
+//!   grad_update_gather  dW1 = x^T dZ0 and db1 (x gathered again), Adam on W1 and b1 in the epilogue
 //!   adam              Adam over the rest of the parameters (the later layers)
 //! Deeper models add `mm_nn` forwards and `mm_tn` (weight gradient) + `mm_nt` (masked input gradient)
 //! backwards for their middle layers; a model without hidden layers gathers x and runs the tail on it.
@@ -13,7 +13,7 @@ use anyhow::{Result, bail};
 
 use crate::gpu::buffers::{self as gbuf, pad4};
 use crate::gpu::kernels::{
-    self, AdamRangeDims, ForwardGatherDims, GradAdamDims, Kernel, MatmulDims,
+    self, ForwardGatherDims, GradUpdateDims, Kernel, MatmulDims, UpdateRangeDims,
 };
 use crate::gpu::plan::{
     PlanInputs, Site, Sites, StepPlan, f32_bytes, forward_dims, gather_site, input_grad_dims,
@@ -56,7 +56,7 @@ impl Scratch {
 }
 
 pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
-    for kernel in [Kernel::DenseTail, Kernel::GradAdamGather] {
+    for kernel in [Kernel::DenseTail, Kernel::GradUpdateGather] {
         if !p.kernels.supports(kernel) {
             bail!(
                 "{} binds {} storage buffers, more than this device allows per shader stage ({}); \
@@ -99,9 +99,9 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
         (side, off) = (1 - side, 0);
     }
     if last > 0 {
-        sites.push(first_grad_adam(p, &sc.dz[side], off));
+        sites.push(first_grad_update(p, &sc.dz[side], off));
     }
-    sites.push(adam_rest(p));
+    sites.push(update_rest(p));
     let Sites { sites, mut keep } = sites;
     keep.extend(sc.acts);
     keep.extend(sc.x);
@@ -250,11 +250,11 @@ fn hidden_input_grad(
     )
 }
 
-/// `grad_adam_gather`: the first layer's gradients (x gathered again) with Adam fused in the epilogue;
-/// dZ0 is in `dz` at float `off`.
-fn first_grad_adam(p: &PlanInputs<'_>, dz: &wgpu::Buffer, off: usize) -> (Site, wgpu::Buffer) {
-    let (cap, l0, a, st) = (p.cap, p.layout().layers[0], p.adam, p.state);
-    let dims = GradAdamDims {
+/// `grad_update_gather`: the first layer's gradients (x gathered again) with the optimizer's update
+/// fused in the epilogue; dZ0 is in `dz` at float `off`.
+fn first_grad_update(p: &PlanInputs<'_>, dz: &wgpu::Buffer, off: usize) -> (Site, wgpu::Buffer) {
+    let (cap, l0, st) = (p.cap, p.layout().layers[0], p.state);
+    let dims = GradUpdateDims {
         inputs: p.inputs as u32,
         fan_out: l0.fan_out as u32,
         ld: l0.ld as u32,
@@ -263,61 +263,62 @@ fn first_grad_adam(p: &PlanInputs<'_>, dz: &wgpu::Buffer, off: usize) -> (Site, 
         b_off: l0.bias as u32,
         dz_off: off as u32,
         direct: 0,
-        beta1: a.beta1 as f32,
-        beta2: a.beta2 as f32,
-        eps: a.epsilon as f32,
-        _pad: 0,
     };
-    let u = gbuf::uniform_init(p.device, "grad_adam_gather dims", bytemuck::bytes_of(&dims));
+    let u = gbuf::uniform_init(
+        p.device,
+        "grad_update_gather dims",
+        bytemuck::bytes_of(&dims),
+    );
     let binds = per_slot(
         p,
-        "grad_adam_gather (slot)",
-        p.kernels.layout(Kernel::GradAdamGather),
+        "grad_update_gather (slot)",
+        p.kernels.layout(Kernel::GradUpdateGather),
         &[p.train.images(), p.order, dz, &st.params, &st.m, &st.v, &u],
         7,
     );
     let mut site = Site::plain(
         format!(
-            "L1 dW+adam grad_adam_gather {}x{cap}x{}",
-            l0.fan_in, l0.fan_out
+            "L1 dW+{} grad_update_gather {}x{cap}x{}",
+            p.optimizer.kind().name(),
+            l0.fan_in,
+            l0.fan_out
         ),
-        Kernel::GradAdamGather,
-        kernels::grad_adam_gather_groups(l0.fan_in, l0.fan_out),
+        Kernel::GradUpdateGather,
+        kernels::grad_update_gather_groups(l0.fan_in, l0.fan_out),
         binds,
     );
     site.flops = 2.0 * (cap * l0.fan_in * l0.fan_out) as f64;
     (site, u)
 }
 
-/// `adam` over every parameter the fused epilogue did not update (all of them without hidden layers).
-fn adam_rest(p: &PlanInputs<'_>) -> (Site, wgpu::Buffer) {
-    let (layout, a, st) = (p.layout(), p.adam, p.state);
+/// The optimizer's range update (`adam`, `sgd` or `rmsprop`) over every parameter the fused epilogue
+/// did not update (all of them without hidden layers).
+fn update_rest(p: &PlanInputs<'_>) -> (Site, wgpu::Buffer) {
+    let (layout, st) = (p.layout(), p.state);
+    let kernel = Kernel::update_range(p.optimizer.kind());
     let from = if layout.layers.len() > 1 {
         layout.layers[1].weight
     } else {
         0
     };
     let len4 = (layout.total - from) / 4;
-    let dims = AdamRangeDims {
+    let dims = UpdateRangeDims {
         off4: (from / 4) as u32,
         len4: len4 as u32,
-        beta1: a.beta1 as f32,
-        beta2: a.beta2 as f32,
-        eps: a.epsilon as f32,
-        _pad: [0; 3],
+        _pad: [0; 2],
     };
-    let u = gbuf::uniform_init(p.device, "adam range dims", bytemuck::bytes_of(&dims));
+    let u = gbuf::uniform_init(p.device, "update range dims", bytemuck::bytes_of(&dims));
     let binds = per_slot(
         p,
-        "adam (slot)",
-        &p.kernels.adam_range_layout,
+        "update range (slot)",
+        &p.kernels.update_range_layout,
         &[&st.params, &st.grads, &st.m, &st.v, &u],
         5,
     );
     let mut site = Site::plain(
-        format!("adam {} floats", len4 * 4),
-        Kernel::Adam,
-        kernels::adam_range_groups(len4),
+        format!("{} {} floats", kernel.entry_point(), len4 * 4),
+        kernel,
+        kernels::update_range_groups(len4),
         binds,
     );
     site.bytes = f32_bytes(7 * len4 * 4) as f64;

@@ -14,7 +14,7 @@ pub use sites::*;
 
 use anyhow::{Result, bail};
 
-use crate::config::AdamConfig;
+use crate::config::OptimizerConfig;
 use crate::gpu::buffers::{GpuLayout, TextureMirror};
 use crate::gpu::dataset::ResidentSplit;
 use crate::gpu::kernels::{Kernel, Kernels, StepRecord};
@@ -102,7 +102,8 @@ pub struct PlanInputs<'a> {
     pub device: &'a wgpu::Device,
     pub kernels: &'a Kernels,
     pub state: &'a ParamState,
-    pub adam: AdamConfig,
+    /// The run's optimizer: which update kernel the step ends with.
+    pub optimizer: OptimizerConfig,
     /// Rows per batch.
     pub cap: usize,
     pub inputs: usize,

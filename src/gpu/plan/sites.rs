@@ -128,10 +128,8 @@ pub fn tail_dims(p: &PlanInputs<'_>, lda: usize) -> TailDims {
         dx_off: (p.cap * out.ld) as u32,
         direct: 0,
         input_grad: u32::from(last > 0),
-        adam: 0,
-        beta1: p.adam.beta1 as f32,
-        beta2: p.adam.beta2 as f32,
-        eps: p.adam.epsilon as f32,
+        update: 0,
+        _pad: [0; 3],
     }
 }
 

@@ -8,7 +8,7 @@
 //!   forward_gather_tex (act0 = relu(x W1 + b1)) -> mm_nn_tex+bias+relu per further hidden layer ->
 //!   dense_tail_tex (the last layer forward and backward, the loss and stats, and Adam on its layer when
 //!   no layer lies between it and the first) -> per hidden layer past the first, last first: dW
-//!   mm_tn_tex+colsum, dX mm_nt_tex+relu_mask -> grad_adam_gather_tex (the first layer's gradient and
+//!   mm_tn_tex+colsum, dX mm_nt_tex+relu_mask -> grad_update_gather_tex (the first layer's gradient and
 //!   Adam) -> adam_tex over the layers between, if any.
 //! A model without hidden layers gathers x into a buffer (`gather`) and mirrors it for the tail.
 //! Tested by tests/gpu_train.rs (FMNIST_GPU_OPERANDS=textures runs, vs the CPU path).
@@ -18,7 +18,8 @@ use anyhow::Result;
 use crate::gpu::buffers::{self as gbuf, TextureMirror, pad_texture_row};
 use crate::gpu::dataset::ImageTexture;
 use crate::gpu::kernels::{
-    self, AdamDims, ForwardGatherTexDims, GradAdamGatherTexDims, Kernel, MatmulDims, TailDims,
+    self, ForwardGatherTexDims, GradUpdateGatherTexDims, Kernel, MatmulDims, TailDims,
+    UpdateTexDims,
 };
 use crate::gpu::params::ParamMirrors;
 use crate::gpu::plan::{
@@ -123,7 +124,7 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
         let label = format!("dz {l} mirror (cap, ld)");
         let dz_mirror = TextureMirror::new(p.device, &label, &sc.dz[side], off, g.ld, cap)?;
         sites.push(if l == 0 {
-            first_grad_adam(p, &dz_mirror)
+            first_grad_update(p, &dz_mirror)
         } else {
             weight_grad(p, l, &sc, &sc.dz[side], &dz_mirror)
         });
@@ -133,11 +134,11 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
         (side, off) = (1 - side, 0);
     }
     if tail_adam {
-        // Adam ran inside the tail and grad_adam_gather_tex: the mirrors of p, m and v follow the last site.
+        // Adam ran inside the tail and grad_update_gather_tex: the mirrors of p, m and v follow the last site.
         let last_site = sites.sites.last_mut().expect("a step has sites");
         last_site.copy_after = mirrors(p).after_adam();
     } else {
-        sites.push(adam(p));
+        sites.push(update_rest(p));
     }
     let Sites { sites, mut keep } = sites;
     keep.extend(sc.acts);
@@ -153,7 +154,7 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
 /// The last layer: `dense_tail_tex` from the mirrors of its input and of its W|b where it can run it
 /// (at most `TAIL_TEX_MAX_CLASSES` classes), else `dense_tail` from the buffers. Returns whether the
 /// tail also applied Adam to its layer: it does when no layer lies between the first and the last
-/// (every other layer's update is then grad_adam_gather_tex's), so the step needs no adam_tex.
+/// (every other layer's update is then grad_update_gather_tex's), so the step needs no adam_tex.
 fn tail(p: &PlanInputs<'_>, sc: &Scratch) -> Result<((Site, wgpu::Buffer), bool)> {
     let (layout, k, st) = (p.layout(), p.kernels, p.state);
     let last = layout.layers.len() - 1;
@@ -165,9 +166,9 @@ fn tail(p: &PlanInputs<'_>, sc: &Scratch) -> Result<((Site, wgpu::Buffer), bool)
     let Some(wb) = wb.filter(|_| k.supports(Kernel::DenseTailTex)) else {
         return Ok((super::tail_site(p, input, lda, &sc.dz[0])?, false));
     };
-    let adam = last <= 1;
+    let update = last <= 1;
     let dims = TailDims {
-        adam: u32::from(adam),
+        update: u32::from(update),
         ..super::tail_dims(p, lda)
     };
     let u = gbuf::uniform_init(p.device, "dense_tail_tex dims", bytemuck::bytes_of(&dims));
@@ -189,10 +190,9 @@ fn tail(p: &PlanInputs<'_>, sc: &Scratch) -> Result<((Site, wgpu::Buffer), bool)
         9,
     );
     let mut site = super::tail_plain_site(p, Kernel::DenseTailTex, binds);
-    if adam {
-        site.name = site
-            .name
-            .replacen("dense_tail_tex", "dense_tail_tex+adam", 1);
+    if update {
+        let fused = format!("dense_tail_tex+{}", p.optimizer.kind().name());
+        site.name = site.name.replacen("dense_tail_tex", &fused, 1);
     }
     let tex = kernels::tex_bind_group(
         p.device,
@@ -202,7 +202,7 @@ fn tail(p: &PlanInputs<'_>, sc: &Scratch) -> Result<((Site, wgpu::Buffer), bool)
         &wb,
     );
     site.tex_binds = vec![tex];
-    Ok(((site, u), adam))
+    Ok(((site, u), update))
 }
 
 /// A product site reading its operands from textures (group 1) and its bias, output and mask through
@@ -341,29 +341,28 @@ fn first_forward(p: &PlanInputs<'_>, sc: &Scratch) -> (Site, wgpu::Buffer) {
     (site, u)
 }
 
-/// `grad_adam_gather_tex`: the first layer's weight and bias gradients from the images texture and
+/// `grad_update_gather_tex`: the first layer's weight and bias gradients from the images texture and
 /// dZ's mirror (refreshed first), applied by Adam at once to W1 and b1 (p, m, v read from their atlas
 /// mirrors).
-fn first_grad_adam(p: &PlanInputs<'_>, dz_mirror: &TextureMirror) -> (Site, wgpu::Buffer) {
-    let (d, k, layout, a, st) = (p.device, p.kernels, p.layout(), p.adam, p.state);
+fn first_grad_update(p: &PlanInputs<'_>, dz_mirror: &TextureMirror) -> (Site, wgpu::Buffer) {
+    let (d, k, layout, st) = (p.device, p.kernels, p.layout(), p.state);
     let (cap, g) = (p.cap, layout.layers[0]);
     let (images, order) = sample_textures(p);
-    let dims = GradAdamGatherTexDims {
+    let dims = GradUpdateGatherTexDims {
         inputs: g.fan_in as u32,
         fan_out: g.fan_out as u32,
         ld: g.ld as u32,
         w_row: (g.weight / g.ld) as u32,
         b_row: (g.bias / g.ld) as u32,
-        beta1: a.beta1 as f32,
-        beta2: a.beta2 as f32,
-        eps: a.epsilon as f32,
         texels: images.shape.texels as u32,
         row_shift: images.shape.row_shift,
-        _pad: [0; 2],
+        _pad: 0,
     };
     let name = format!(
-        "L1 dW+adam grad_adam_gather_tex {}x{cap}x{} (+dZ copy)",
-        g.fan_in, g.fan_out
+        "L1 dW+{} grad_update_gather_tex {}x{cap}x{} (+dZ copy)",
+        p.optimizer.kind().name(),
+        g.fan_in,
+        g.fan_out
     );
     let u = gbuf::uniform_init(d, &name, bytemuck::bytes_of(&dims));
     let m = mirrors(p);
@@ -377,21 +376,21 @@ fn first_grad_adam(p: &PlanInputs<'_>, dz_mirror: &TextureMirror) -> (Site, wgpu
     ];
     let tex = kernels::views_bind_group(
         d,
-        "grad_adam_gather_tex textures: p, dZ, m, v, images, order",
-        &k.grad_adam_gather_tex_tex_layout,
+        "grad_update_gather_tex textures: p, dZ, m, v, images, order",
+        &k.grad_update_gather_tex_tex_layout,
         &views.iter().collect::<Vec<_>>(),
     );
     let binds = per_slot(
         p,
-        "grad_adam_gather_tex (slot)",
-        k.layout(Kernel::GradAdamGatherTex),
+        "grad_update_gather_tex (slot)",
+        k.layout(Kernel::GradUpdateGatherTex),
         &[&st.params, &st.grads, &st.m, &st.v, &u],
         5,
     );
     let mut site = Site::plain(
         name,
-        Kernel::GradAdamGatherTex,
-        kernels::grad_adam_gather_tex_groups(g.fan_in, g.fan_out),
+        Kernel::GradUpdateGatherTex,
+        kernels::grad_update_gather_tex_groups(g.fan_in, g.fan_out),
         binds,
     );
     site.tex_binds = vec![tex];
@@ -427,46 +426,45 @@ fn input_grad(
     )
 }
 
-/// `adam_tex` over the flat buffer past the first layer (whose W1 and b1 grad_adam_gather_tex updates), reading
-/// p, g, m and v through the atlas-shaped mirrors: the gradients' mirror is refreshed before, the
-/// parameters', m's and v's after.
-fn adam(p: &PlanInputs<'_>) -> (Site, wgpu::Buffer) {
-    let (d, k, layout, a, st) = (p.device, p.kernels, p.layout(), p.adam, p.state);
+/// The optimizer's texture update (`adam_tex`, `sgd_tex` or `rmsprop_tex`) over the flat buffer past
+/// the first layer (whose W1 and b1 grad_update_gather_tex updates), reading p, g, m and v through the
+/// atlas-shaped mirrors: the gradients' mirror is refreshed before, the parameters', m's and v's after.
+fn update_rest(p: &PlanInputs<'_>) -> (Site, wgpu::Buffer) {
+    let (d, k, layout, st) = (p.device, p.kernels, p.layout(), p.state);
+    let kernel = Kernel::update_tex(p.optimizer.kind());
     let m = mirrors(p);
     let len4 = layout.total / 4;
     let row4 = layout.atlas_width() / 4;
     let row0 = layout.adam_tex_row0();
-    let dims = AdamDims {
+    let dims = UpdateTexDims {
         len4: len4 as u32,
         row4: row4 as u32,
-        beta1: a.beta1 as f32,
-        beta2: a.beta2 as f32,
-        eps: a.epsilon as f32,
         row0: row0 as u32,
-        _pad: [0; 2],
+        _pad: 0,
     };
-    let u = gbuf::uniform_init(d, "adam dims", bytemuck::bytes_of(&dims));
+    let u = gbuf::uniform_init(d, "update_tex dims", bytemuck::bytes_of(&dims));
     let views = [m.atlas.view(), m.g.view(), m.m.view(), m.v.view()];
     let tex = kernels::views_bind_group(
         d,
-        "adam textures: p, g, m, v",
-        &k.adam_tex_layout,
+        "update textures: p, g, m, v",
+        &k.update_mirrors_layout,
         &views.iter().collect::<Vec<_>>(),
     );
     let binds = per_slot(
         p,
-        "adam_tex (slot)",
-        &k.adam_layout,
+        "update_tex (slot)",
+        &k.update_tex_layout,
         &[&st.params, &st.grads, &st.m, &st.v, &u],
         5,
     );
     let mut site = Site::plain(
         format!(
-            "adam_tex {} floats (+g copy)",
+            "{} {} floats (+g copy)",
+            kernel.entry_point(),
             layout.total - row0 * layout.atlas_width()
         ),
-        Kernel::AdamTex,
-        kernels::adam_groups(len4, row4, row0),
+        kernel,
+        kernels::update_tex_groups(len4, row4, row0),
         binds,
     );
     site.tex_binds = vec![tex];

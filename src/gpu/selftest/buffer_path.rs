@@ -1,6 +1,6 @@
 //! The buffer-path cases: gather, forward_gather (and the texture path's forward_gather_tex),
 //! dense_tail (and dense_tail_tex) and the buffer adam (the first layer's fused gradient-and-Adam
-//! kernels are in `grad_adam.rs`)
+//! kernels are in `grad_update.rs`)
 //! against their CPU twins on steps drawn from a split of random u8 images (`StepCase`), full batches
 //! through a shuffled order and partial ones in split order, with odd row lengths; forward_gather's and
 //! dense_tail's references run in f64. Shared by `fmnist selftest` (through `buffer_path_ladder`) and
@@ -10,13 +10,13 @@ use anyhow::Result;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::grad_adam::{grad_adam_gather_case, grad_adam_gather_tex_case};
+use super::grad_update::{grad_update_gather_case, grad_update_gather_tex_case};
 use super::{random, shape_ladder};
 use crate::check::{CaseResult, Closeness, TOL_ELEMENTWISE, TOL_REDUCTION, compare};
-use crate::config::AdamConfig;
+use crate::config::{OptimizerConfig, OptimizerKind};
 use crate::cpu;
 use crate::gpu::buffers::pad4;
-use crate::gpu::harness::{Harness, Packed, ParamsPacking, StepCase, TailAdamStart, unpad_ld};
+use crate::gpu::harness::{Harness, Packed, ParamsPacking, StepCase, TailUpdateStart, unpad_ld};
 use crate::gpu::kernels::{self, Kernel};
 
 /// A pass/fail verdict as a `Closeness` (for checks that are exact: counts, untouched lanes).
@@ -152,11 +152,12 @@ pub fn dense_tail_case(
     dense_tail_check(h, kernel, case, &act, &w, &b, classes, input_grad, None)
 }
 
-/// `dense_tail_tex` that also applies Adam to its layer (as the texture path runs it when no layer lies
-/// between the first and the last), from a state that has seen a few steps: p, m and v after the step
-/// against the twin's, their padding kept bit for bit.
-pub fn dense_tail_tex_adam_case(
+/// `dense_tail_tex` that also applies `opt`'s update to its layer (as the texture path runs it when no
+/// layer lies between the first and the last), from a state that has seen a few steps: p, m and v after
+/// the step against the twin's, their padding kept bit for bit.
+pub fn dense_tail_tex_update_case(
     h: &Harness,
+    opt: &OptimizerConfig,
     case: &StepCase,
     classes: usize,
     seed: u64,
@@ -169,12 +170,11 @@ pub fn dense_tail_tex_adam_case(
     let w = random(k * classes, -limit, limit, &mut rng);
     let b = random(classes, -0.5, 0.5, &mut rng);
     let n = k * classes + classes;
-    let cfg = AdamConfig::default();
-    let start = TailAdamStart {
+    let start = TailUpdateStart {
         m: random(n, -0.01, 0.01, &mut rng),
         v: random(n, 0.0, 1e-4, &mut rng),
-        alpha: cpu::adam_alpha(cfg.learning_rate, cfg.beta1, cfg.beta2, 3) as f32,
-        cfg,
+        alpha: opt.alpha(3) as f32,
+        optimizer: *opt,
     };
     let t = Kernel::DenseTailTex;
     dense_tail_check(h, t, case, &act, &w, &b, classes, true, Some(&start))
@@ -212,7 +212,7 @@ pub fn dense_tail_check(
     b: &[f32],
     classes: usize,
     input_grad: bool,
-    adam: Option<&TailAdamStart>,
+    adam: Option<&TailUpdateStart>,
 ) -> Result<Vec<CaseResult>> {
     let (k, cap) = (case.inputs, case.capacity);
     let got = h.tail_kernel(kernel, case, act, w, b, k, classes, input_grad, adam)?;
@@ -228,16 +228,11 @@ pub fn dense_tail_check(
     if let Some(a) = adam {
         (m1, v1) = (to_f64(&a.m), to_f64(&a.v));
     }
-    let twin_adam = adam.map(|a| cpu::TailAdam {
+    let twin_adam = adam.map(|a| cpu::TailUpdate {
         p: &mut p1,
         m: &mut m1,
         v: &mut v1,
-        step: cpu::AdamStep {
-            alpha: a.alpha as f64,
-            beta1: a.cfg.beta1 as f32 as f64,
-            beta2: a.cfg.beta2 as f32 as f64,
-            epsilon: a.cfg.epsilon as f32 as f64,
-        },
+        step: f32_step_in_f64(&a.optimizer, a.alpha),
     });
     let (act64, scale) = (to_f64(act), case.record().scale as f64);
     let (labels, order, dx_out) = (&case.labels, &case.order, input_grad.then_some(&mut dx[..]));
@@ -324,17 +319,34 @@ pub fn dense_tail_check(
     Ok(out)
 }
 
-/// The buffer `adam` over vec4s `[off4, off4 + len4)` of `n` floats against cpu::adam on that range;
-/// g is NaN outside the range and p, m, v must come back unchanged there.
-pub fn adam_range_case(
+/// The f32 update step of `opt` (step size `alpha`), carried in f64: the hyper-parameters as the
+/// kernel holds them, for a twin run in f64.
+fn f32_step_in_f64(opt: &OptimizerConfig, alpha: f32) -> cpu::UpdateStep<f64> {
+    let s = cpu::UpdateStep::<f32>::new(opt, 3);
+    let f = |x: f32| x as f64;
+    cpu::UpdateStep {
+        kind: s.kind,
+        alpha: f(alpha),
+        beta1: f(s.beta1),
+        beta2: f(s.beta2),
+        epsilon: f(s.epsilon),
+        momentum: f(s.momentum),
+        rho: f(s.rho),
+        nesterov: s.nesterov,
+    }
+}
+
+/// `opt`'s range update (adam, sgd or rmsprop) over vec4s `[off4, off4 + len4)` of `n` floats against
+/// its twin on that range; g is NaN outside the range and p, m, v must come back unchanged there.
+pub fn update_range_case(
     h: &Harness,
+    opt: &OptimizerConfig,
     n: usize,
     off4: usize,
     len4: usize,
     seed: u64,
 ) -> Result<Vec<CaseResult>> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (n * 7 + off4) as u64);
-    let cfg = AdamConfig::default();
     let start = Packed {
         p: random(n, -1.0, 1.0, &mut rng),
         m: random(n, -0.01, 0.01, &mut rng),
@@ -343,24 +355,39 @@ pub fn adam_range_case(
     let mut g = vec![f32::NAN; n];
     let range = 4 * off4..4 * (off4 + len4);
     g[range.clone()].copy_from_slice(&random(4 * len4, -0.1, 0.1, &mut rng));
-    let alpha = cpu::adam_alpha(cfg.learning_rate, cfg.beta1, cfg.beta2, 3) as f32;
-    let got = h.adam_range(&start, &g, off4, len4, alpha, &cfg)?;
+    let alpha = opt.alpha(3) as f32;
+    let got = h.update_range(&start, &g, off4, len4, alpha, opt)?;
     let (mut cp, mut cm, mut cv) = (start.p.clone(), start.m.clone(), start.v.clone());
-    cpu::adam(
+    let step = cpu::UpdateStep::<f32>::new(opt, 3);
+    let (p, gr, m, v) = (
         &mut cp[range.clone()],
         &g[range.clone()],
         &mut cm[range.clone()],
         &mut cv[range],
-        alpha,
-        cfg.beta1 as f32,
-        cfg.beta2 as f32,
-        cfg.epsilon as f32,
     );
+    match opt.kind() {
+        OptimizerKind::Adam => cpu::adam(p, gr, m, v, alpha, step.beta1, step.beta2, step.epsilon),
+        OptimizerKind::Sgd => cpu::sgd(p, gr, m, &step),
+        OptimizerKind::Rmsprop => cpu::rmsprop(p, gr, m, v, &step),
+    }
+    let name = super::with_optimizer(Kernel::update_range(opt.kind()).entry_point(), opt);
     let s = format!("[{off4}, +{len4}) of {}", n / 4);
     Ok(vec![
-        case_result("adam params", &s, compare(&got.p, &cp, TOL_ELEMENTWISE)),
-        case_result("adam m", &s, compare(&got.m, &cm, TOL_ELEMENTWISE)),
-        case_result("adam v", &s, compare(&got.v, &cv, TOL_ELEMENTWISE)),
+        case_result(
+            &format!("{name} params"),
+            &s,
+            compare(&got.p, &cp, TOL_ELEMENTWISE),
+        ),
+        case_result(
+            &format!("{name} m"),
+            &s,
+            compare(&got.m, &cm, TOL_ELEMENTWISE),
+        ),
+        case_result(
+            &format!("{name} v"),
+            &s,
+            compare(&got.v, &cv, TOL_ELEMENTWISE),
+        ),
     ])
 }
 
@@ -399,11 +426,13 @@ pub fn buffer_path_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
             for kernel in tails(h, s.2) {
                 out.extend(dense_tail_case(h, kernel, &case, s.2, flag, seed)?);
                 if kernel == Kernel::DenseTailTex {
-                    out.extend(dense_tail_tex_adam_case(h, &case, s.2, seed)?);
+                    let adam = OptimizerConfig::default();
+                    out.extend(dense_tail_tex_update_case(h, &adam, &case, s.2, seed)?);
                 }
             }
-            out.extend(grad_adam_gather_case(h, &case, s.2, seed)?);
-            out.extend(grad_adam_gather_tex_case(h, &case, s.2, seed)?);
+            let adam = OptimizerConfig::default();
+            out.extend(grad_update_gather_case(h, &adam, &case, s.2, seed)?);
+            out.extend(grad_update_gather_tex_case(h, &adam, &case, s.2, seed)?);
         }
     }
     for (inputs, classes, cap, rows) in [
@@ -420,9 +449,11 @@ pub fn buffer_path_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
         for kernel in tails(h, classes) {
             out.extend(dense_tail_case(h, kernel, &case, classes, true, seed)?);
         }
-        out.extend(grad_adam_gather_case(h, &case, classes, seed)?);
-        out.extend(grad_adam_gather_tex_case(h, &case, classes, seed)?);
+        let adam = OptimizerConfig::default();
+        out.extend(grad_update_gather_case(h, &adam, &case, classes, seed)?);
+        out.extend(grad_update_gather_tex_case(h, &adam, &case, classes, seed)?);
     }
+    out.extend(fused_updates_ladder(h, seed)?);
     for (inputs, classes, cap, rows, spread) in [(7, 3, 7, 7, 1000.0), (16, 10, 100, 100, 20.0)] {
         let case = StepCase::new(inputs, classes, cap, rows, false, seed);
         for kernel in tails(h, classes) {
@@ -431,8 +462,30 @@ pub fn buffer_path_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
             )?);
         }
     }
-    for (n, off4, len4) in [(4, 0, 1), (1000, 3, 200), (101_776, 23_000, 2_064)] {
-        out.extend(adam_range_case(h, n, off4, len4, seed)?);
+    for opt in super::ladder_optimizers() {
+        for (n, off4, len4) in [(4, 0, 1), (1000, 3, 200), (101_776, 23_000, 2_064)] {
+            out.extend(update_range_case(h, &opt, n, off4, len4, seed)?);
+        }
+    }
+    Ok(out)
+}
+
+/// The kernels with an update fused in (grad_update_gather, grad_update_gather_tex, dense_tail_tex's
+/// update) with every optimizer but Adam (which the ladder above runs on every shape), on an odd
+/// partial batch, the tutorial's first layer and its last.
+pub fn fused_updates_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
+    let mut out = Vec::new();
+    for opt in super::ladder_optimizers().iter().skip(1) {
+        for (inputs, classes, cap, rows) in
+            [(61, 13, 70, 40), (784, 128, 32, 32), (128, 10, 32, 31)]
+        {
+            let case = StepCase::new(inputs, classes, cap, rows, false, seed);
+            out.extend(grad_update_gather_case(h, opt, &case, classes, seed)?);
+            out.extend(grad_update_gather_tex_case(h, opt, &case, classes, seed)?);
+            if tails(h, classes).contains(&Kernel::DenseTailTex) {
+                out.extend(dense_tail_tex_update_case(h, opt, &case, classes, seed)?);
+            }
+        }
     }
     Ok(out)
 }

@@ -1,8 +1,9 @@
 //! The self-test's case list: every WGSL entry point against its CPU twin (`cpu/ops.rs`,
 //! `cpu/fused.rs`) on random inputs over a ladder of shapes, and one training step GPU vs CPU. The kernels run through
 //! `gpu::harness` (NaN in every padding lane, outputs poisoned first) and are judged by
-//! `check::compare`. This file holds the shape ladder, the matmul and adam_tex cases, the whole ladder,
-//! the random data helpers and the training-step cases; `buffer_path` and `grad_adam` the cases of the
+//! `check::compare`. This file holds the shape ladder, the optimizers checked, the matmul and texture
+//! update cases, the whole ladder,
+//! the random data helpers and the training-step cases; `buffer_path` and `grad_update` the cases of the
 //! kernels that read a step from a resident split. Shared by `fmnist selftest` and tests/kernels.rs,
 //! tests/gpu_train.rs.
 
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use crate::backend::{Backend, CpuBackend, Role};
 use crate::batches::epoch_order;
 use crate::check::{CaseResult, Closeness, TOL_ELEMENTWISE, TOL_REDUCTION, compare};
-use crate::config::AdamConfig;
+use crate::config::{OptimizerConfig, OptimizerKind, RmspropConfig, SgdConfig};
 use crate::cpu;
 use crate::data::Split;
 use crate::gpu::GpuBackend;
@@ -27,13 +28,13 @@ use crate::gpu::uniforms::{FLAG_BIAS, FLAG_COLSUM, FLAG_MASK, FLAG_RELU};
 use crate::model::{MlpSpec, glorot_init};
 
 mod buffer_path;
-mod grad_adam;
+mod grad_update;
 
 pub use buffer_path::{
-    adam_range_case, buffer_path_ladder, dense_tail_case, dense_tail_check, dense_tail_spread_case,
-    dense_tail_tex_adam_case, forward_gather_case, gather_case, step_cases,
+    buffer_path_ladder, dense_tail_case, dense_tail_check, dense_tail_spread_case,
+    dense_tail_tex_update_case, forward_gather_case, gather_case, step_cases, update_range_case,
 };
-pub use grad_adam::{grad_adam_gather_case, grad_adam_gather_tex_case};
+pub use grad_update::{grad_update_gather_case, grad_update_gather_tex_case};
 
 /// The ladder, as training shapes `(batch, fan_in, fan_out)`: 1, 7, T-1, T, T+1 around both matmul
 /// tiles T (`kernels::MM_TILE` and `kernels::TEX_TILE`), an odd shape, and the tutorial's two layers.
@@ -171,45 +172,87 @@ pub fn matmul_cases(
     Ok(out)
 }
 
-/// One adam_tex step over `n` floats from a state that has already seen a few steps.
-pub fn adam_case(h: &Harness, n: usize, seed: u64) -> Result<Vec<CaseResult>> {
+/// The optimizers every update kernel is checked with: Keras' Adam, SGD with and without (Nesterov)
+/// momentum, RMSprop with and without momentum.
+pub fn ladder_optimizers() -> Vec<OptimizerConfig> {
+    vec![
+        OptimizerConfig::default(),
+        OptimizerConfig::Sgd(SgdConfig::default()),
+        OptimizerConfig::Sgd(SgdConfig {
+            momentum: 0.9,
+            nesterov: true,
+            ..SgdConfig::default()
+        }),
+        OptimizerConfig::Rmsprop(RmspropConfig::default()),
+        OptimizerConfig::Rmsprop(RmspropConfig {
+            momentum: 0.9,
+            ..RmspropConfig::default()
+        }),
+    ]
+}
+
+/// How a case names an update kernel run with `opt`, e.g. `sgd_tex[sgd m0.9 nesterov]`.
+pub fn with_optimizer(entry: &str, opt: &OptimizerConfig) -> String {
+    let detail = match opt {
+        OptimizerConfig::Sgd(s) if s.nesterov => format!(" m{} nesterov", s.momentum),
+        OptimizerConfig::Sgd(s) => format!(" m{}", s.momentum),
+        OptimizerConfig::Rmsprop(r) => format!(" m{}", r.momentum),
+        OptimizerConfig::Adam(_) => String::new(),
+    };
+    format!("{entry}[{}{detail}]", opt.kind().name())
+}
+
+/// Optimizer slots that have seen a few steps: m and v of `n` floats (v >= 0 for Adam and RMSprop).
+fn slots(n: usize, rng: &mut ChaCha8Rng) -> (Vec<f32>, Vec<f32>) {
+    (random(n, -0.01, 0.01, rng), random(n, 0.0, 1e-4, rng))
+}
+
+/// The twin of `opt`'s update over flat vectors (cpu::adam, cpu::sgd or cpu::rmsprop; their `_tex`
+/// variants compute the same).
+pub fn update_twin(
+    opt: &OptimizerConfig,
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    t: u64,
+) {
+    let step = cpu::UpdateStep::<f32>::new(opt, t);
+    match opt.kind() {
+        OptimizerKind::Adam => {
+            cpu::adam_tex(p, g, m, v, step.alpha, step.beta1, step.beta2, step.epsilon)
+        }
+        OptimizerKind::Sgd => cpu::sgd_tex(p, g, m, &step),
+        OptimizerKind::Rmsprop => cpu::rmsprop_tex(p, g, m, v, &step),
+    }
+}
+
+/// One step of `opt`'s texture update (adam_tex, sgd_tex, rmsprop_tex) over `n` floats from a state
+/// that has already seen a few steps.
+pub fn update_tex_case(
+    h: &Harness,
+    opt: &OptimizerConfig,
+    n: usize,
+    seed: u64,
+) -> Result<Vec<CaseResult>> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ n as u64);
-    let cfg = AdamConfig::default();
     let p = random(n, -1.0, 1.0, &mut rng);
     let g = random(n, -0.1, 0.1, &mut rng);
-    let m = random(n, -0.01, 0.01, &mut rng);
-    let v = random(n, 0.0, 1e-4, &mut rng);
-    let alpha = cpu::adam_alpha(cfg.learning_rate, cfg.beta1, cfg.beta2, 3) as f32;
-    let (gp, gm, gv) = h.adam_tex(&p, &g, &m, &v, alpha, &cfg)?;
+    let (m, v) = slots(n, &mut rng);
+    let alpha = opt.alpha(3) as f32;
+    let (gp, gm, gv) = h.update_tex(&p, &g, &m, &v, alpha, opt)?;
     let (mut cp, mut cm, mut cv) = (p.clone(), m.clone(), v.clone());
-    cpu::adam(
-        &mut cp,
-        &g,
-        &mut cm,
-        &mut cv,
-        alpha,
-        cfg.beta1 as f32,
-        cfg.beta2 as f32,
-        cfg.epsilon as f32,
-    );
+    update_twin(opt, &mut cp, &g, &mut cm, &mut cv, 3);
+    let name = with_optimizer(kernels::Kernel::update_tex(opt.kind()).entry_point(), opt);
     let s = format!("{n}");
-    Ok(vec![
-        CaseResult {
-            kernel: "adam_tex params".into(),
+    Ok([("params", gp, cp), ("m", gm, cm), ("v", gv, cv)]
+        .into_iter()
+        .map(|(what, got, want)| CaseResult {
+            kernel: format!("{name} {what}"),
             shape: s.clone(),
-            closeness: compare(&gp, &cp, TOL_ELEMENTWISE),
-        },
-        CaseResult {
-            kernel: "adam_tex m".into(),
-            shape: s.clone(),
-            closeness: compare(&gm, &cm, TOL_ELEMENTWISE),
-        },
-        CaseResult {
-            kernel: "adam_tex v".into(),
-            shape: s,
-            closeness: compare(&gv, &cv, TOL_ELEMENTWISE),
-        },
-    ])
+            closeness: compare(&got, &want, TOL_ELEMENTWISE),
+        })
+        .collect())
 }
 
 /// The whole kernel ladder.
@@ -218,8 +261,10 @@ pub fn kernel_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
     for s in shape_ladder() {
         out.extend(matmul_cases(h, s, seed)?);
     }
-    for n in [4, 1000, 101_776] {
-        out.extend(adam_case(h, n, seed)?);
+    for opt in ladder_optimizers() {
+        for n in [4, 1000, 101_776] {
+            out.extend(update_tex_case(h, &opt, n, seed)?);
+        }
     }
     out.extend(buffer_path_ladder(h, seed)?);
     Ok(out)
@@ -261,10 +306,10 @@ pub fn train_both(
     crate::metrics::StepStats,
 )> {
     let params = glorot_init(spec, seed);
-    let adam = AdamConfig::default();
+    let opt = OptimizerConfig::default();
     let mut gpu =
-        GpuBackend::with_operands(ctx, operands, spec.clone(), params.clone(), adam, batch)?;
-    let mut cpu_b = CpuBackend::new(spec.clone(), params, adam, batch);
+        GpuBackend::with_operands(ctx, operands, spec.clone(), params.clone(), opt, batch)?;
+    let mut cpu_b = CpuBackend::new(spec.clone(), params, opt, batch);
     let split = Arc::new(random_split(batch * steps, spec.inputs, spec.outputs, seed));
     let order = epoch_order(split.len(), seed, 0, true);
     for b in [&mut gpu as &mut dyn Backend, &mut cpu_b] {

@@ -1,5 +1,5 @@
-//! The cases of the first layer's fused gradient-and-Adam kernels, grad_adam_gather (buffer path) and
-//! grad_adam_gather_tex (texture path), against their CPU twins on steps drawn from a split of random
+//! The cases of the first layer's fused gradient-and-update kernels, grad_update_gather (buffer path) and
+//! grad_update_gather_tex (texture path), against their CPU twins on steps drawn from a split of random
 //! u8 images (`StepCase`), from a state that has seen a few steps. Shared by `fmnist selftest` (through
 //! `buffer_path_ladder`) and tests/kernels.rs.
 
@@ -10,36 +10,38 @@ use rand_chacha::ChaCha8Rng;
 use super::buffer_path::{case_result, verdict};
 use super::random;
 use crate::check::{CaseResult, TOL_REDUCTION, compare};
-use crate::config::AdamConfig;
+use crate::config::OptimizerConfig;
 use crate::cpu;
 use crate::gpu::harness::{Harness, Packed, ParamsPacking, StepCase};
 use crate::gpu::kernels::Kernel;
 
-/// `grad_adam_gather` against cpu::grad_adam_gather from a state that has seen a few steps; padding
-/// lanes of p, m and v hold finite sentinels that must come back bit for bit, and dZ's padding lanes
-/// and rows past the step are NaN.
-pub fn grad_adam_gather_case(
+/// `grad_update_gather` built for `opt` against cpu::grad_update_gather from a state that has seen a
+/// few steps; padding lanes of p, m and v hold finite sentinels that must come back bit for bit, and
+/// dZ's padding lanes and rows past the step are NaN.
+pub fn grad_update_gather_case(
     h: &Harness,
+    opt: &OptimizerConfig,
     case: &StepCase,
     fan_out: usize,
     seed: u64,
 ) -> Result<Vec<CaseResult>> {
-    grad_adam_case(h, Kernel::GradAdamGather, case, fan_out, seed)
+    grad_update_case(h, Kernel::GradUpdateGather, opt, case, fan_out, seed)
 }
 
-/// `grad_adam_gather_tex` against cpu::grad_adam_gather_tex, as `grad_adam_gather_case`, with p, m
+/// `grad_update_gather_tex` against cpu::grad_update_gather_tex, as `grad_update_gather_case`, with p, m
 /// and v in an atlas layout (`ParamsPacking::atlas`).
-pub fn grad_adam_gather_tex_case(
+pub fn grad_update_gather_tex_case(
     h: &Harness,
+    opt: &OptimizerConfig,
     case: &StepCase,
     fan_out: usize,
     seed: u64,
 ) -> Result<Vec<CaseResult>> {
-    grad_adam_case(h, Kernel::GradAdamGatherTex, case, fan_out, seed)
+    grad_update_case(h, Kernel::GradUpdateGatherTex, opt, case, fan_out, seed)
 }
 
-/// The signature of the first layer's fused gradient-and-Adam twins.
-type GradAdamTwin = fn(
+/// The signature of the first layer's fused gradient-and-update twins.
+type GradUpdateTwin = fn(
     &[u8],
     &[u32],
     &[f32],
@@ -48,23 +50,23 @@ type GradAdamTwin = fn(
     &mut [f32],
     &crate::model::LayerOffsets,
     cpu::StepRows,
-    cpu::AdamStep<f32>,
+    cpu::UpdateStep<f32>,
 );
 
-/// One of the first layer's fused gradient-and-Adam kernels against its twin.
-fn grad_adam_case(
+/// One of the first layer's fused gradient-and-update kernels, built for `opt`, against its twin.
+fn grad_update_case(
     h: &Harness,
     kernel: Kernel,
+    opt: &OptimizerConfig,
     case: &StepCase,
     fan_out: usize,
     seed: u64,
 ) -> Result<Vec<CaseResult>> {
     let inputs = case.inputs;
-    let tex = kernel == Kernel::GradAdamGatherTex;
+    let tex = kernel == Kernel::GradUpdateGatherTex;
     let salt = if tex { 619 } else { 613 };
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (inputs * salt + fan_out) as u64);
-    let cfg = AdamConfig::default();
-    let alpha = cpu::adam_alpha(cfg.learning_rate, cfg.beta1, cfg.beta2, 3) as f32;
+    let alpha = opt.alpha(3) as f32;
     let n = inputs * fan_out + fan_out;
     let (p, m, v) = (
         random(n, -1.0, 1.0, &mut rng),
@@ -84,20 +86,15 @@ fn grad_adam_case(
         m: pk.pack(&m[..w], &m[w..], 0.5),
         v: pk.pack(&v[..w], &v[w..], 0.25),
     };
-    let step = cpu::AdamStep {
-        alpha,
-        beta1: cfg.beta1 as f32,
-        beta2: cfg.beta2 as f32,
-        epsilon: cfg.epsilon as f32,
-    };
+    let step = cpu::UpdateStep::<f32>::new(opt, 3);
     let (mut cp, mut cm, mut cv) = (p, m, v);
     let layer = pk.cpu_layer();
     let (got, twin) = if tex {
-        let got = h.grad_adam_gather_tex(case, &dz, &pk, &start, alpha, &cfg)?;
-        (got, cpu::grad_adam_gather_tex::<f32> as GradAdamTwin)
+        let got = h.grad_update_gather_tex(case, &dz, &pk, &start, alpha, opt)?;
+        (got, cpu::grad_update_gather_tex::<f32> as GradUpdateTwin)
     } else {
-        let got = h.grad_adam_gather(case, &dz, &pk, &start, alpha, &cfg)?;
-        (got, cpu::grad_adam_gather::<f32> as GradAdamTwin)
+        let got = h.grad_update_gather(case, &dz, &pk, &start, alpha, opt)?;
+        (got, cpu::grad_update_gather::<f32> as GradUpdateTwin)
     };
     let (images, order) = (&case.images, &case.order);
     twin(
@@ -105,7 +102,7 @@ fn grad_adam_case(
     );
     let (s, name) = (
         format!("{} ->{fan_out}", case.describe()),
-        kernel.entry_point(),
+        super::with_optimizer(kernel.entry_point(), opt),
     );
     let mut out = Vec::new();
     for (what, gpu, cpu_side, before) in [
