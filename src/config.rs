@@ -244,3 +244,39 @@ impl Default for TrainConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_optimizer_round_trips_with_its_name_and_an_old_adam_object_still_reads() {
+        let sgd = TrainConfig {
+            optimizer: OptimizerConfig::Sgd(SgdConfig {
+                momentum: 0.9,
+                nesterov: true,
+                ..SgdConfig::default()
+            }),
+            ..TrainConfig::default()
+        };
+        let text = serde_json::to_string(&sgd).unwrap();
+        assert!(
+            text.contains(r#""optimizer":{"name":"sgd","learning_rate":0.01"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<TrainConfig>(&text).unwrap(), sgd);
+        // config.json of runs written before other optimizers existed.
+        let legacy = text.replace(
+            r#""optimizer":{"name":"sgd","learning_rate":0.01,"momentum":0.9,"nesterov":true}"#,
+            r#""adam":{"learning_rate":0.002,"beta1":0.9,"beta2":0.999,"epsilon":1e-7}"#,
+        );
+        let old: TrainConfig = serde_json::from_str(&legacy).unwrap();
+        assert_eq!(
+            old.optimizer,
+            OptimizerConfig::Adam(AdamConfig {
+                learning_rate: 0.002,
+                ..AdamConfig::default()
+            })
+        );
+    }
+}

@@ -70,6 +70,51 @@ fn nonsense_flags_are_refused() {
 }
 
 #[test]
+fn optimizer_flags_are_checked_and_a_flag_the_optimizer_lacks_is_refused() {
+    let cases: [(&[&str], &str); 8] = [
+        (&["--optimizer", "adagrad"], "--optimizer"),
+        (
+            &["--momentum", "0.9"],
+            "--momentum: --optimizer adam has no such hyper-parameter",
+        ),
+        (
+            &["--optimizer", "sgd", "--rho", "0.9"],
+            "--rho: --optimizer sgd has no such",
+        ),
+        (
+            &["--optimizer", "rmsprop", "--nesterov"],
+            "--nesterov: --optimizer rmsprop",
+        ),
+        (
+            &["--optimizer", "sgd", "--beta1", "0.9"],
+            "--beta1: --optimizer sgd",
+        ),
+        (
+            &["--optimizer", "sgd", "--momentum", "1"],
+            "--momentum 1: the momentum must lie in [0, 1)",
+        ),
+        (
+            &["--optimizer", "rmsprop", "--rho", "-0.1"],
+            "--rho -0.1: rho must lie in [0, 1)",
+        ),
+        (
+            &["--epsilon", "0"],
+            "--epsilon 0: epsilon must be a positive number",
+        ),
+    ];
+    for (flags, expected) in cases {
+        let mut args = vec!["train", "--device", "cpu"];
+        args.extend_from_slice(flags);
+        let err = assert_clean_failure(&args, &[expected]);
+        assert_eq!(
+            err.lines().filter(|l| l.starts_with("error:")).count(),
+            1,
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn predict_refuses_an_index_outside_the_test_set() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("m.safetensors");

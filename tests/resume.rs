@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use common::{dataset, fmnist, read_until, send_signal, spawn_fmnist, stderr, stdout};
 use fmnist::backend::{Backend, CpuBackend};
-use fmnist::config::TrainConfig;
+use fmnist::config::{OptimizerConfig, RmspropConfig, SgdConfig, TrainConfig};
 use fmnist::model::{MlpSpec, glorot_init};
 use fmnist::progress::Silent;
 use fmnist::resume::{self, RunCheckpoint};
@@ -203,11 +203,31 @@ impl FitHooks for StopAfter {
 
 #[test]
 fn a_fit_stopped_mid_epoch_and_continued_from_its_saved_checkpoint_is_bit_identical() {
+    // Every optimizer's state (Adam's moments, SGD's momentum, RMSprop's mean square and momentum)
+    // goes through the checkpoint.
+    for optimizer in [
+        OptimizerConfig::default(),
+        OptimizerConfig::Sgd(SgdConfig {
+            momentum: 0.9,
+            nesterov: true,
+            ..SgdConfig::default()
+        }),
+        OptimizerConfig::Rmsprop(RmspropConfig {
+            momentum: 0.5,
+            ..RmspropConfig::default()
+        }),
+    ] {
+        stopped_and_resumed_is_bit_identical(optimizer);
+    }
+}
+
+fn stopped_and_resumed_is_bit_identical(optimizer: OptimizerConfig) {
     let data = dataset();
     let train = Arc::new(data.train.truncated(2000));
     let cfg = TrainConfig {
         epochs: 2,
         limit_train: Some(2000),
+        optimizer,
         ..TrainConfig::default()
     };
     let spec = MlpSpec::fashion(&cfg.hidden).unwrap();
@@ -249,15 +269,39 @@ fn a_fit_stopped_mid_epoch_and_continued_from_its_saved_checkpoint_is_bit_identi
         train_samples: train.len(),
         class_names: fmnist::data::ClassNames::from_list("0,1,2,3,4,5,6,7,8,9").unwrap(),
     };
+    assert_eq!(saved.optimizer.kind, optimizer.kind());
     resume::save(&path, &saved).unwrap();
     let loaded = resume::load(&path).unwrap();
     let mut expected = saved.clone();
     expected.position.history[0].seconds = 0.0;
-    assert_eq!(
-        loaded, expected,
+    assert_eq!(loaded.optimizer.kind, expected.optimizer.kind);
+    assert!(
+        loaded.optimizer.m == expected.optimizer.m,
+        "m of {optimizer:?}"
+    );
+    assert!(
+        loaded.optimizer.v == expected.optimizer.v,
+        "v of {optimizer:?}"
+    );
+    assert_eq!(loaded.position, expected.position, "{optimizer:?}");
+    assert!(
+        loaded == expected,
         "the checkpoint reads back bit for bit, timings aside"
     );
     loaded.check_fits(&cfg, train.len()).unwrap();
+    // Another optimizer cannot continue this state.
+    let other = TrainConfig {
+        optimizer: match optimizer {
+            OptimizerConfig::Adam(_) => OptimizerConfig::Sgd(SgdConfig::default()),
+            _ => OptimizerConfig::default(),
+        },
+        ..cfg.clone()
+    };
+    let err = loaded
+        .check_fits(&other, train.len())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("the checkpoint holds"), "{err}");
 
     let mut resumed = new_backend(loaded.params);
     resumed.set_optimizer_state(&loaded.optimizer).unwrap();
