@@ -47,7 +47,8 @@ onnxruntime:
 build:
 	$(CARGO) build --release
 
-# The tutorial end to end: train 10 epochs (evaluating every epoch), save the model and figures.
+# The tutorial end to end: train 10 epochs (evaluating the test set at the end), save the model and
+# figures.
 train: setup build
 	$(FMNIST) train --out runs/tutorial
 	$(FMNIST) predict --model runs/tutorial/model.safetensors --index 0 --index 12
