@@ -4,6 +4,9 @@
 //   forward_gather    act (capacity, ldc) = relu(normalise(images[sample(r)]) · W + b)   (first layer forward)
 //   forward_gather_tex  the same, the texture path's: images, order and W read as textures (below)
 //   grad_update_gather  dW = x^T · dZ, db = colsum(dZ), each applied by the optimizer to W, b, m, v at once
+//   dropout           act (capacity, ld) of a hidden layer past the first, in place: Keras' dropout
+// The forward kernels apply the first layer's dropout in their epilogue (after ReLU); both draw the
+// masks from Philox4x32-10 below (twins: cpu::philox4x32_10, cpu::dropout).
 // Row r < step.rows is sample order[step.start + r] (or step.start + r when dims.direct != 0); rows from
 // step.rows on are a partial batch's empty tail: forward kernels write 0 there and never read `order`
 // for them, and the gradient sums stop at step.rows. `images` holds a split's pixels 4 to a u32,
@@ -11,7 +14,7 @@
 // i * inputs + p, so with an odd `inputs` a row starts mid-u32.
 // Each entry point has its own bind-group layout; WGSL lets variables of different entry points share
 // a binding number, so each entry point's variables carry its prefix (g_, f_, a_).
-// Twins: cpu::gather, cpu::forward_gather, cpu::forward_gather_tex, cpu::grad_update_gather. Tested by tests/kernels.rs (through
+// Twins: cpu::gather, cpu::forward_gather, cpu::forward_gather_tex, cpu::grad_update_gather, cpu::dropout. Tested by tests/kernels.rs (through
 // gpu::selftest, with NaN in every padding lane and every output).
 
 // 1 / 255 as Rust's `1.0f32 / 255.0` rounds it (cpu::PIXEL_SCALE, bits 0x3b808081), written as an exact
@@ -28,7 +31,7 @@ struct Step {
     alpha: f32,
     scale: f32,
     start: u32,
-    _pad1: u32,
+    counter: u32, // the optimizer step (from 1, low 32 bits): dropout's Philox counter
     _pad2: u32,
 }
 
@@ -111,6 +114,10 @@ struct ForwardGatherDims {
     b_off: u32,    // b (fan_out) in params (a multiple of 4)
     direct: u32,
     relu: u32,     // != 0: ReLU on the output
+    drop_threshold: u32, // dropout after ReLU (layer 0): a lane survives when its word is >= this; 0: none
+    drop_scale: f32,     // 1 / (1 - rate)
+    drop_key0: u32,      // Philox's key (the run's seed)
+    drop_key1: u32,
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
@@ -162,6 +169,10 @@ struct ForwardGatherTexDims {
     row_shift: u32, // images_tex holds 2^row_shift samples a row
     direct: u32,
     relu: u32,
+    drop_threshold: u32, // as in ForwardGatherDims
+    drop_scale: f32,
+    drop_key0: u32,
+    drop_key1: u32,
     _pad0: u32,
     _pad1: u32,
 }
@@ -299,6 +310,7 @@ fn forward_gather(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
             if (f_dims.relu != 0u) {
                 y = select(z, y, relu_keep(y));
             }
+            y = dropout4(y, q, row, 0u, f_step.counter, f_dims.drop_threshold, f_dims.drop_scale, vec2<u32>(f_dims.drop_key0, f_dims.drop_key1));
             let keep = n_lanes(q, f_dims.fan_out) & vec4<bool>(row < f_step.rows);
             f_act[row * (f_dims.ldc / 4u) + q] = select(z, y, keep);
         }
@@ -413,6 +425,7 @@ fn t_store(row: u32, q: u32, acc: vec4<f32>, bias: vec4<f32>, keep: vec4<bool>) 
     if (t_dims.relu != 0u) {
         y = select(vec4<f32>(0.0), y, relu_keep(y));
     }
+    y = dropout4(y, q, row, 0u, t_step.counter, t_dims.drop_threshold, t_dims.drop_scale, vec2<u32>(t_dims.drop_key0, t_dims.drop_key1));
     let live = keep & vec4<bool>(row < t_step.rows);
     t_act[row * (t_dims.ldc / 4u) + q] = select(vec4<f32>(0.0), y, live);
 }
@@ -509,4 +522,82 @@ fn forward_gather_tex(@builtin(global_invocation_id) gid: vec3<u32>) {
         t_store(m0 + 6u, qb, b6, bias_b, kb);
         t_store(m0 + 7u, qb, b7, bias_b, kb);
     }
+}
+
+// ---- Dropout (Keras' inverted dropout, training only) ----
+// Column 4q + i of row r at optimizer step t in hidden layer l survives when word i of
+// Philox4x32-10(key, (q, r, t, l)) is at least the layer's threshold round(rate * 2^32), and is then
+// multiplied by 1 / (1 - rate): integer tests only, so the CPU twin (cpu::dropout) draws the same mask.
+const PHILOX_M0: u32 = 0xD2511F53u;
+const PHILOX_M1: u32 = 0xCD9E8D57u;
+const PHILOX_W0: u32 = 0x9E3779B9u;
+const PHILOX_W1: u32 = 0xBB67AE85u;
+
+// (high, low) words of the 64-bit product a * b, from 16-bit halves.
+fn mulhilo(a: u32, b: u32) -> vec2<u32> {
+    let a0 = a & 0xffffu;
+    let a1 = a >> 16u;
+    let b0 = b & 0xffffu;
+    let b1 = b >> 16u;
+    let p01 = a0 * b1;
+    let p10 = a1 * b0;
+    let mid = ((a0 * b0) >> 16u) + (p01 & 0xffffu) + (p10 & 0xffffu);
+    return vec2<u32>(a1 * b1 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u), a * b);
+}
+
+fn philox_round(key: vec2<u32>, c: vec4<u32>) -> vec4<u32> {
+    let p0 = mulhilo(PHILOX_M0, c.x);
+    let p1 = mulhilo(PHILOX_M1, c.z);
+    return vec4<u32>(p1.x ^ c.y ^ key.x, p1.y, p0.x ^ c.w ^ key.y, p0.y);
+}
+
+// Philox4x32-10 (Random123's philox4x32_10; tests/kernels.rs checks its known answers through the
+// dropout kernel and cpu::philox4x32_10).
+fn philox4(key: vec2<u32>, ctr: vec4<u32>) -> vec4<u32> {
+    var k = key;
+    var c = philox_round(k, ctr);
+    for (var round = 1u; round < 10u; round++) {
+        k += vec2<u32>(PHILOX_W0, PHILOX_W1);
+        c = philox_round(k, c);
+    }
+    return c;
+}
+
+// Dropout of act quad q of row `row` in hidden layer `layer` at step `counter`: kept lanes times
+// `scale`, the others 0; threshold 0 leaves y as it is.
+fn dropout4(y: vec4<f32>, q: u32, row: u32, layer: u32, counter: u32, threshold: u32, scale: f32, key: vec2<u32>) -> vec4<f32> {
+    if (threshold == 0u) {
+        return y;
+    }
+    let u = philox4(key, vec4<u32>(q, row, counter, layer));
+    return select(vec4<f32>(0.0), y * scale, u >= vec4<u32>(threshold));
+}
+
+struct DropoutDims {
+    cols: u32,      // the layer's fan_out
+    ld: u32,        // row stride of act (a multiple of 4)
+    layer: u32,     // hidden layer index (>= 1: the first layer's dropout is the forward epilogue)
+    threshold: u32,
+    scale: f32,
+    key0: u32,
+    key1: u32,
+    _pad0: u32,
+}
+@group(0) @binding(0) var<storage, read_write> d_act: array<vec4<f32>>; // (capacity, ld)
+@group(0) @binding(1) var<uniform> d_dims: DropoutDims;
+@group(0) @binding(2) var<uniform> d_step: Step;
+
+// gid.x: column quad, gid.y: row; rows past the step's live rows and lanes past `cols` are left as
+// they are.
+@compute @workgroup_size(64)
+fn dropout(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let q = gid.x;
+    let row = gid.y;
+    if (q * 4u >= d_dims.cols || row >= d_step.rows) {
+        return;
+    }
+    let i = row * (d_dims.ld / 4u) + q;
+    let y = d_act[i];
+    let dropped = dropout4(y, q, row, d_dims.layer, d_step.counter, d_dims.threshold, d_dims.scale, vec2<u32>(d_dims.key0, d_dims.key1));
+    d_act[i] = select(y, dropped, n_lanes(q, d_dims.cols));
 }

@@ -2,7 +2,8 @@
 // A and B read as vec4 (the load pattern that is ~15x faster than scalar loads on lavapipe, see
 // ../shared/WGPU-NOTES.md), plus the small ops fused into their epilogues:
 //   mm_nn  C (m, n) = A (m, k) · B (k, n)        forward X·W;  epilogue: + bias (FLAG_BIAS), ReLU (FLAG_RELU)
-//   mm_nt  C (m, n) = A (m, k) · B (n, k)^T      input grad dZ·W^T; epilogue: ReLU mask (FLAG_MASK)
+//   mm_nt  C (m, n) = A (m, k) · B (n, k)^T      input grad dZ·W^T; epilogue: ReLU mask (FLAG_MASK),
+//                                                times dropout's scale where kept (FLAG_DROPOUT)
 //   mm_tn  C (m, n) = A (k, m)^T · B (k, n)      weight grad X^T·dZ; also colsum(B) (FLAG_COLSUM)
 // Contract (the host keeps it, tests/kernels.rs checks it): every row stride and offset is a multiple of 4
 // floats and a row stride is at least its row length rounded up to 4. Values in the padding lanes of the
@@ -25,12 +26,17 @@ struct MatmulDims {
     b_off: u32,
     c_off: u32,
     e_off: u32, // bias (in b) for FLAG_BIAS, mask source (in e) for FLAG_MASK, colsum output (in c) for FLAG_COLSUM
+    mask_scale: f32, // FLAG_DROPOUT: the masked layer's dropout scale, 1 / (1 - rate)
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 const FLAG_BIAS: u32 = 1u;
 const FLAG_RELU: u32 = 2u;
 const FLAG_MASK: u32 = 4u;
 const FLAG_COLSUM: u32 = 8u;
+const FLAG_DROPOUT: u32 = 16u;
 
 @group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> b: array<vec4<f32>>;
@@ -67,7 +73,12 @@ fn store_row(row: u32, n4: u32, acc_in: vec4<f32>, keep: vec4<bool>) {
         acc = relu4(acc);
     }
     if ((dims.flags & FLAG_MASK) != 0u) {
+        // The mask source is the layer's output after dropout: positive only where ReLU passed and
+        // dropout kept, and there dropout's backward is its scale (cpu::relu_dropout_backward).
         let y = e[(dims.e_off + row * dims.lde) / 4u + n4];
+        if ((dims.flags & FLAG_DROPOUT) != 0u) {
+            acc *= dims.mask_scale;
+        }
         acc = select(vec4<f32>(0.0), acc, y > vec4<f32>(0.0));
     }
     c[(dims.c_off + row * dims.ldc) / 4u + n4] = select(vec4<f32>(0.0), acc, keep);

@@ -98,7 +98,7 @@ struct Step {
     alpha: f32,
     scale: f32,
     start: u32,
-    _pad1: u32,
+    counter: u32, // the optimizer step (from 1, low 32 bits): dropout's Philox counter
     _pad2: u32,
 }
 

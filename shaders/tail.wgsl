@@ -90,7 +90,7 @@ struct TailDims {
     direct: u32,     // != 0: row r is sample step.start + r, else order[step.start + r]
     input_grad: u32, // != 0: write dZ (the layer below has weights)
     update: u32,     // dense_tail_tex only: != 0 also applies the optimizer to W and b (p, m, v at w_off, b_off)
-    _pad0: u32,
+    mask_scale: f32, // != 0: act is a hidden layer's output after dropout; dZ's kept lanes are scaled by it
     _pad1: u32,
     _pad2: u32,
 }
@@ -103,7 +103,7 @@ struct Step {
     alpha: f32,
     scale: f32,
     start: u32,
-    _pad1: u32,
+    counter: u32, // the optimizer step (from 1, low 32 bits): dropout's Philox counter
     _pad2: u32,
 }
 
@@ -144,6 +144,12 @@ fn nonfinite(x: f32) -> bool {
 fn positive(v: vec4<f32>) -> vec4<bool> {
     let b = bitcast<vec4<i32>>(v);
     return (b > vec4<i32>(0)) & (b <= vec4<i32>(0x7f800000));
+}
+
+// dZ's factor where act > 0: dropout's scale (act being a layer's output after dropout), else 1,
+// which leaves the values bit for bit (twin: cpu::relu_dropout_backward).
+fn dz_scale() -> f32 {
+    return select(1.0, dims.mask_scale, dims.mask_scale != 0.0);
 }
 
 // One float of dz by float index.
@@ -295,7 +301,7 @@ fn dense_tail(@builtin(local_invocation_index) lid: u32) {
                         dot(d, select(z4, params[wq + k3 * ldw4], keep)),
                     );
                 }
-                y = select(z4, y, positive(act[r * lda4 + q]) & lanes_below(q, dims.k));
+                y = select(z4, y * dz_scale(), positive(act[r * lda4 + q]) & lanes_below(q, dims.k));
             }
             dz[dims.dx_off / 4u + r * lda4 + q] = y;
         }
@@ -362,6 +368,11 @@ const TT_QUADS: u32 = 4u;        // k quads per invocation in phase B
 var<workgroup> tt_loss: array<f32, TT_WG>;
 var<workgroup> tt_correct: array<u32, TT_WG>;
 var<workgroup> tt_bad: array<u32, TT_WG>;
+
+// dense_tail_tex's dZ factor, as dz_scale.
+fn tt_dz_scale() -> f32 {
+    return select(1.0, tt_dims.mask_scale, tt_dims.mask_scale != 0.0);
+}
 
 // Row i (< k, or k for the bias) of W|b, class quad j4, its lanes past `classes` zeroed.
 fn wb_quad(j4: u32, i: u32) -> vec4<f32> {
@@ -492,7 +503,7 @@ fn dense_tail_tex(@builtin(local_invocation_index) lid: u32) {
                 g += back_quad(quad_of(y0, y1, y2, y3, j4), j4, k0, kl);
             }
             let a = textureLoad(act_tex, vec2<u32>(q, r), 0);
-            tt_dz[dx4 + r * lda4 + q] = select(z4, g, positive(a) & lanes_below(q, tt_dims.k));
+            tt_dz[dx4 + r * lda4 + q] = select(z4, g * tt_dz_scale(), positive(a) & lanes_below(q, tt_dims.k));
         }
     }
     // Rows past a partial batch: dlogits and dZ are 0, nothing is read.

@@ -85,6 +85,9 @@ pub trait Backend {
     fn eval_batch(&self) -> usize;
     /// The parameters, flat, in `ParamLayout` order.
     fn params(&mut self) -> Result<Vec<f32>>;
+    /// Dropout after the hidden layers of every training step from now on (Keras' `Dropout`, training
+    /// only: evaluation and prediction never drop).
+    fn set_dropout(&mut self, dropout: &crate::cpu::Dropout) -> Result<()>;
     /// Replaces the parameters (flat, `ParamLayout` order), e.g. with the best epoch's at the end of
     /// an early-stopped fit; the optimizer state is left as it is (Keras restores weights only).
     fn set_params(&mut self, params: &[f32]) -> Result<()>;

@@ -211,6 +211,30 @@ pub struct TrainConfig {
     /// Keep the best epoch's weights as best.safetensors in the run folder.
     #[serde(default)]
     pub save_best: bool,
+    /// Dropout after the hidden layers (Keras' `Dropout(rate)`, in training only): one rate for every
+    /// hidden layer, or one per hidden layer; empty for none (`dropout_rates`).
+    #[serde(default)]
+    pub dropout: Vec<f64>,
+}
+
+impl TrainConfig {
+    /// The dropout rate after each hidden layer (empty without dropout): one given rate applies to
+    /// every hidden layer.
+    pub fn dropout_rates(&self) -> anyhow::Result<Vec<f64>> {
+        let hidden = self.hidden.len();
+        if let Some(&bad) = self.dropout.iter().find(|r| !(0.0..1.0).contains(*r)) {
+            anyhow::bail!("--dropout {bad}: a rate must lie in [0, 1)");
+        }
+        match self.dropout.as_slice() {
+            [] => Ok(Vec::new()),
+            [rate] => Ok(vec![*rate; hidden]),
+            rates if rates.len() == hidden => Ok(rates.to_vec()),
+            rates => anyhow::bail!(
+                "--dropout: {} rates for {hidden} hidden layers (give one rate, or one per hidden layer)",
+                rates.len()
+            ),
+        }
+    }
 }
 
 /// Keras' `EarlyStopping(monitor, patience, min_delta, restore_best_weights=True)`. The monitor is
@@ -241,6 +265,7 @@ impl Default for TrainConfig {
             test_every_epoch: false,
             early_stopping: None,
             save_best: false,
+            dropout: Vec::new(),
         }
     }
 }

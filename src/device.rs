@@ -216,6 +216,9 @@ impl Backend for Explained {
     fn set_params(&mut self, params: &[f32]) -> Result<()> {
         self.inner.set_params(params)
     }
+    fn set_dropout(&mut self, dropout: &crate::cpu::Dropout) -> Result<()> {
+        self.inner.set_dropout(dropout)
+    }
     fn steps_done(&self) -> u64 {
         self.inner.steps_done()
     }

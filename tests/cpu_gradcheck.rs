@@ -27,19 +27,36 @@ fn random_problem(spec: &MlpSpec, rows: usize, seed: u64) -> (Vec<f64>, Vec<f64>
     (params, x, labels)
 }
 
-fn mean_loss(spec: &MlpSpec, params: &[f64], x: &[f64], labels: &[u32], rows: usize) -> f64 {
+/// The mean loss and its analytic gradient, with `drop`'s dropout (its masks fixed by the step).
+fn loss_and_grad(
+    spec: &MlpSpec,
+    params: &[f64],
+    x: &[f64],
+    labels: &[u32],
+    rows: usize,
+    drop: Option<&cpu::DropoutStep>,
+) -> (f64, Vec<f64>) {
     let layout = spec.layout();
     let mut ws = Workspace::new(&layout, rows);
     let mut grads = vec![0.0; layout.total];
-    cpu::loss_and_grad(&layout, params, x, labels, rows, &mut ws, &mut grads).0 / rows as f64
+    let (loss, _) = match drop {
+        Some(d) => {
+            cpu::loss_and_grad_dropout(&layout, params, x, labels, rows, &mut ws, &mut grads, d)
+        }
+        None => cpu::loss_and_grad(&layout, params, x, labels, rows, &mut ws, &mut grads),
+    };
+    (loss / rows as f64, grads)
 }
 
 fn gradcheck(spec: &MlpSpec, rows: usize) {
+    gradcheck_with(spec, rows, None);
+}
+
+fn gradcheck_with(spec: &MlpSpec, rows: usize, drop: Option<&cpu::DropoutStep>) {
     let layout = spec.layout();
     let (mut params, x, labels) = random_problem(spec, rows, 3);
-    let mut ws = Workspace::new(&layout, rows);
-    let mut analytic = vec![0.0; layout.total];
-    cpu::loss_and_grad(&layout, &params, &x, &labels, rows, &mut ws, &mut analytic);
+    let (_, analytic) = loss_and_grad(spec, &params, &x, &labels, rows, drop);
+    let mean_loss = |p: &[f64]| loss_and_grad(spec, p, &x, &labels, rows, drop).0;
     let h = 1e-5;
     let mut worst = (0.0f64, String::new());
     let (mut diff2, mut ref2) = (0.0, 0.0);
@@ -48,9 +65,9 @@ fn gradcheck(spec: &MlpSpec, rows: usize) {
             for i in range {
                 let saved = params[i];
                 params[i] = saved + h;
-                let up = mean_loss(spec, &params, &x, &labels, rows);
+                let up = mean_loss(&params);
                 params[i] = saved - h;
-                let down = mean_loss(spec, &params, &x, &labels, rows);
+                let down = mean_loss(&params);
                 params[i] = saved;
                 let numeric = (up - down) / (2.0 * h);
                 let rel =
@@ -93,6 +110,15 @@ fn range_start(l: &fmnist::model::LayerOffsets, kind: &str) -> usize {
 #[test]
 fn gradients_match_central_differences_one_hidden_layer_rel_1e_6() {
     gradcheck(&MlpSpec::new(13, &[7], 5).unwrap(), 6);
+}
+
+#[test]
+fn gradients_through_dropout_match_central_differences_rel_1e_6() {
+    // Each step's masks are fixed by (seed, step), so the loss is a function of the weights and its
+    // gradient (ReLU's mask times dropout's scale where kept) is checked like the plain one.
+    let spec = MlpSpec::new(11, &[9, 6], 4).unwrap();
+    let drop = cpu::Dropout::new(&[0.5, 0.3], 7).step(3).unwrap();
+    gradcheck_with(&spec, 5, Some(&drop));
 }
 
 #[test]
@@ -247,7 +273,7 @@ fn fast_train_step_matches_the_reference_loss_and_grad_then_adam_atol1e6_rtol1e4
         pool.install(|| {
             for _ in 0..2 {
                 out.push(cpu::train_step(
-                    &layout, &mut p, &mut g, &mut m, &mut v, &x, &labels, rows, &mut ws, adam,
+                    &layout, &mut p, &mut g, &mut m, &mut v, &x, &labels, rows, &mut ws, adam, None,
                 ));
             }
         });

@@ -44,8 +44,9 @@ fn matmuls_bias_relu_and_bias_grad_match_cpu_twins_atol1e5_rtol1e4() {
     for s in selftest::shape_ladder() {
         cases.extend(selftest::matmul_cases(&h, s, 11).unwrap());
     }
-    // Seven buffer-kernel checks and four texture-variant checks per shape.
-    assert_eq!(cases.len(), 11 * selftest::shape_ladder().len());
+    // Seven buffer-kernel checks, four texture-variant checks and mm_nt's dropout mask on both per
+    // shape.
+    assert_eq!(cases.len(), 13 * selftest::shape_ladder().len());
     common::assert_all_pass("matmul ladder", &cases);
 }
 
@@ -389,6 +390,7 @@ fn dense_tail_counts_non_finite_logits() {
             8,
             case.rows,
             1.0 / 6.0,
+            0.0,
         );
         assert_eq!(twin.nonfinite, want, "cpu::dense_tail, weight {bad:?}");
     }
@@ -417,7 +419,9 @@ fn rows_past_a_partial_batch_are_zero() {
     zero_past("gather", &x, 16);
     let w = selftest::random(inputs * hidden, -1.0, 1.0, &mut r);
     let b = selftest::random(hidden, -1.0, 1.0, &mut r);
-    let act = h.forward_gather(&case, &w, &b, hidden, true).unwrap();
+    let act = h
+        .forward_gather(&case, &w, &b, hidden, true, Default::default())
+        .unwrap();
     zero_past("forward_gather", &act, hidden);
     let tail_case = StepCase::new(hidden, classes, cap, rows, false, 31);
     let w2 = selftest::random(hidden * classes, -0.5, 0.5, &mut r);
@@ -443,7 +447,9 @@ fn relu_maps_nan_to_zero_on_the_gpu_as_on_the_cpu() {
     let mut w = selftest::random(inputs * fan_out, -1.0, 1.0, &mut r);
     w[2 * fan_out + 1] = f32::NAN;
     let b = selftest::random(fan_out, -1.0, 1.0, &mut r);
-    let act = h.forward_gather(&case, &w, &b, fan_out, true).unwrap();
+    let act = h
+        .forward_gather(&case, &w, &b, fan_out, true, Default::default())
+        .unwrap();
     for row in 0..cap {
         assert_eq!(
             act[row * fan_out + 1].to_bits(),
@@ -464,6 +470,7 @@ fn relu_maps_nan_to_zero_on_the_gpu_as_on_the_cpu() {
         cap,
         case.rows,
         true,
+        None,
     );
     assert_eq!(want[fan_out + 1].to_bits(), 0, "cpu::forward_gather");
     // matmul's ReLU epilogue: a NaN bias.
@@ -497,4 +504,27 @@ fn relu_maps_nan_to_zero_on_the_gpu_as_on_the_cpu() {
         );
         assert_eq!(want[row * fan_out + 3].to_bits(), 0, "cpu::relu row {row}");
     }
+}
+
+#[test]
+fn dropout_in_the_forward_epilogues_the_dropout_kernel_and_the_backward_scale_match_twins_atol1e5_rtol1e4()
+ {
+    // The same Philox masks on both devices: forward_gather(_tex)'s epilogue, `dropout` on deeper
+    // layers (full and partial batches, rows past the step untouched) and dZ's dropout scale in both
+    // tails and mm_nt(_tex).
+    let Some(h) = harness("dropout") else {
+        return;
+    };
+    let cases = selftest::dropout_ladder(&h, 31).unwrap();
+    for kernel in [
+        "forward_gather+relu+dropout",
+        "forward_gather_tex+relu+dropout",
+        "dropout",
+    ] {
+        assert!(
+            cases.iter().any(|c| c.kernel.starts_with(kernel)),
+            "{kernel}"
+        );
+    }
+    common::assert_all_pass("dropout", &cases);
 }

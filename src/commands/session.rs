@@ -12,6 +12,7 @@ use clap::ValueEnum;
 use fmnist::backend::{Backend, OptimizerState};
 use fmnist::checkpoint::{self, CheckpointMeta};
 use fmnist::config::TrainConfig;
+use fmnist::cpu::Dropout;
 use fmnist::data::{DataLocation, Dataset};
 use fmnist::device::{AdapterChoice, DeviceChoice, make_backend};
 use fmnist::evaluate::evaluate;
@@ -71,6 +72,7 @@ pub fn execute(mut plan: Plan, args: &TrainArgs) -> Result<ExitCode> {
     if let Some(state) = &plan.optimizer {
         backend.set_optimizer_state(state)?;
     }
+    backend.set_dropout(&Dropout::new(&cfg.dropout_rates()?, cfg.seed))?;
     print_header(&plan, backend.as_ref());
     if args.profile && !backend.start_profile()? {
         outln!(
@@ -115,11 +117,12 @@ fn print_header(plan: &Plan, backend: &dyn Backend) {
         plan.origin
     );
     outln!(
-        "Config: epochs {} - batch size {} - {} - seed {}{}{}",
+        "Config: epochs {} - batch size {} - {} - seed {}{}{}{}",
         cfg.epochs,
         cfg.batch_size,
         cfg.optimizer.describe(),
         cfg.seed,
+        dropout_words(cfg),
         if cfg.shuffle { "" } else { " - no shuffle" },
         cfg.max_steps
             .map(|s| format!(" - stop after {s} steps"))
@@ -129,6 +132,17 @@ fn print_header(plan: &Plan, backend: &dyn Backend) {
         outln!("{line}");
     }
     outln!("Output: {}", plan.dir.path().display());
+}
+
+/// ` - dropout 0.2` (one rate for every hidden layer) or ` - dropout 0.5,0.2`, or nothing.
+fn dropout_words(cfg: &TrainConfig) -> String {
+    match cfg.dropout_rates() {
+        Ok(rates) if rates.iter().any(|&r| r > 0.0) => {
+            let words: Vec<String> = cfg.dropout.iter().map(|r| r.to_string()).collect();
+            format!(" - dropout {}", words.join(","))
+        }
+        _ => String::new(),
+    }
 }
 
 /// The `Watch:` header line: what early stopping and `--save-best` monitor, and how.

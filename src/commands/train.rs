@@ -80,7 +80,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR", conflicts_with_all = [
         "epochs", "batch_size", "optimizer", "lr", "momentum", "nesterov", "rho", "beta1", "beta2",
         "epsilon", "hidden", "seed", "out", "overwrite", "limit_train", "steps",
-        "no_shuffle", "init", "validation_split", "test_every_epoch", "early_stopping", "min_delta",
+        "no_shuffle", "init", "dropout", "validation_split", "test_every_epoch", "early_stopping", "min_delta",
         "save_best",
     ])]
     pub resume: Option<PathBuf>,
@@ -96,6 +96,15 @@ pub struct TrainArgs {
     /// Start from this checkpoint's weights instead of a fresh initialisation.
     #[arg(long, value_name = "FILE")]
     pub init: Option<PathBuf>,
+    /// Dropout after the hidden layers, in training only (Keras' Dropout): one rate for every hidden
+    /// layer, or one per hidden layer, comma-separated like --hidden [default: none].
+    #[arg(
+        long,
+        value_name = "RATE",
+        value_delimiter = ',',
+        allow_negative_numbers = true
+    )]
+    pub dropout: Option<Vec<f64>>,
     /// Hold out the last fraction F of the training images (before shuffling) and report val_loss and
     /// val_accuracy after every epoch, as Keras' validation_split does.
     #[arg(long, value_name = "F", allow_negative_numbers = true)]
@@ -158,6 +167,7 @@ impl TrainArgs {
                 min_delta,
             }),
             save_best: self.save_best,
+            dropout: self.dropout.clone().unwrap_or_default(),
         })
     }
 }
@@ -330,6 +340,8 @@ fn plan_new(args: &TrainArgs) -> Result<Plan> {
         hidden: spec.hidden.clone(),
         ..cfg
     };
+    // A single rate applies to every hidden layer; a list must name each.
+    cfg.dropout_rates()?;
     let dir = match &args.out {
         Some(out) => RunDir::create(out, args.overwrite)?,
         None => RunDir::create_default(Path::new(DEFAULT_RUNS))?,

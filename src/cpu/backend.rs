@@ -26,6 +26,7 @@ pub struct CpuBackend {
     spec: MlpSpec,
     layout: ParamLayout,
     optimizer: OptimizerConfig,
+    dropout: cpu::Dropout,
     params: Vec<f32>,
     grads: Vec<f32>,
     m: Vec<f32>,
@@ -75,6 +76,7 @@ impl CpuBackend {
             spec,
             layout,
             optimizer: optimizer.into(),
+            dropout: cpu::Dropout::default(),
             params,
             grads: vec![0.0; n],
             m: vec![0.0; n],
@@ -106,6 +108,7 @@ impl CpuBackend {
     fn step(&mut self, rows: usize, batch: StepBatch<'_>) {
         self.steps += 1;
         let step = cpu::UpdateStep::new(&self.optimizer, self.steps);
+        let drop = self.dropout.step(self.steps);
         let Self {
             layout,
             params,
@@ -126,7 +129,10 @@ impl CpuBackend {
                     (x_buf, labels_buf)
                 }
             };
-            cpu::train_step(layout, params, grads, m, v, x, labels, rows, train_ws, step)
+            let drop = drop.as_ref();
+            cpu::train_step(
+                layout, params, grads, m, v, x, labels, rows, train_ws, step, drop,
+            )
         });
         self.stats.add(StepStats {
             loss_sum: loss as f64,
@@ -218,6 +224,11 @@ impl Backend for CpuBackend {
 
     fn params(&mut self) -> Result<Vec<f32>> {
         Ok(self.params.clone())
+    }
+
+    fn set_dropout(&mut self, dropout: &cpu::Dropout) -> Result<()> {
+        self.dropout = dropout.clone();
+        Ok(())
     }
 
     fn set_params(&mut self, params: &[f32]) -> Result<()> {

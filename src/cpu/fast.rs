@@ -4,6 +4,7 @@
 //! (plain loops) by tests/cpu_gradcheck.rs and the unit tests in tests.rs.
 
 use super::Real;
+use super::dropout::DropoutStep;
 use super::mlp::{Products, Workspace, backward, forward_with};
 use super::update::{UpdateStep, update_slice};
 use crate::model::ParamLayout;
@@ -67,7 +68,7 @@ pub fn fast_forward<T: Real>(
     rows: usize,
     ws: &mut Workspace<T>,
 ) {
-    forward_with::<Tuned, T>(layout, params, x, rows, ws)
+    forward_with::<Tuned, T>(layout, params, x, rows, ws, None)
 }
 
 /// Below this many multiply-adds a product runs on one core: splitting costs more than it saves.
@@ -184,8 +185,9 @@ pub fn train_step<T: Real>(
     rows: usize,
     ws: &mut Workspace<T>,
     step: UpdateStep<T>,
+    drop: Option<&DropoutStep>,
 ) -> (T, u32) {
-    let out = backward::<Tuned, T>(layout, params, x, labels, rows, ws, grads, false);
+    let out = backward::<Tuned, T>(layout, params, x, labels, rows, ws, grads, false, drop);
     let l0 = layout.layers[0];
     assert_eq!(
         l0.weight, 0,

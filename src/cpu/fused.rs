@@ -3,6 +3,7 @@
 //! against the composition of the plain twins in `ops.rs` (tests.rs).
 
 use super::Real;
+use super::dropout::{DropoutStep, dropout};
 use super::ops::nonfinite;
 use super::update::{UpdateStep, update_slice};
 use crate::batches::normalise;
@@ -81,9 +82,10 @@ pub fn gather<T: Real>(
 }
 
 /// `act (capacity, fan_out) = relu(x · W + b)` for the gathered `x` (see [`gather`]) of `layer`'s
-/// `fan_in` pixels, W and b at `layer`'s offsets in `params`; without ReLU when `relu` is false. Rows
-/// past `rows.rows` are 0. Twin of `forward_gather` (gather.wgsl); equal to `gather`, `matmul`,
-/// `bias_add`, `relu` in turn (unit test below).
+/// `fan_in` pixels, W and b at `layer`'s offsets in `params`; without ReLU when `relu` is false; then
+/// `drop`'s dropout of hidden layer 0, if given. Rows past `rows.rows` are 0. Twin of
+/// `forward_gather` (gather.wgsl); equal to `gather`, `matmul`, `bias_add`, `relu`, `dropout` in turn
+/// (unit test in tests.rs).
 #[allow(clippy::too_many_arguments)]
 pub fn forward_gather<T: Real>(
     images: &[u8],
@@ -94,6 +96,7 @@ pub fn forward_gather<T: Real>(
     capacity: usize,
     rows: StepRows,
     relu: bool,
+    drop: Option<&DropoutStep>,
 ) {
     let (k, n) = (layer.fan_in, layer.fan_out);
     let w = &params[layer.weight_range()];
@@ -116,6 +119,9 @@ pub fn forward_gather<T: Real>(
             *o = if !relu || z > zero { z } else { zero };
         }
     }
+    if let Some(d) = drop {
+        dropout(act, rows.rows, n, 0, d.key, d.step, d.layer(0));
+    }
 }
 
 /// Twin of `forward_gather_tex` (gather.wgsl), the texture path's first layer forward, which reads the
@@ -130,8 +136,11 @@ pub fn forward_gather_tex<T: Real>(
     capacity: usize,
     rows: StepRows,
     relu: bool,
+    drop: Option<&DropoutStep>,
 ) {
-    forward_gather(images, order, params, act, layer, capacity, rows, relu);
+    forward_gather(
+        images, order, params, act, layer, capacity, rows, relu, drop,
+    );
 }
 
 /// The last dense layer of a training step, from its input `act (capacity, k)` (the last hidden
@@ -139,9 +148,10 @@ pub fn forward_gather_tex<T: Real>(
 /// against `labels[sample]`, `dlogits (capacity, classes) = (softmax - onehot) * scale`, the gradients
 /// `dW (k, classes) = act^T · dlogits` and `db = colsum(dlogits)` written into `grads` at `layer`'s
 /// offsets, and, when `dx` is given, the masked input gradient `dx (capacity, k) = (dlogits · W^T) *
-/// (act > 0)`. Only rows below `rows.rows` count; dlogits and dx are 0 past them. Twin of `dense_tail`
+/// (act > 0)`, times `mask_scale` where act > 0 when it is not 0 (act being a layer's output after
+/// dropout). Only rows below `rows.rows` count; dlogits and dx are 0 past them. Twin of `dense_tail`
 /// (tail.wgsl); equal to `matmul`, `bias_add`, `softmax_xent`, `matmul_at_b`, `bias_grad`,
-/// `matmul_a_bt`, `relu_backward` in turn (unit test below).
+/// `matmul_a_bt`, `relu_dropout_backward` in turn (unit test in tests.rs).
 #[allow(clippy::too_many_arguments)]
 pub fn dense_tail<T: Real>(
     act: &[T],
@@ -155,8 +165,14 @@ pub fn dense_tail<T: Real>(
     capacity: usize,
     rows: StepRows,
     scale: T,
+    mask_scale: T,
 ) -> TailStat<T> {
     let (k, c) = (layer.fan_in, layer.fan_out);
+    let dx_scale = if mask_scale == T::default() {
+        T::from_f64(1.0)
+    } else {
+        mask_scale
+    };
     let w = &params[layer.weight_range()];
     let b = &params[layer.bias_range()];
     let zero = T::default();
@@ -223,7 +239,11 @@ pub fn dense_tail<T: Real>(
                 for j in 0..c {
                     acc += dlogits[r * c + j] * w[p * c + j];
                 }
-                dx[r * k + p] = if act[r * k + p] > zero { acc } else { zero };
+                dx[r * k + p] = if act[r * k + p] > zero {
+                    acc * dx_scale
+                } else {
+                    zero
+                };
             }
         }
     }
@@ -276,10 +296,11 @@ pub fn dense_tail_tex<T: Real>(
     capacity: usize,
     rows: StepRows,
     scale: T,
+    mask_scale: T,
     update: Option<TailUpdate<'_, T>>,
 ) -> TailStat<T> {
     let stat = dense_tail(
-        act, params, labels, order, grads, dlogits, dx, layer, capacity, rows, scale,
+        act, params, labels, order, grads, dlogits, dx, layer, capacity, rows, scale, mask_scale,
     );
     if let Some(u) = update {
         update_on_layer(u.p, grads, u.m, u.v, layer, u.step);

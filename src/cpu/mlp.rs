@@ -3,7 +3,8 @@
 //! check and the fast step are checked against, or the fast path's (`fast::Tuned`).
 
 use super::Real;
-use super::ops::{bias_add, bias_grad, relu, relu_backward, softmax_xent};
+use super::dropout::{DropoutStep, dropout, relu_dropout_backward};
+use super::ops::{bias_add, bias_grad, relu, softmax_xent};
 use crate::model::ParamLayout;
 
 /// The three products of a dense MLP, each taking `(a, b, c, m, k, n)` as the twins do.
@@ -79,16 +80,18 @@ pub fn forward<T: Real>(
     rows: usize,
     ws: &mut Workspace<T>,
 ) {
-    forward_with::<Reference, T>(layout, params, x, rows, ws)
+    forward_with::<Reference, T>(layout, params, x, rows, ws, None)
 }
 
-/// [`forward`] over the products `P`.
+/// [`forward`] over the products `P`, with a training step's dropout after each hidden layer's ReLU
+/// when `drop` is given.
 pub fn forward_with<P: Products, T: Real>(
     layout: &ParamLayout,
     params: &[T],
     x: &[T],
     rows: usize,
     ws: &mut Workspace<T>,
+    drop: Option<&DropoutStep>,
 ) {
     assert!(
         rows <= ws.capacity,
@@ -111,6 +114,9 @@ pub fn forward_with<P: Products, T: Real>(
         bias_add(out, &params[l.bias_range()], rows, l.fan_out);
         if i != last {
             relu(out);
+            if let Some(d) = drop {
+                dropout(out, rows, l.fan_out, i as u32, d.key, d.step, d.layer(i));
+            }
         }
     }
 }
@@ -126,11 +132,27 @@ pub fn loss_and_grad<T: Real>(
     ws: &mut Workspace<T>,
     grads: &mut [T],
 ) -> (T, u32) {
-    backward::<Reference, T>(layout, params, x, labels, rows, ws, grads, true)
+    backward::<Reference, T>(layout, params, x, labels, rows, ws, grads, true, None)
+}
+
+/// [`loss_and_grad`] of a training step with dropout: the reference of the dropout step.
+#[allow(clippy::too_many_arguments)]
+pub fn loss_and_grad_dropout<T: Real>(
+    layout: &ParamLayout,
+    params: &[T],
+    x: &[T],
+    labels: &[u32],
+    rows: usize,
+    ws: &mut Workspace<T>,
+    grads: &mut [T],
+    drop: &DropoutStep,
+) -> (T, u32) {
+    backward::<Reference, T>(layout, params, x, labels, rows, ws, grads, true, Some(drop))
 }
 
 /// `loss_and_grad` over the products `P`, leaving out the first layer's weight gradient when
-/// `first_weight` is false; the first layer's dZ is then in `ws.dz` for the caller to finish with.
+/// `first_weight` is false (the first layer's dZ is then in `ws.dz` for the caller to finish with),
+/// with `drop`'s dropout in the forward pass and its scale in ReLU's backward.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn backward<P: Products, T: Real>(
     layout: &ParamLayout,
@@ -141,8 +163,9 @@ pub(super) fn backward<P: Products, T: Real>(
     ws: &mut Workspace<T>,
     grads: &mut [T],
     first_weight: bool,
+    drop: Option<&DropoutStep>,
 ) -> (T, u32) {
-    forward_with::<P, T>(layout, params, x, rows, ws);
+    forward_with::<P, T>(layout, params, x, rows, ws, drop);
     let last = layout.layers.len() - 1;
     let classes = layout.layers[last].fan_out;
     let scale = T::from_f64(1.0 / rows as f64);
@@ -171,7 +194,9 @@ pub(super) fn backward<P: Products, T: Real>(
         if i > 0 {
             let da = &mut ws.da[..rows * l.fan_in];
             P::matmul_a_bt(dz, &params[l.weight_range()], da, rows, l.fan_out, l.fan_in);
-            relu_backward(da, &input[..rows * l.fan_in]);
+            // The input is hidden layer i - 1's output, after its dropout.
+            let scale = drop.map_or(1.0, |d| d.layer(i - 1).backward_scale());
+            relu_dropout_backward(da, &input[..rows * l.fan_in], T::from_f64(scale as f64));
             std::mem::swap(&mut ws.dz, &mut ws.da);
         }
     }

@@ -134,7 +134,7 @@ fn fused_twins_equal_the_composition_of_the_reference_twins_f64_rel_1e_12() {
                 }
                 let mut act = vec![f64::NAN; capacity * fan_out];
                 forward_gather(
-                    &images, &order, &params, &mut act, &layer, capacity, rows, relu_on,
+                    &images, &order, &params, &mut act, &layer, capacity, rows, relu_on, None,
                 );
                 assert_close_1e_12(
                     &format!("forward_gather relu {relu_on} {what}"),
@@ -142,6 +142,32 @@ fn fused_twins_equal_the_composition_of_the_reference_twins_f64_rel_1e_12() {
                     &want,
                 );
             }
+            // With dropout: the same, then `dropout` over the live rows.
+            let drop = Dropout::new(&[0.5], 9).step(4).unwrap();
+            let mut want = pre.clone();
+            relu(&mut want);
+            dropout(
+                &mut want,
+                live,
+                fan_out,
+                0,
+                drop.key,
+                drop.step,
+                drop.layer(0),
+            );
+            let mut act = vec![f64::NAN; capacity * fan_out];
+            forward_gather(
+                &images,
+                &order,
+                &params,
+                &mut act,
+                &layer,
+                capacity,
+                rows,
+                true,
+                Some(&drop),
+            );
+            assert_close_1e_12(&format!("forward_gather+dropout {what}"), &act, &want);
 
             // dense_tail on the gathered x as the layer's input (k = inputs).
             let mut act = x.clone();
@@ -179,6 +205,7 @@ fn fused_twins_equal_the_composition_of_the_reference_twins_f64_rel_1e_12() {
                 capacity,
                 rows,
                 scale,
+                0.0,
             );
             assert_close_1e_12(&format!("dense_tail dlogits {what}"), &dlogits, &want_dl);
             assert_close_1e_12(
@@ -266,7 +293,7 @@ fn dense_tail_counts_rows_with_non_finite_logits() {
         let mut grads = vec![0.0; params.len()];
         let mut dl = vec![0.0; 8 * 4];
         dense_tail(
-            &x, params, &labels, &order, &mut grads, &mut dl, None, &layer, 8, rows, 0.2,
+            &x, params, &labels, &order, &mut grads, &mut dl, None, &layer, 8, rows, 0.2, 0.0,
         )
     };
     assert_eq!(run(&params).nonfinite, 0);

@@ -175,6 +175,8 @@ impl EvalPlan {
                 b_off: l0.bias as u32,
                 direct: 1,
                 relu: 1,
+                // Evaluation never drops.
+                drop: Default::default(),
                 _pad: [0; 3],
             };
             let u = gbuf::uniform_init(d, "eval forward_gather dims", bytemuck::bytes_of(&dims));

@@ -79,6 +79,8 @@ pub enum Kernel {
     GradUpdateGatherTex,
     /// `forward_gather` with the samples, order and W read from textures (group 1).
     ForwardGatherTex,
+    /// Dropout over a hidden layer's output past the first, in place.
+    Dropout,
 }
 
 impl Kernel {
@@ -121,10 +123,11 @@ impl Kernel {
             Kernel::GradUpdateGather => "grad_update_gather",
             Kernel::GradUpdateGatherTex => "grad_update_gather_tex",
             Kernel::ForwardGatherTex => "forward_gather_tex",
+            Kernel::Dropout => "dropout",
         }
     }
 
-    pub const ALL: [Kernel; 19] = [
+    pub const ALL: [Kernel; 20] = [
         Kernel::MmNn,
         Kernel::MmNt,
         Kernel::MmTn,
@@ -144,6 +147,7 @@ impl Kernel {
         Kernel::GradUpdateGather,
         Kernel::GradUpdateGatherTex,
         Kernel::ForwardGatherTex,
+        Kernel::Dropout,
     ];
 
     /// The shader file holding the entry point, as named in `SHADERS`.
@@ -165,7 +169,8 @@ impl Kernel {
             Kernel::Gather
             | Kernel::ForwardGather
             | Kernel::GradUpdateGather
-            | Kernel::ForwardGatherTex => "gather.wgsl",
+            | Kernel::ForwardGatherTex
+            | Kernel::Dropout => "gather.wgsl",
             Kernel::DenseTail | Kernel::DenseTailTex => "tail.wgsl",
         }
     }
@@ -185,7 +190,9 @@ impl Kernel {
             Kernel::AdamTex | Kernel::SgdTex | Kernel::RmspropTex | Kernel::GradUpdateGather => {
                 (16, 4, 1)
             }
-            Kernel::Adam | Kernel::Sgd | Kernel::Rmsprop | Kernel::Gather => (WG_1D, 1, 1),
+            Kernel::Adam | Kernel::Sgd | Kernel::Rmsprop | Kernel::Gather | Kernel::Dropout => {
+                (WG_1D, 1, 1)
+            }
             Kernel::ForwardGather => {
                 let blocks = (FG_TILE_ROWS / 4) * (FG_TILE_COLS / 4);
                 (FG_SLICES * blocks as u32, 1, 1)
@@ -214,6 +221,7 @@ impl Kernel {
             | Kernel::ForwardGather
             | Kernel::GradUpdateGatherTex => 4,
             Kernel::Gather => 3,
+            Kernel::Dropout => 1,
             Kernel::ForwardGatherTex => 2,
             Kernel::DenseTail => 7,
             Kernel::GradUpdateGather => 6,
@@ -264,6 +272,15 @@ pub fn update_range_groups(len4: usize) -> (u32, u32, u32) {
 pub fn gather_groups(capacity: usize, ldx: usize) -> (u32, u32, u32) {
     (
         (ldx / 4).div_ceil(WG_1D as usize) as u32,
+        capacity as u32,
+        1,
+    )
+}
+
+/// Workgroups of dropout over act (capacity, cols): one invocation per column quad, rows along y.
+pub fn dropout_groups(capacity: usize, cols: usize) -> (u32, u32, u32) {
+    (
+        cols.div_ceil(4).div_ceil(WG_1D as usize) as u32,
         capacity as u32,
         1,
     )

@@ -8,8 +8,8 @@ use crate::gpu::bindings::{
     first_layer_tex_layouts, storage, storage_heavy_layouts, texture, uniform,
 };
 use crate::gpu::kernels::{
-    ForwardGatherDims, GATHER_WGSL, GatherDims, Kernel, MATMUL_WGSL, MatmulDims, OPTIMIZERS_WGSL,
-    StepRecord, TAIL_WGSL, UpdateRangeDims, UpdateTexDims,
+    DropoutDims, ForwardGatherDims, GATHER_WGSL, GatherDims, Kernel, MATMUL_WGSL, MatmulDims,
+    OPTIMIZERS_WGSL, StepRecord, TAIL_WGSL, UpdateRangeDims, UpdateTexDims,
 };
 
 /// Pipelines and their bind-group layouts, built once per device.
@@ -32,6 +32,8 @@ pub struct Kernels {
     /// The range updates (adam, sgd, rmsprop): p, g, m, v, UpdateRangeDims, step.
     pub update_range_layout: wgpu::BindGroupLayout,
     pub gather_layout: wgpu::BindGroupLayout,
+    /// dropout: act, DropoutDims, step.
+    pub dropout_layout: wgpu::BindGroupLayout,
     pub forward_gather_layout: wgpu::BindGroupLayout,
     /// None where the device allows fewer storage buffers per stage than the kernel binds.
     pub dense_tail_layout: Option<wgpu::BindGroupLayout>,
@@ -51,6 +53,7 @@ pub struct Kernels {
     rmsprop_tex: wgpu::ComputePipeline,
     rmsprop: wgpu::ComputePipeline,
     gather: wgpu::ComputePipeline,
+    dropout: wgpu::ComputePipeline,
     forward_gather: wgpu::ComputePipeline,
     dense_tail: Option<wgpu::ComputePipeline>,
     dense_tail_tex: Option<wgpu::ComputePipeline>,
@@ -192,6 +195,14 @@ impl Kernels {
                 uniform::<StepRecord>(4, false),
             ],
         });
+        let dropout_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("dropout layout: act, dims, step"),
+            entries: &[
+                storage(0, false),
+                uniform::<DropoutDims>(1, false),
+                uniform::<StepRecord>(2, false),
+            ],
+        });
         let forward_gather_layout =
             device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
                 label: Some("forward_gather layout: images, order, params, act, dims, step"),
@@ -261,6 +272,7 @@ impl Kernels {
                 Kernel::ForwardGatherTex,
             ),
             gather: pipeline(&gather_layout, &gather, Kernel::Gather),
+            dropout: pipeline(&dropout_layout, &gather, Kernel::Dropout),
             forward_gather: pipeline(&forward_gather_layout, &gather, Kernel::ForwardGather),
             dense_tail: dense_tail_layout
                 .as_ref()
@@ -281,6 +293,7 @@ impl Kernels {
             forward_gather_tex_tex_layout,
             update_range_layout,
             gather_layout,
+            dropout_layout,
             forward_gather_layout,
             dense_tail_layout,
             dense_tail_tex_layout,
@@ -316,6 +329,7 @@ impl Kernels {
             Kernel::GradUpdateGatherTex => &self.grad_update_gather_tex,
             Kernel::ForwardGatherTex => &self.forward_gather_tex,
             Kernel::Gather => &self.gather,
+            Kernel::Dropout => &self.dropout,
             Kernel::ForwardGather => &self.forward_gather,
             Kernel::DenseTail => unsupported(kernel, self.dense_tail.as_ref()),
             Kernel::DenseTailTex => unsupported(kernel, self.dense_tail_tex.as_ref()),
@@ -337,6 +351,7 @@ impl Kernels {
             Kernel::GradUpdateGatherTex => &self.grad_update_gather_tex_layout,
             Kernel::ForwardGatherTex => &self.forward_gather_tex_layout,
             Kernel::Gather => &self.gather_layout,
+            Kernel::Dropout => &self.dropout_layout,
             Kernel::ForwardGather => &self.forward_gather_layout,
             Kernel::DenseTail => unsupported(kernel, self.dense_tail_layout.as_ref()),
             Kernel::DenseTailTex => unsupported(kernel, self.dense_tail_tex_layout.as_ref()),

@@ -11,10 +11,13 @@ pub const FLAG_BIAS: u32 = 1;
 pub const FLAG_RELU: u32 = 2;
 pub const FLAG_MASK: u32 = 4;
 pub const FLAG_COLSUM: u32 = 8;
+/// With FLAG_MASK: the kept values are also multiplied by `MatmulDims::mask_scale` (dropout's
+/// backward; the mask source is the layer's output after dropout).
+pub const FLAG_DROPOUT: u32 = 16;
 
 /// Mirror of `MatmulDims` in matmul.wgsl. Strides and offsets in floats, all multiples of 4.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub struct MatmulDims {
     pub m: u32,
     pub n: u32,
@@ -28,6 +31,9 @@ pub struct MatmulDims {
     pub b_off: u32,
     pub c_off: u32,
     pub e_off: u32,
+    /// With FLAG_DROPOUT: the masked layer's dropout scale.
+    pub mask_scale: f32,
+    pub _pad: [u32; 3],
 }
 
 /// Mirror of `UpdateTexDims` in optimizers.wgsl (adam_tex, sgd_tex, rmsprop_tex). The optimizer's
@@ -69,7 +75,7 @@ pub struct GatherDims {
 
 /// Mirror of `ForwardGatherDims` in gather.wgsl. Offsets and strides in floats, multiples of 4.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub struct ForwardGatherDims {
     pub inputs: u32,
     pub fan_out: u32,
@@ -84,7 +90,51 @@ pub struct ForwardGatherDims {
     pub direct: u32,
     /// Non-zero: ReLU on the output.
     pub relu: u32,
+    /// The first layer's dropout after ReLU (zeros: none).
+    pub drop: DropFields,
     pub _pad: [u32; 3],
+}
+
+/// A hidden layer's dropout in a kernel's dims: `drop_threshold`, `drop_scale`, `drop_key0`,
+/// `drop_key1` in the WGSL (all 0: none).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct DropFields {
+    pub threshold: u32,
+    pub scale: f32,
+    pub key0: u32,
+    pub key1: u32,
+}
+
+impl DropFields {
+    /// Hidden layer `l`'s dropout in `dropout` (none when it drops nothing).
+    pub fn of(dropout: &crate::cpu::Dropout, l: usize) -> Self {
+        let d = dropout.layer(l);
+        if !d.active() {
+            return Self::default();
+        }
+        Self {
+            threshold: d.threshold,
+            scale: d.scale,
+            key0: dropout.key[0],
+            key1: dropout.key[1],
+        }
+    }
+}
+
+/// Mirror of `DropoutDims` in gather.wgsl: the `dropout` entry point over act (capacity, ld) of
+/// hidden layer `layer`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct DropoutDims {
+    pub cols: u32,
+    pub ld: u32,
+    pub layer: u32,
+    pub threshold: u32,
+    pub scale: f32,
+    pub key0: u32,
+    pub key1: u32,
+    pub _pad: u32,
 }
 
 /// Mirror of `TailDims` in tail.wgsl. Offsets and strides in floats, multiples of 4.
@@ -115,7 +165,9 @@ pub struct TailDims {
     pub input_grad: u32,
     /// dense_tail_tex only: non-zero also applies the pipeline's optimizer to W and b.
     pub update: u32,
-    pub _pad: [u32; 3],
+    /// Non-zero: act is a hidden layer's output after dropout, whose scale multiplies dZ's kept lanes.
+    pub mask_scale: f32,
+    pub _pad: [u32; 2],
 }
 
 /// Mirror of `GradUpdateDims` in gather.wgsl. Offsets and strides in floats, multiples of 4.
@@ -170,6 +222,7 @@ pub struct ForwardGatherTexDims {
     pub row_shift: u32,
     pub direct: u32,
     pub relu: u32,
+    pub drop: DropFields,
     pub _pad: [u32; 2],
 }
 
@@ -190,7 +243,9 @@ pub struct StepRecord {
     pub scale: f32,
     /// First index into the epoch's order (buffer path).
     pub start: u32,
-    pub _pad: [u32; 2],
+    /// The optimizer step (from 1, low 32 bits): dropout's Philox counter.
+    pub counter: u32,
+    pub _pad: u32,
 }
 
 /// Mirror of `StepStat` (tail.wgsl).

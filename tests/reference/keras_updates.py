@@ -1,10 +1,14 @@
 """Keras 3's training step in numpy float64, written from Keras 3's formulas (keras/src/optimizers/
 adam.py, sgd.py, rmsprop.py; SparseCategoricalCrossentropy with its default mean over the batch), as
-an independent reference for tests/optimizer_parity.rs. It reads an fmnist model file (safetensors) for
-the initial weights and the IDX training files, takes STEPS steps of BATCH samples in dataset order,
-and writes the final weights, flat in the file's tensor order, as float64 little-endian.
+an independent reference for tests/optimizer_parity.rs and tests/dropout.rs. It reads an fmnist model
+file (safetensors) for the initial weights and the IDX training files, takes STEPS steps of BATCH
+samples in dataset order, and writes the final weights, flat in the file's tensor order, as float64
+little-endian. With DROPOUT_JSON ({"rates": [...], "seed": S}), Keras' Dropout(rate) follows each
+hidden layer's ReLU, its masks drawn as fmnist documents them: column 4q + i of row r at step t in
+hidden layer l is kept when word i of Philox4x32-10(key = (S mod 2^32, S >> 32), counter = (q, r, t,
+l)) is at least round(rate * 2^32); kept values are multiplied by 1 / (1 - rate).
 
-usage: keras_updates.py DATA_DIR INIT.safetensors OPTIMIZER_JSON STEPS BATCH OUT.f64
+usage: keras_updates.py DATA_DIR INIT.safetensors OPTIMIZER_JSON STEPS BATCH OUT.f64 [DROPOUT_JSON]
 """
 
 import gzip
@@ -51,12 +55,51 @@ def find(data_dir, name):
     return gz if os.path.exists(gz) else gz[: -len(".gz")]
 
 
-def gradients(layers, x, labels):
-    """Mean sparse categorical cross-entropy of softmax(MLP(x)) and its gradients."""
+M0, M1, W0, W1 = 0xD2511F53, 0xCD9E8D57, 0x9E3779B9, 0xBB67AE85
+MASK32 = 0xFFFFFFFF
+
+
+def philox4x32_10(key, ctr):
+    """Random123's Philox4x32 with 10 rounds, in Python integers."""
+    k0, k1 = key
+    c0, c1, c2, c3 = ctr
+    for r in range(10):
+        if r > 0:
+            k0, k1 = (k0 + W0) & MASK32, (k1 + W1) & MASK32
+        p0, p1 = M0 * c0, M1 * c2
+        c0, c1, c2, c3 = (p1 >> 32) ^ c1 ^ k0, p1 & MASK32, (p0 >> 32) ^ c3 ^ k1, p0 & MASK32
+    return (c0, c1, c2, c3)
+
+
+def dropout_factor(rows, cols, layer, step, rate, seed):
+    """Keras' inverted dropout as a factor per activation: 1 / (1 - rate) where kept, else 0."""
+    threshold = min(round(rate * 2**32), MASK32)
+    key = (seed & MASK32, seed >> 32)
+    factor = np.zeros((rows, cols))
+    scale = float(np.float32(1.0) / (np.float32(1.0) - np.float32(rate)))
+    for r in range(rows):
+        for q in range((cols + 3) // 4):
+            words = philox4x32_10(key, (q, r, step, layer))
+            for i in range(4):
+                c = 4 * q + i
+                if c < cols and words[i] >= threshold:
+                    factor[r, c] = scale
+    return factor
+
+
+def gradients(layers, x, labels, dropout=None, step=0):
+    """Mean sparse categorical cross-entropy of softmax(MLP(x)) and its gradients; `dropout` ({"rates",
+    "seed"}) drops after each hidden layer's ReLU."""
     acts = [x]
     for i, (w, b) in enumerate(layers):
         z = acts[-1] @ w + b
-        acts.append(np.maximum(z, 0.0) if i + 1 < len(layers) else z)
+        if i + 1 < len(layers):
+            a = np.maximum(z, 0.0)
+            if dropout and dropout["rates"][i] > 0:
+                a = a * dropout_factor(*a.shape, i, step, dropout["rates"][i], dropout["seed"])
+            acts.append(a)
+        else:
+            acts.append(z)
     logits = acts[-1]
     shifted = logits - logits.max(axis=1, keepdims=True)
     probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
@@ -69,7 +112,13 @@ def gradients(layers, x, labels):
         w, _ = layers[i]
         grads[i] = [acts[i].T @ d, d.sum(axis=0)]
         if i > 0:
-            d = (d @ w.T) * (acts[i] > 0)
+            # acts[i] is layer i - 1's output after dropout: the derivative is dropout's factor
+            # where ReLU passed and dropout kept.
+            factor = np.ones_like(acts[i])
+            if dropout and dropout["rates"][i - 1] > 0:
+                rate = dropout["rates"][i - 1]
+                factor *= float(np.float32(1.0) / (np.float32(1.0) - np.float32(rate)))
+            d = (d @ w.T) * (acts[i] > 0) * factor
     return grads
 
 
@@ -121,6 +170,7 @@ def make_optimizer(cfg):
 
 def main():
     data_dir, init, opt_json, steps, batch, out = sys.argv[1:7]
+    dropout = json.loads(sys.argv[7]) if len(sys.argv) > 7 else None
     steps, batch = int(steps), int(batch)
     layers = read_safetensors(init)
     images = read_idx(find(data_dir, "train-images-idx3-ubyte.gz"))
@@ -130,7 +180,7 @@ def main():
     slots = [[{}, {}] for _ in layers]
     for t in range(1, steps + 1):
         rows = slice((t - 1) * batch, t * batch)
-        grads = gradients(layers, x_all[rows], labels[rows])
+        grads = gradients(layers, x_all[rows], labels[rows], dropout, t)
         for (w, b), (gw, gb), (sw, sb) in zip(layers, grads, slots):
             step(w, gw, sw, t)
             step(b, gb, sb, t)

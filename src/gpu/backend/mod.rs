@@ -51,6 +51,8 @@ pub struct GpuBackend {
     spec: MlpSpec,
     state: ParamState,
     optimizer: OptimizerConfig,
+    /// Dropout after the hidden layers of each training step (`set_dropout`).
+    dropout: crate::cpu::Dropout,
     operands: Operands,
     /// Rows per training batch.
     cap: usize,
@@ -176,6 +178,7 @@ impl GpuBackend {
             ctx,
             spec,
             optimizer,
+            dropout: crate::cpu::Dropout::default(),
             operands,
             cap,
         };
@@ -298,6 +301,7 @@ impl GpuBackend {
                 kernels: &self.kernels,
                 state: &self.state,
                 optimizer: self.optimizer,
+                dropout: &self.dropout,
                 cap: self.cap,
                 inputs: self.spec.inputs,
                 train: &resident,
@@ -453,6 +457,18 @@ impl Backend for GpuBackend {
         self.structure.readback_bytes += (self.state.total() * 4) as u64;
         self.ctx.check("reading the parameters")?;
         Ok(p)
+    }
+
+    fn set_dropout(&mut self, dropout: &crate::cpu::Dropout) -> Result<()> {
+        if *dropout != self.dropout {
+            // The step plan bakes the dropout into its kernels' dims: the next attach rebuilds it.
+            self.flush()?;
+            self.wait_all()?;
+            self.train = None;
+            self.profiler = None;
+            self.dropout = dropout.clone();
+        }
+        Ok(())
     }
 
     fn set_params(&mut self, params: &[f32]) -> Result<()> {

@@ -119,7 +119,8 @@ impl GpuBackend {
             alpha: self.optimizer.alpha(self.steps) as f32,
             scale: (1.0 / rows as f64) as f32,
             start: start as u32,
-            _pad: [0; 2],
+            counter: self.steps as u32,
+            _pad: 0,
         };
         let at = s * self.ring.stride;
         self.records_host[at..at + std::mem::size_of::<StepRecord>()]

@@ -15,7 +15,8 @@ use crate::cpu;
 use crate::gpu::buffers::{self, pad4};
 use crate::gpu::kernels::{self, Kernel};
 use crate::gpu::uniforms::{
-    ForwardGatherDims, GatherDims, GradUpdateDims, StepRecord, StepStat, UpdateRangeDims,
+    DropFields, DropoutDims, ForwardGatherDims, GatherDims, GradUpdateDims, StepRecord, StepStat,
+    UpdateRangeDims,
 };
 
 /// A stats record no kernel writes: what every stats buffer holds before a run.
@@ -71,7 +72,12 @@ pub struct StepCase {
     pub inputs: usize,
     pub capacity: usize,
     pub rows: cpu::StepRows,
+    /// The step's optimizer-step number (dropout's Philox counter).
+    pub counter: u32,
 }
+
+/// The optimizer-step number every step case carries.
+pub const CASE_COUNTER: u32 = 5;
 
 impl StepCase {
     /// `rows` live rows of `capacity`, from a split of at least 50 samples (more than a batch, so the
@@ -107,6 +113,7 @@ impl StepCase {
                 start,
                 direct,
             },
+            counter: CASE_COUNTER,
         }
     }
 
@@ -135,7 +142,8 @@ impl StepCase {
             alpha: 0.0,
             scale: (1.0 / rows.max(1) as f64) as f32,
             start: self.rows.start as u32,
-            _pad: [0; 2],
+            counter: self.counter,
+            _pad: 0,
         }
     }
 }
@@ -282,8 +290,10 @@ impl Harness {
         self.download(&x, poison.len())
     }
 
-    /// `forward_gather` of `case` through W (inputs, fan_out) and b (fan_out), tight; NaN in every
-    /// padding lane of the parameters and in act before the run. Returns act (capacity, fan_out) tight.
+    /// `forward_gather` of `case` through W (inputs, fan_out) and b (fan_out), tight, with `drop`'s
+    /// dropout after ReLU; NaN in every padding lane of the parameters and in act before the run.
+    /// Returns act (capacity, fan_out) tight.
+    #[allow(clippy::too_many_arguments)]
     pub fn forward_gather(
         &self,
         case: &StepCase,
@@ -291,6 +301,7 @@ impl Harness {
         b: &[f32],
         fan_out: usize,
         relu: bool,
+        drop: DropFields,
     ) -> Result<Vec<f32>> {
         let d = &self.ctx.device;
         let (images, order) = self.split_buffers(case);
@@ -311,6 +322,7 @@ impl Harness {
             b_off: pk.b_off as u32,
             direct: case.rows.direct as u32,
             relu: relu as u32,
+            drop,
             _pad: [0; 3],
         };
         let u = buffers::uniform_init(d, "selftest forward_gather dims", bytemuck::bytes_of(&dims));
@@ -330,6 +342,49 @@ impl Harness {
         );
         let out = self.download(&act, poison.len())?;
         Ok(unpad_ld(&out, 0, case.capacity, fan_out, ldc))
+    }
+
+    /// `dropout` of hidden layer `layer` over act (capacity, cols) tight, whose padding lanes are NaN
+    /// (left as they are) and whose rows past the step must come back unchanged. Returns act tight.
+    pub fn dropout(
+        &self,
+        case: &StepCase,
+        act: &[f32],
+        cols: usize,
+        layer: u32,
+        drop: DropFields,
+    ) -> Result<Vec<f32>> {
+        let d = &self.ctx.device;
+        let ld = pad4(cols) + 4;
+        let padded = pad_ld(act, case.capacity, cols, ld, f32::NAN);
+        let buf = buffers::storage_init(d, "selftest act", bytemuck::cast_slice(&padded));
+        let dims = DropoutDims {
+            cols: cols as u32,
+            ld: ld as u32,
+            layer,
+            threshold: drop.threshold,
+            scale: drop.scale,
+            key0: drop.key0,
+            key1: drop.key1,
+            _pad: 0,
+        };
+        let u = buffers::uniform_init(d, "selftest dropout dims", bytemuck::bytes_of(&dims));
+        let (r, at) = self.record_buffer(&case.record());
+        let bind = kernels::bind_group(
+            d,
+            "selftest dropout",
+            &self.kernels.dropout_layout,
+            &[&buf, &u, &r],
+            Some((2, at, std::mem::size_of::<StepRecord>() as u64)),
+        );
+        self.run(
+            Kernel::Dropout,
+            &bind,
+            None,
+            kernels::dropout_groups(case.capacity, cols),
+        );
+        let out = self.download(&buf, padded.len())?;
+        Ok(unpad_ld(&out, 0, case.capacity, cols, ld))
     }
 
     /// `grad_update_gather` of `case` with dZ (capacity, fan_out) tight, whose rows past the step and

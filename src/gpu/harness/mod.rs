@@ -15,7 +15,7 @@ use crate::config::OptimizerConfig;
 use crate::gpu::buffers::{self, pad4};
 use crate::gpu::context::GpuContext;
 use crate::gpu::kernels::{self, Kernel, Kernels};
-use crate::gpu::uniforms::{MatmulDims, StepRecord, UpdateTexDims};
+use crate::gpu::uniforms::{FLAG_DROPOUT, FLAG_MASK, MatmulDims, StepRecord, UpdateTexDims};
 
 mod buffer_path;
 mod tail;
@@ -52,6 +52,9 @@ pub enum Layout {
     /// C = A^T · B, A (k, m), B (k, n).
     Tn,
 }
+
+/// A matmul's layout, shape (m, n, k), operands A and B tight, and flags.
+type MatmulArgs<'a> = (Layout, usize, usize, usize, &'a [f32], &'a [f32], u32);
 
 /// What a matmul run returns: C tight `(m, n)` and, with FLAG_COLSUM, the column sums `(n)`.
 pub struct MatmulOut {
@@ -166,6 +169,25 @@ impl Harness {
         self.matmul_with(false, layout, m, n, k, a, b, flags, bias, mask)
     }
 
+    /// `mm_nt` (or `mm_nt_tex`) with FLAG_MASK | FLAG_DROPOUT: `(dy (m, k) · w (n, k)^T)` where
+    /// `act (m, n) > 0`, times `scale` (dropout's backward), else 0.
+    #[allow(clippy::too_many_arguments)]
+    pub fn mm_nt_dropout_mask(
+        &self,
+        textures: bool,
+        m: usize,
+        n: usize,
+        k: usize,
+        dy: &[f32],
+        w: &[f32],
+        act: &[f32],
+        scale: f32,
+    ) -> Result<MatmulOut> {
+        let flags = FLAG_MASK | FLAG_DROPOUT;
+        let args = (Layout::Nt, m, n, k, dy, w, flags);
+        self.matmul_scaled(textures, args, None, Some(act), scale)
+    }
+
     /// As `matmul`; with `textures`, the texture variant (`mm_nn_tex`, `mm_tn_tex`) reads A and B from
     /// rgba32float textures holding the same padded rows (NaN in the padding lanes).
     #[allow(clippy::too_many_arguments)]
@@ -181,6 +203,18 @@ impl Harness {
         flags: u32,
         bias: Option<&[f32]>,
         mask: Option<&[f32]>,
+    ) -> Result<MatmulOut> {
+        self.matmul_scaled(textures, (layout, m, n, k, a, b, flags), bias, mask, 0.0)
+    }
+
+    /// The matmul behind `matmul_with` and `mm_nt_dropout_mask`: `mask_scale` is MatmulDims'.
+    fn matmul_scaled(
+        &self,
+        textures: bool,
+        (layout, m, n, k, a, b, flags): MatmulArgs<'_>,
+        bias: Option<&[f32]>,
+        mask: Option<&[f32]>,
+        mask_scale: f32,
     ) -> Result<MatmulOut> {
         let d = &self.ctx.device;
         let (a_rows, a_cols, b_rows, b_cols) = match layout {
@@ -222,6 +256,8 @@ impl Harness {
                 Layout::Nt => 0,
                 Layout::Tn => colsum_off as u32,
             },
+            mask_scale,
+            _pad: [0; 3],
         };
         let u = buffers::uniform_init(d, "selftest dims", bytemuck::bytes_of(&dims));
         let bind = kernels::bind_group(

@@ -57,7 +57,7 @@ impl Harness {
             b,
             k,
             classes,
-            input_grad,
+            input_grad.then_some(0.0),
             None,
         )
     }
@@ -65,6 +65,7 @@ impl Harness {
     /// As `dense_tail`, running `kernel`: `DenseTail`, or `DenseTailTex` reading act and W|b from
     /// textures holding the same NaN-padded values (b as the row after W's), with `adam` also updating
     /// W and b (p's padding is NaN, m's and v's finite sentinels; all must come back bit for bit).
+    /// `input_grad` asks for dZ with that dropout scale (0: no dropout below).
     #[allow(clippy::too_many_arguments)]
     pub fn tail_kernel(
         &self,
@@ -75,9 +76,10 @@ impl Harness {
         b: &[f32],
         k: usize,
         classes: usize,
-        input_grad: bool,
+        input_grad: Option<f32>,
         adam: Option<&TailUpdateStart>,
     ) -> Result<TailOut> {
+        let mask_scale = input_grad.unwrap_or(0.0);
         let d = &self.ctx.device;
         let cap = case.capacity;
         let lda = pad4(k);
@@ -115,9 +117,10 @@ impl Harness {
             dl_off: dl_off as u32,
             dx_off: 0,
             direct: case.rows.direct as u32,
-            input_grad: input_grad as u32,
+            input_grad: input_grad.is_some() as u32,
             update: u32::from(adam.is_some()),
-            _pad: [0; 3],
+            mask_scale,
+            _pad: [0; 2],
         };
         let kernels = match adam {
             Some(a) => self.kernels_for(&a.optimizer),

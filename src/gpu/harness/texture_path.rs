@@ -13,7 +13,7 @@ use crate::config::OptimizerConfig;
 use crate::gpu::buffers::{self, pad4};
 use crate::gpu::dataset::{ImageTexture, OrderTexture};
 use crate::gpu::kernels::{self, Kernel};
-use crate::gpu::uniforms::{ForwardGatherTexDims, GradUpdateGatherTexDims, StepRecord};
+use crate::gpu::uniforms::{DropFields, ForwardGatherTexDims, GradUpdateGatherTexDims, StepRecord};
 
 /// The texture side the harness lays a case's images out for (where they fit; else the adapter's).
 const SMALL_SIDE: usize = 128;
@@ -54,7 +54,8 @@ impl Harness {
 
     /// `forward_gather_tex` of `case` through W (inputs, fan_out) and b (fan_out), tight, packed in an
     /// atlas layout with NaN in every padding lane (W read from its texture, b from the buffer); act
-    /// poisoned before the run. Returns act (capacity, fan_out) tight.
+    /// poisoned before the run; `drop`'s dropout after ReLU. Returns act (capacity, fan_out) tight.
+    #[allow(clippy::too_many_arguments)]
     pub fn forward_gather_tex(
         &self,
         case: &StepCase,
@@ -62,6 +63,7 @@ impl Harness {
         b: &[f32],
         fan_out: usize,
         relu: bool,
+        drop: DropFields,
     ) -> Result<Vec<f32>> {
         let d = &self.ctx.device;
         let (images, order) = self.sample_textures(case)?;
@@ -84,6 +86,7 @@ impl Harness {
             row_shift: images.shape.row_shift,
             direct: case.rows.direct as u32,
             relu: relu as u32,
+            drop,
             _pad: [0; 2],
         };
         let u = buffers::uniform_init(

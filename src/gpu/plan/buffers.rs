@@ -13,7 +13,7 @@ use anyhow::{Result, bail};
 
 use crate::gpu::buffers::{self as gbuf, pad4};
 use crate::gpu::kernels::{
-    self, ForwardGatherDims, GradUpdateDims, Kernel, MatmulDims, UpdateRangeDims,
+    self, DropFields, ForwardGatherDims, GradUpdateDims, Kernel, MatmulDims, UpdateRangeDims,
 };
 use crate::gpu::plan::{
     PlanInputs, Site, Sites, StepPlan, f32_bytes, forward_dims, gather_site, input_grad_dims,
@@ -78,6 +78,9 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
     }
     for l in 1..last {
         sites.push(hidden_forward(p, l, &sc.acts[l - 1], &sc.acts[l]));
+        if let Some(site) = super::dropout_site(p, l, &sc.acts[l]) {
+            sites.push(site);
+        }
     }
     let (tail_input, lda) = match &sc.x {
         Some(x) => (x, pad4(p.inputs)),
@@ -126,6 +129,7 @@ fn first_forward(p: &PlanInputs<'_>, act: &wgpu::Buffer) -> (Site, wgpu::Buffer)
         b_off: l0.bias as u32,
         direct: 0,
         relu: 1,
+        drop: DropFields::of(p.dropout, 0),
         _pad: [0; 3],
     };
     let u = gbuf::uniform_init(p.device, "forward_gather dims", bytemuck::bytes_of(&dims));
@@ -235,7 +239,7 @@ fn hidden_input_grad(
 ) -> (Site, wgpu::Buffer) {
     let (cap, layout) = (p.cap, p.layout());
     let g = layout.layers[l];
-    let dims = input_grad_dims(layout, l, cap, off, false);
+    let dims = input_grad_dims(layout, l, cap, off, false, DropFields::of(p.dropout, l - 1));
     product_site(
         p,
         format!(

@@ -104,6 +104,8 @@ pub struct PlanInputs<'a> {
     pub state: &'a ParamState,
     /// The run's optimizer: which update kernel the step ends with.
     pub optimizer: OptimizerConfig,
+    /// The run's dropout after the hidden layers (none: every layer inactive).
+    pub dropout: &'a crate::cpu::Dropout,
     /// Rows per batch.
     pub cap: usize,
     pub inputs: usize,

@@ -7,7 +7,8 @@ use anyhow::{Result, bail};
 use super::{PlanInputs, Site};
 use crate::gpu::buffers::GpuLayout;
 use crate::gpu::kernels::{
-    self, FLAG_BIAS, FLAG_COLSUM, FLAG_MASK, FLAG_RELU, GatherDims, Kernel, MatmulDims, TailDims,
+    self, DropFields, DropoutDims, FLAG_BIAS, FLAG_COLSUM, FLAG_DROPOUT, FLAG_MASK, FLAG_RELU,
+    GatherDims, Kernel, MatmulDims, TailDims,
 };
 
 /// The per-slot bind groups of a kernel whose binding `record` is the step's record: `buffers` in
@@ -66,6 +67,46 @@ pub fn gather_site(p: &PlanInputs<'_>, x: &wgpu::Buffer, ldx: usize) -> (Site, w
     );
     site.bytes = (cap * p.inputs * 5) as f64;
     (site, u)
+}
+
+/// `dropout` over hidden layer `l`'s output `act (cap, ld)` in place (layers past the first; the
+/// first layer's dropout is its forward kernel's epilogue), or `None` when the layer drops nothing.
+pub fn dropout_site(
+    p: &PlanInputs<'_>,
+    l: usize,
+    act: &wgpu::Buffer,
+) -> Option<(Site, wgpu::Buffer)> {
+    let drop = DropFields::of(p.dropout, l);
+    if l == 0 || drop.threshold == 0 {
+        return None;
+    }
+    let g = p.layout().layers[l];
+    let dims = DropoutDims {
+        cols: g.fan_out as u32,
+        ld: g.ld as u32,
+        layer: l as u32,
+        threshold: drop.threshold,
+        scale: drop.scale,
+        key0: drop.key0,
+        key1: drop.key1,
+        _pad: 0,
+    };
+    let u = crate::gpu::buffers::uniform_init(p.device, "dropout dims", bytemuck::bytes_of(&dims));
+    let binds = per_slot(
+        p,
+        "dropout (slot)",
+        &p.kernels.dropout_layout,
+        &[act, &u],
+        2,
+    );
+    let mut site = Site::plain(
+        format!("L{} dropout {}x{}", l + 1, p.cap, g.fan_out),
+        Kernel::Dropout,
+        kernels::dropout_groups(p.cap, g.fan_out),
+        binds,
+    );
+    site.bytes = (2 * 4 * p.cap * g.fan_out) as f64;
+    Some((site, u))
 }
 
 /// The `dense_tail` site both paths end their forward with: the last layer's forward and backward from
@@ -129,7 +170,12 @@ pub fn tail_dims(p: &PlanInputs<'_>, lda: usize) -> TailDims {
         direct: 0,
         input_grad: u32::from(last > 0),
         update: 0,
-        _pad: [0; 3],
+        // dZ flows into the last hidden layer, whose output went through its dropout.
+        mask_scale: match last {
+            0 => 0.0,
+            _ => DropFields::of(p.dropout, last - 1).scale,
+        },
+        _pad: [0; 2],
     }
 }
 
@@ -186,6 +232,8 @@ pub fn forward_dims(
         b_off: if textures { 0 } else { g.weight as u32 },
         c_off: 0,
         e_off: g.bias as u32,
+        mask_scale: 0.0,
+        _pad: [0; 3],
     }
 }
 
@@ -214,17 +262,21 @@ pub fn weight_grad_dims(
         b_off: operand(dz_off),
         c_off: g.weight as u32,
         e_off: g.bias as u32,
+        mask_scale: 0.0,
+        _pad: [0; 3],
     }
 }
 
-/// Dimensions of dZ of the layer below `l`: `(dZ_l W_l^T)` masked by `act_{l-1} > 0`, over `cap` rows,
-/// written at float 0 of its buffer; dZ_l sits at float `dz_off` of its own.
+/// Dimensions of dZ of the layer below `l`: `(dZ_l W_l^T)` masked by `act_{l-1} > 0` (and scaled by
+/// that layer's dropout `drop`, if any), over `cap` rows, written at float 0 of its buffer; dZ_l sits
+/// at float `dz_off` of its own.
 pub fn input_grad_dims(
     layout: &GpuLayout,
     l: usize,
     cap: usize,
     dz_off: usize,
     textures: bool,
+    drop: DropFields,
 ) -> MatmulDims {
     let (g, prev) = (layout.layers[l], layout.layers[l - 1]);
     let operand = |v: usize| if textures { 0 } else { v as u32 };
@@ -232,7 +284,7 @@ pub fn input_grad_dims(
         m: cap as u32,
         n: g.fan_in as u32,
         k: g.fan_out as u32,
-        flags: FLAG_MASK,
+        flags: FLAG_MASK | if drop.threshold != 0 { FLAG_DROPOUT } else { 0 },
         lda: operand(g.ld),
         ldb: operand(g.ld),
         ldc: prev.ld as u32,
@@ -241,6 +293,8 @@ pub fn input_grad_dims(
         b_off: operand(g.weight),
         c_off: 0,
         e_off: 0,
+        mask_scale: drop.scale,
+        _pad: [0; 3],
     }
 }
 

@@ -18,7 +18,7 @@ use anyhow::Result;
 use crate::gpu::buffers::{self as gbuf, TextureMirror, pad_texture_row};
 use crate::gpu::dataset::ImageTexture;
 use crate::gpu::kernels::{
-    self, ForwardGatherTexDims, GradUpdateGatherTexDims, Kernel, MatmulDims, TailDims,
+    self, DropFields, ForwardGatherTexDims, GradUpdateGatherTexDims, Kernel, MatmulDims, TailDims,
     UpdateTexDims,
 };
 use crate::gpu::params::ParamMirrors;
@@ -112,6 +112,12 @@ pub fn build(p: &PlanInputs<'_>) -> Result<StepPlan> {
         } else {
             hidden_forward(p, l, &sc)
         });
+        if let Some((mut drop, u)) = super::dropout_site(p, l, &sc.acts[l]) {
+            // The act mirror is refreshed after the dropout, not after the product.
+            let product = sites.sites.last_mut().expect("the forward was just pushed");
+            drop.copy_after = std::mem::take(&mut product.copy_after);
+            sites.push((drop, u));
+        }
     }
     let (tail_site, tail_adam) = tail(p, &sc)?;
     sites.push(tail_site);
@@ -308,6 +314,7 @@ fn first_forward(p: &PlanInputs<'_>, sc: &Scratch) -> (Site, wgpu::Buffer) {
         row_shift: images.shape.row_shift,
         direct: 0,
         relu: 1,
+        drop: DropFields::of(p.dropout, 0),
         _pad: [0; 2],
     };
     let name = format!(
@@ -409,7 +416,7 @@ fn input_grad(
 ) -> (Site, wgpu::Buffer) {
     let (cap, layout) = (p.cap, p.layout());
     let g = layout.layers[l];
-    let dims = input_grad_dims(layout, l, cap, 0, true);
+    let dims = input_grad_dims(layout, l, cap, 0, true, DropFields::of(p.dropout, l - 1));
     let act = &sc.acts[l - 1];
     tex_product(
         p,

@@ -18,6 +18,7 @@ use crate::cpu;
 use crate::gpu::buffers::pad4;
 use crate::gpu::harness::{Harness, Packed, ParamsPacking, StepCase, TailUpdateStart, unpad_ld};
 use crate::gpu::kernels::{self, Kernel};
+use crate::gpu::uniforms::DropFields;
 
 /// A pass/fail verdict as a `Closeness` (for checks that are exact: counts, untouched lanes).
 pub(super) fn verdict(ok: bool) -> Closeness {
@@ -90,15 +91,32 @@ pub fn forward_gather_case(
     relu: bool,
     seed: u64,
 ) -> Result<Vec<CaseResult>> {
+    forward_gather_dropout_case(h, kernel, case, fan_out, relu, None, seed)
+}
+
+/// `forward_gather_case` with the first layer's dropout of `rate` (and its seed) in the epilogue.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_gather_dropout_case(
+    h: &Harness,
+    kernel: Kernel,
+    case: &StepCase,
+    fan_out: usize,
+    relu: bool,
+    rate: Option<f64>,
+    seed: u64,
+) -> Result<Vec<CaseResult>> {
+    let dropout = cpu::Dropout::new(&rate.into_iter().collect::<Vec<_>>(), seed);
+    let drop = dropout.step(case.counter as u64);
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (case.inputs * 131 + fan_out) as u64);
     let limit = (6.0 / (case.inputs + fan_out) as f32).sqrt();
     let w = random(case.inputs * fan_out, -limit, limit, &mut rng);
     let b = random(fan_out, -0.5, 0.5, &mut rng);
     let tex = kernel == Kernel::ForwardGatherTex;
+    let fields = DropFields::of(&dropout, 0);
     let got = if tex {
-        h.forward_gather_tex(case, &w, &b, fan_out, relu)?
+        h.forward_gather_tex(case, &w, &b, fan_out, relu, fields)?
     } else {
-        h.forward_gather(case, &w, &b, fan_out, relu)?
+        h.forward_gather(case, &w, &b, fan_out, relu, fields)?
     };
     let pk = ParamsPacking::new(case.inputs, fan_out);
     let mut params = to_f64(&w);
@@ -118,16 +136,69 @@ pub fn forward_gather_case(
         case.capacity,
         case.rows,
         relu,
+        drop.as_ref(),
     );
     let want = to_f32(&want);
     Ok(vec![case_result(
         &format!(
-            "{}{}",
+            "{}{}{}",
             kernel.entry_point(),
-            if relu { "+relu" } else { "" }
+            if relu { "+relu" } else { "" },
+            rate.map(|r| format!("+dropout {r}")).unwrap_or_default()
         ),
         &format!("{} ->{fan_out}", case.describe()),
         compare(&got, &want, TOL_REDUCTION),
+    )])
+}
+
+/// `dropout` over hidden layer `layer`'s output of `cols` columns (a ReLU output, NaN in its padding
+/// lanes) against cpu::dropout at `rate`: the same mask bit for bit, kept values scaled, rows past the
+/// step untouched.
+pub fn dropout_case(
+    h: &Harness,
+    case: &StepCase,
+    cols: usize,
+    layer: u32,
+    rate: f64,
+    seed: u64,
+) -> Result<Vec<CaseResult>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (cols * 977 + layer as usize) as u64);
+    let mut act = random(case.capacity * cols, -1.0, 1.0, &mut rng);
+    cpu::relu(&mut act);
+    let mut rates = vec![0.0; layer as usize];
+    rates.push(rate);
+    let dropout = cpu::Dropout::new(&rates, seed);
+    let got = h.dropout(
+        case,
+        &act,
+        cols,
+        layer,
+        DropFields::of(&dropout, layer as usize),
+    )?;
+    let mut want = act.clone();
+    let d = dropout.layer(layer as usize);
+    cpu::dropout(
+        &mut want,
+        case.rows.rows,
+        cols,
+        layer,
+        dropout.key,
+        case.counter,
+        d,
+    );
+    let kept = want[..case.rows.rows * cols]
+        .iter()
+        .zip(&act)
+        .filter(|(w, a)| **a > 0.0 && **w > 0.0)
+        .count();
+    let s = format!(
+        "{} ->{cols} layer {layer} rate {rate} ({kept} kept)",
+        case.describe()
+    );
+    Ok(vec![case_result(
+        "dropout",
+        &s,
+        compare(&got, &want, TOL_ELEMENTWISE),
     )])
 }
 
@@ -149,7 +220,17 @@ pub fn dense_tail_case(
     cpu::relu(&mut act);
     let w = random(k * classes, -limit, limit, &mut rng);
     let b = random(classes, -0.5, 0.5, &mut rng);
-    dense_tail_check(h, kernel, case, &act, &w, &b, classes, input_grad, None)
+    dense_tail_check(
+        h,
+        kernel,
+        case,
+        &act,
+        &w,
+        &b,
+        classes,
+        input_grad.then_some(0.0),
+        None,
+    )
 }
 
 /// `dense_tail_tex` that also applies `opt`'s update to its layer (as the texture path runs it when no
@@ -177,7 +258,7 @@ pub fn dense_tail_tex_update_case(
         optimizer: *opt,
     };
     let t = Kernel::DenseTailTex;
-    dense_tail_check(h, t, case, &act, &w, &b, classes, true, Some(&start))
+    dense_tail_check(h, t, case, &act, &w, &b, classes, Some(0.0), Some(&start))
 }
 
 /// `dense_tail` with logits of about `±spread` (from the bias): the max-subtracted softmax and the
@@ -196,12 +277,13 @@ pub fn dense_tail_spread_case(
     cpu::relu(&mut act);
     let w = random(k * classes, -0.1, 0.1, &mut rng);
     let b = random(classes, -spread, spread, &mut rng);
-    dense_tail_check(h, kernel, case, &act, &w, &b, classes, true, None)
+    dense_tail_check(h, kernel, case, &act, &w, &b, classes, Some(0.0), None)
 }
 
 /// Runs `kernel` (dense_tail or dense_tail_tex) on the GPU and their twin on the CPU (in f64, the
-/// reference's rounding left out) on the given operands and compares every output; with `adam`
-/// (dense_tail_tex only), also the updated p, m and v.
+/// reference's rounding left out) on the given operands and compares every output; `input_grad`
+/// asks for dZ with that dropout scale (0: none); with `adam` (dense_tail_tex only), also the updated
+/// p, m and v.
 #[allow(clippy::too_many_arguments)]
 pub fn dense_tail_check(
     h: &Harness,
@@ -211,7 +293,7 @@ pub fn dense_tail_check(
     w: &[f32],
     b: &[f32],
     classes: usize,
-    input_grad: bool,
+    input_grad: Option<f32>,
     adam: Option<&TailUpdateStart>,
 ) -> Result<Vec<CaseResult>> {
     let (k, cap) = (case.inputs, case.capacity);
@@ -235,15 +317,16 @@ pub fn dense_tail_check(
         step: f32_step_in_f64(&a.optimizer, a.alpha),
     });
     let (act64, scale) = (to_f64(act), case.record().scale as f64);
-    let (labels, order, dx_out) = (&case.labels, &case.order, input_grad.then_some(&mut dx[..]));
+    let mask_scale = input_grad.unwrap_or(0.0) as f64;
+    let (labels, order, dx_out) = (&case.labels, &case.order, input_grad.map(|_| &mut dx[..]));
     let want = match kernel {
         Kernel::DenseTailTex => cpu::dense_tail_tex(
             &act64, &params, labels, order, &mut grads, &mut dl, dx_out, &layer, cap, case.rows,
-            scale, twin_adam,
+            scale, mask_scale, twin_adam,
         ),
         _ => cpu::dense_tail(
             &act64, &params, labels, order, &mut grads, &mut dl, dx_out, &layer, cap, case.rows,
-            scale,
+            scale, mask_scale,
         ),
     };
     let (grads, dl, dx) = (to_f32(&grads), to_f32(&dl), to_f32(&dx));
@@ -278,7 +361,7 @@ pub fn dense_tail_check(
             loss,
         ),
     ];
-    if input_grad {
+    if input_grad.is_some() {
         out.push(case_result(
             &format!("{name} dZ (masked)"),
             &s,
@@ -462,9 +545,57 @@ pub fn buffer_path_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
             )?);
         }
     }
+    out.extend(dropout_ladder(h, seed)?);
     for opt in super::ladder_optimizers() {
         for (n, off4, len4) in [(4, 0, 1), (1000, 3, 200), (101_776, 23_000, 2_064)] {
             out.extend(update_range_case(h, &opt, n, off4, len4, seed)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Dropout where the kernels apply it: the first layer's forward epilogue (both paths), the `dropout`
+/// entry point of deeper layers, and its backward scale in the tails' dZ, on full and partial batches
+/// of odd widths.
+pub fn dropout_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
+    let mut out = Vec::new();
+    for (inputs, classes, cap, rows) in [(61, 13, 70, 40), (784, 128, 32, 32), (7, 5, 8, 5)] {
+        let case = StepCase::new(inputs, classes, cap, rows, false, seed);
+        for rate in [0.2, 0.5] {
+            for kernel in [Kernel::ForwardGather, Kernel::ForwardGatherTex] {
+                out.extend(forward_gather_dropout_case(
+                    h,
+                    kernel,
+                    &case,
+                    classes,
+                    true,
+                    Some(rate),
+                    seed,
+                )?);
+            }
+            out.extend(dropout_case(h, &case, classes, 1, rate, seed)?);
+            out.extend(dropout_case(h, &case, classes, 2, rate, seed)?);
+        }
+        // dZ of a layer after dropout 0.5: its kept lanes doubled.
+        let k = inputs;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (k * 71 + classes) as u64);
+        let mut act = random(cap * k, -1.0, 1.0, &mut rng);
+        cpu::relu(&mut act);
+        let limit = (6.0 / (k + classes) as f32).sqrt();
+        let w = random(k * classes, -limit, limit, &mut rng);
+        let b = random(classes, -0.5, 0.5, &mut rng);
+        for kernel in tails(h, classes) {
+            out.extend(dense_tail_check(
+                h,
+                kernel,
+                &case,
+                &act,
+                &w,
+                &b,
+                classes,
+                Some(2.0),
+                None,
+            )?);
         }
     }
     Ok(out)

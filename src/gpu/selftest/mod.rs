@@ -32,7 +32,8 @@ mod grad_update;
 
 pub use buffer_path::{
     buffer_path_ladder, dense_tail_case, dense_tail_check, dense_tail_spread_case,
-    dense_tail_tex_update_case, forward_gather_case, gather_case, step_cases, update_range_case,
+    dense_tail_tex_update_case, dropout_case, dropout_ladder, forward_gather_case,
+    forward_gather_dropout_case, gather_case, step_cases, update_range_case,
 };
 pub use grad_update::{grad_update_gather_case, grad_update_gather_tex_case};
 
@@ -168,6 +169,16 @@ pub fn matmul_cases(
         Some(&act),
     )?;
     push("matmul_a_bt+mask (mm_nt_tex)", compare(&got.c, &want, red));
+    // The same with dropout's backward: `act` a layer's output after dropout 0.5, kept lanes doubled.
+    let mut want = vec![0.0f32; bt * fi];
+    cpu::matmul_a_bt(&dy, &w, &mut want, bt, fo, fi);
+    cpu::relu_dropout_backward(&mut want, &act, 2.0);
+    for textures in [false, true] {
+        let got = h.mm_nt_dropout_mask(textures, bt, fi, fo, &dy, &w, &act, 2.0)?;
+        let name = if textures { "mm_nt_tex" } else { "mm_nt" };
+        let what = format!("relu_dropout_backward ({name}+mask+dropout)");
+        push(&what, compare(&got.c, &want, red));
+    }
     drop(relu_out);
     Ok(out)
 }
