@@ -156,13 +156,17 @@ pub fn dropout<T: Real>(
     }
     let scale = T::from_f64(d.scale as f64);
     for r in 0..rows {
-        for c in 0..cols {
-            let v = &mut act[r * cols + c];
-            *v = if dropout_keeps(key, layer, step, r as u32, c as u32, d) {
-                *v * scale
-            } else {
-                T::default()
-            };
+        let row = &mut act[r * cols..(r + 1) * cols];
+        // One Philox call draws the four columns of a quad.
+        for (q, quad) in row.chunks_mut(4).enumerate() {
+            let words = philox4x32_10(key, [q as u32, r as u32, step, layer]);
+            for (v, &w) in quad.iter_mut().zip(&words) {
+                *v = if w >= d.threshold {
+                    *v * scale
+                } else {
+                    T::default()
+                };
+            }
         }
     }
 }
