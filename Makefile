@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Mesa prints a harmless XDG_RUNTIME_DIR warning when no session directory exists; give it a private one.
 export XDG_RUNTIME_DIR ?= $(shell d=/tmp/fmnist-xdg-$$(id -u); mkdir -p -m 700 $$d; echo $$d)
 
-.PHONY: setup onnxruntime build train test lint shaders bench clean-runs
+.PHONY: setup onnxruntime build train test lint shaders wasm bench clean-runs
 
 # Installs the Debian packages that are missing: the dataset, and a software Vulkan driver (lavapipe)
 # when no Vulkan driver is installed at all. Runs apt-get only when something is missing. Whether the
@@ -61,8 +61,17 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
 
+# The library also compiles for the browser (wasm32-unknown-unknown, wgpu's WebGPU backend), whose
+# target rustup installs when it is missing; without rustup this says so and passes, except in CI.
+wasm:
+	@if ! rustup target list --installed 2>/dev/null | grep -q '^wasm32-unknown-unknown$$'; then \
+	  if command -v rustup >/dev/null 2>&1; then rustup target add wasm32-unknown-unknown; \
+	  elif [ -n "$${CI:-}" ]; then echo "wasm: no rustup to install wasm32-unknown-unknown"; exit 1; \
+	  else echo "wasm: skipped: no rustup to install wasm32-unknown-unknown"; exit 0; fi; fi; \
+	$(CARGO) check --lib --target wasm32-unknown-unknown
+
 # GPU tests fail instead of skipping when no adapter is found: CI has lavapipe.
-test: setup lint shaders
+test: setup lint shaders wasm
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 	  FMNIST_REQUIRE_GPU=1 $(CARGO) nextest run --release --no-fail-fast; \
 	else FMNIST_REQUIRE_GPU=1 $(CARGO) test --release --no-fail-fast; fi

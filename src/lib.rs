@@ -17,6 +17,7 @@ pub mod error;
 pub mod evaluate;
 pub mod files;
 pub mod gpu;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod interrupt;
 pub mod limits;
 pub mod metrics;
