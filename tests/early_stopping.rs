@@ -383,3 +383,85 @@ fn early_stopping_flags_are_checked() {
         );
     }
 }
+
+/// The new run settings together, on the CPU path: a validation split, early stopping with the best
+/// model kept, SGD with Nesterov momentum and dropout.
+const EVERYTHING: [&str; 22] = [
+    "train",
+    "--device",
+    "cpu",
+    "--limit-train",
+    "30000",
+    "--validation-split",
+    "0.2",
+    "--epochs",
+    "4",
+    "--early-stopping",
+    "2",
+    "--save-best",
+    "--optimizer",
+    "sgd",
+    "--momentum",
+    "0.9",
+    "--nesterov",
+    "--dropout",
+    "0.2",
+    "--test-every-epoch",
+    "--seed",
+    "5",
+];
+
+#[test]
+fn a_run_with_every_new_setting_interrupted_and_resumed_ends_byte_identical_to_one_left_alone() {
+    let root = tempfile::tempdir().unwrap();
+    fn run(dir: &std::path::Path) -> Vec<&str> {
+        let mut args = EVERYTHING.to_vec();
+        args.extend(["--out", dir.to_str().unwrap()]);
+        args
+    }
+    let straight = root.path().join("straight");
+    let o = fmnist(&run(&straight));
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let dir = root.path().join("interrupted");
+    let mut child = common::spawn_fmnist(&run(&dir));
+    let (_, mut rest) = common::read_until(&mut child, "Epoch 2/4");
+    common::send_signal(&child, libc::SIGINT);
+    let mut tail = String::new();
+    std::io::Read::read_to_string(&mut rest, &mut tail).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{tail}");
+    assert_eq!(
+        RunRecord::read(&dir).unwrap().status,
+        RunStatus::Interrupted
+    );
+    let o = fmnist(&["train", "--resume", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+
+    for file in [
+        "model.safetensors",
+        "best.safetensors",
+        "checkpoint.safetensors",
+    ] {
+        let read = |d: &std::path::Path| std::fs::read(d.join(file)).unwrap();
+        assert!(read(&dir) == read(&straight), "{file} differs");
+    }
+    let (a, b) = (
+        fmnist::run::read_history(&dir.join("history.csv")).unwrap(),
+        fmnist::run::read_history(&straight.join("history.csv")).unwrap(),
+    );
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!((x.epoch, x.val, x.test), (y.epoch, y.val, y.test));
+        assert!(x.val.is_some() && x.test.is_some());
+    }
+    let (ra, rb) = (
+        RunRecord::read(&dir).unwrap(),
+        RunRecord::read(&straight).unwrap(),
+    );
+    assert_eq!(ra.status, RunStatus::Finished);
+    assert_eq!(
+        (ra.epochs_done, ra.steps_done, &ra.message, &ra.config),
+        (rb.epochs_done, rb.steps_done, &rb.message, &rb.config)
+    );
+}
