@@ -8,6 +8,7 @@
 //! steps are queued and submitted is in `submit.rs`.
 //! Tested by tests/gpu_train.rs (both operand paths vs the CPU, the structural gates) and tests/cli_gpu.rs.
 
+mod profiling;
 mod submit;
 
 use std::sync::Arc;
@@ -239,39 +240,6 @@ impl GpuBackend {
         self.structure.copies += self.state.refresh_mirrors(&mut enc);
         self.ctx.queue.submit([enc.finish()]);
         self.ctx.check("refreshing the texture mirrors")
-    }
-
-    /// Starts timing every kernel (see `metrics::Timing` for how) from the next step on; `report`
-    /// reads the result.
-    pub fn begin_profile(&mut self) -> Result<()> {
-        self.flush()?;
-        self.profiler = None;
-        self.profile_wanted = true;
-        self.start_profiler()
-    }
-
-    /// Starts the profiler once there is a step to profile.
-    fn start_profiler(&mut self) -> Result<()> {
-        if let (true, None, Some(t)) = (self.profile_wanted, &self.profiler, &self.train) {
-            self.profiler = Some(Profiler::begin(
-                &self.ctx,
-                &t.plan,
-                self.ring.slots,
-                self.host,
-                self.structure,
-            )?);
-        }
-        Ok(())
-    }
-
-    /// The profile since `begin_profile` (waits for queued steps).
-    pub fn report(&mut self) -> Result<Option<ProfileReport>> {
-        self.flush()?;
-        self.wait_all()?;
-        Ok(self
-            .profiler
-            .as_ref()
-            .map(|p| p.report(self.host, self.structure)))
     }
 
     /// Uploads `split` as the training data and builds the step over it.

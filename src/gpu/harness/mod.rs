@@ -18,6 +18,7 @@ use crate::gpu::kernels::{self, Kernel, Kernels};
 use crate::gpu::uniforms::{FLAG_DROPOUT, FLAG_MASK, MatmulDims, StepRecord, UpdateTexDims};
 
 mod buffer_path;
+mod dropout;
 mod tail;
 mod texture_path;
 

@@ -13,10 +13,10 @@ use rand_chacha::ChaCha8Rng;
 use super::grad_update::{grad_update_gather_case, grad_update_gather_tex_case};
 use super::{random, shape_ladder};
 use crate::check::{CaseResult, Closeness, TOL_ELEMENTWISE, TOL_REDUCTION, compare};
-use crate::config::{OptimizerConfig, OptimizerKind};
+use crate::config::OptimizerConfig;
 use crate::cpu;
 use crate::gpu::buffers::pad4;
-use crate::gpu::harness::{Harness, Packed, ParamsPacking, StepCase, TailUpdateStart, unpad_ld};
+use crate::gpu::harness::{Harness, ParamsPacking, StepCase, TailUpdateStart, unpad_ld};
 use crate::gpu::kernels::{self, Kernel};
 use crate::gpu::uniforms::DropFields;
 
@@ -148,57 +148,6 @@ pub fn forward_gather_dropout_case(
         ),
         &format!("{} ->{fan_out}", case.describe()),
         compare(&got, &want, TOL_REDUCTION),
-    )])
-}
-
-/// `dropout` over hidden layer `layer`'s output of `cols` columns (a ReLU output, NaN in its padding
-/// lanes) against cpu::dropout at `rate`: the same mask bit for bit, kept values scaled, rows past the
-/// step untouched.
-pub fn dropout_case(
-    h: &Harness,
-    case: &StepCase,
-    cols: usize,
-    layer: u32,
-    rate: f64,
-    seed: u64,
-) -> Result<Vec<CaseResult>> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (cols * 977 + layer as usize) as u64);
-    let mut act = random(case.capacity * cols, -1.0, 1.0, &mut rng);
-    cpu::relu(&mut act);
-    let mut rates = vec![0.0; layer as usize];
-    rates.push(rate);
-    let dropout = cpu::Dropout::new(&rates, seed);
-    let got = h.dropout(
-        case,
-        &act,
-        cols,
-        layer,
-        DropFields::of(&dropout, layer as usize),
-    )?;
-    let mut want = act.clone();
-    let d = dropout.layer(layer as usize);
-    cpu::dropout(
-        &mut want,
-        case.rows.rows,
-        cols,
-        layer,
-        dropout.key,
-        case.counter,
-        d,
-    );
-    let kept = want[..case.rows.rows * cols]
-        .iter()
-        .zip(&act)
-        .filter(|(w, a)| **a > 0.0 && **w > 0.0)
-        .count();
-    let s = format!(
-        "{} ->{cols} layer {layer} rate {rate} ({kept} kept)",
-        case.describe()
-    );
-    Ok(vec![case_result(
-        "dropout",
-        &s,
-        compare(&got, &want, TOL_ELEMENTWISE),
     )])
 }
 
@@ -419,61 +368,6 @@ fn f32_step_in_f64(opt: &OptimizerConfig, alpha: f32) -> cpu::UpdateStep<f64> {
     }
 }
 
-/// `opt`'s range update (adam, sgd or rmsprop) over vec4s `[off4, off4 + len4)` of `n` floats against
-/// its twin on that range; g is NaN outside the range and p, m, v must come back unchanged there.
-pub fn update_range_case(
-    h: &Harness,
-    opt: &OptimizerConfig,
-    n: usize,
-    off4: usize,
-    len4: usize,
-    seed: u64,
-) -> Result<Vec<CaseResult>> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (n * 7 + off4) as u64);
-    let start = Packed {
-        p: random(n, -1.0, 1.0, &mut rng),
-        m: random(n, -0.01, 0.01, &mut rng),
-        v: random(n, 0.0, 1e-4, &mut rng),
-    };
-    let mut g = vec![f32::NAN; n];
-    let range = 4 * off4..4 * (off4 + len4);
-    g[range.clone()].copy_from_slice(&random(4 * len4, -0.1, 0.1, &mut rng));
-    let alpha = opt.alpha(3) as f32;
-    let got = h.update_range(&start, &g, off4, len4, alpha, opt)?;
-    let (mut cp, mut cm, mut cv) = (start.p.clone(), start.m.clone(), start.v.clone());
-    let step = cpu::UpdateStep::<f32>::new(opt, 3);
-    let (p, gr, m, v) = (
-        &mut cp[range.clone()],
-        &g[range.clone()],
-        &mut cm[range.clone()],
-        &mut cv[range],
-    );
-    match opt.kind() {
-        OptimizerKind::Adam => cpu::adam(p, gr, m, v, alpha, step.beta1, step.beta2, step.epsilon),
-        OptimizerKind::Sgd => cpu::sgd(p, gr, m, &step),
-        OptimizerKind::Rmsprop => cpu::rmsprop(p, gr, m, v, &step),
-    }
-    let name = super::with_optimizer(Kernel::update_range(opt.kind()).entry_point(), opt);
-    let s = format!("[{off4}, +{len4}) of {}", n / 4);
-    Ok(vec![
-        case_result(
-            &format!("{name} params"),
-            &s,
-            compare(&got.p, &cp, TOL_ELEMENTWISE),
-        ),
-        case_result(
-            &format!("{name} m"),
-            &s,
-            compare(&got.m, &cm, TOL_ELEMENTWISE),
-        ),
-        case_result(
-            &format!("{name} v"),
-            &s,
-            compare(&got.v, &cv, TOL_ELEMENTWISE),
-        ),
-    ])
-}
-
 /// The tails that run a last layer of `classes` outputs on this device: dense_tail, and dense_tail_tex
 /// up to its class limit.
 pub fn tails(h: &Harness, classes: usize) -> Vec<Kernel> {
@@ -536,7 +430,7 @@ pub fn buffer_path_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
         out.extend(grad_update_gather_case(h, &adam, &case, classes, seed)?);
         out.extend(grad_update_gather_tex_case(h, &adam, &case, classes, seed)?);
     }
-    out.extend(fused_updates_ladder(h, seed)?);
+    out.extend(super::fused_updates_ladder(h, seed)?);
     for (inputs, classes, cap, rows, spread) in [(7, 3, 7, 7, 1000.0), (16, 10, 100, 100, 20.0)] {
         let case = StepCase::new(inputs, classes, cap, rows, false, seed);
         for kernel in tails(h, classes) {
@@ -545,77 +439,10 @@ pub fn buffer_path_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
             )?);
         }
     }
-    out.extend(dropout_ladder(h, seed)?);
+    out.extend(super::dropout_ladder(h, seed)?);
     for opt in super::ladder_optimizers() {
         for (n, off4, len4) in [(4, 0, 1), (1000, 3, 200), (101_776, 23_000, 2_064)] {
-            out.extend(update_range_case(h, &opt, n, off4, len4, seed)?);
-        }
-    }
-    Ok(out)
-}
-
-/// Dropout where the kernels apply it: the first layer's forward epilogue (both paths), the `dropout`
-/// entry point of deeper layers, and its backward scale in the tails' dZ, on full and partial batches
-/// of odd widths.
-pub fn dropout_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
-    let mut out = Vec::new();
-    for (inputs, classes, cap, rows) in [(61, 13, 70, 40), (784, 128, 32, 32), (7, 5, 8, 5)] {
-        let case = StepCase::new(inputs, classes, cap, rows, false, seed);
-        for rate in [0.2, 0.5] {
-            for kernel in [Kernel::ForwardGather, Kernel::ForwardGatherTex] {
-                out.extend(forward_gather_dropout_case(
-                    h,
-                    kernel,
-                    &case,
-                    classes,
-                    true,
-                    Some(rate),
-                    seed,
-                )?);
-            }
-            out.extend(dropout_case(h, &case, classes, 1, rate, seed)?);
-            out.extend(dropout_case(h, &case, classes, 2, rate, seed)?);
-        }
-        // dZ of a layer after dropout 0.5: its kept lanes doubled.
-        let k = inputs;
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (k * 71 + classes) as u64);
-        let mut act = random(cap * k, -1.0, 1.0, &mut rng);
-        cpu::relu(&mut act);
-        let limit = (6.0 / (k + classes) as f32).sqrt();
-        let w = random(k * classes, -limit, limit, &mut rng);
-        let b = random(classes, -0.5, 0.5, &mut rng);
-        for kernel in tails(h, classes) {
-            out.extend(dense_tail_check(
-                h,
-                kernel,
-                &case,
-                &act,
-                &w,
-                &b,
-                classes,
-                Some(2.0),
-                None,
-            )?);
-        }
-    }
-    Ok(out)
-}
-
-/// The kernels with an update fused in (grad_update_gather, grad_update_gather_tex, dense_tail_tex's
-/// update) with every optimizer but Adam (which the ladder above runs on every shape), on an odd
-/// partial batch, the tutorial's first layer and its last.
-pub fn fused_updates_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
-    let mut out = Vec::new();
-    for opt in super::ladder_optimizers().iter().skip(1) {
-        for (inputs, classes, cap, rows) in
-            [(61, 13, 70, 40), (784, 128, 32, 32), (128, 10, 32, 31)]
-        {
-            let case = StepCase::new(inputs, classes, cap, rows, false, seed);
-            out.extend(grad_update_gather_case(h, opt, &case, classes, seed)?);
-            out.extend(grad_update_gather_tex_case(h, opt, &case, classes, seed)?);
-            if tails(h, classes).contains(&Kernel::DenseTailTex) {
-                out.extend(dense_tail_tex_update_case(h, opt, &case, classes, seed)?);
-            }
+            out.extend(super::update_range_case(h, &opt, n, off4, len4, seed)?);
         }
     }
     Ok(out)

@@ -1,10 +1,10 @@
 //! The self-test's case list: every WGSL entry point against its CPU twin (`cpu/ops.rs`,
-//! `cpu/fused.rs`) on random inputs over a ladder of shapes, and one training step GPU vs CPU. The kernels run through
-//! `gpu::harness` (NaN in every padding lane, outputs poisoned first) and are judged by
-//! `check::compare`. This file holds the shape ladder, the optimizers checked, the matmul and texture
-//! update cases, the whole ladder,
-//! the random data helpers and the training-step cases; `buffer_path` and `grad_update` the cases of the
-//! kernels that read a step from a resident split. Shared by `fmnist selftest` and tests/kernels.rs,
+//! `cpu/fused.rs`, `cpu/update.rs`, `cpu/dropout.rs`) on random inputs over a ladder of shapes, and one
+//! training step GPU vs CPU. The kernels run through `gpu::harness` (NaN in every padding lane,
+//! outputs poisoned first) and are judged by `check::compare`. This file holds the shape ladder, the
+//! optimizers checked, the matmul and texture update cases, the whole ladder, the random data helpers
+//! and the training-step cases; `buffer_path` and `grad_update` the cases of the kernels that read a
+//! step from a resident split, `updates` the optimizers' other cases and `dropout` dropout's. Shared by `fmnist selftest` and tests/kernels.rs,
 //! tests/gpu_train.rs.
 
 use anyhow::Result;
@@ -28,14 +28,18 @@ use crate::gpu::uniforms::{FLAG_BIAS, FLAG_COLSUM, FLAG_MASK, FLAG_RELU};
 use crate::model::{MlpSpec, glorot_init};
 
 mod buffer_path;
+mod dropout;
 mod grad_update;
+mod updates;
 
 pub use buffer_path::{
     buffer_path_ladder, dense_tail_case, dense_tail_check, dense_tail_spread_case,
-    dense_tail_tex_update_case, dropout_case, dropout_ladder, forward_gather_case,
-    forward_gather_dropout_case, gather_case, step_cases, update_range_case,
+    dense_tail_tex_update_case, forward_gather_case, forward_gather_dropout_case, gather_case,
+    step_cases,
 };
+pub use dropout::{dropout_case, dropout_ladder};
 pub use grad_update::{grad_update_gather_case, grad_update_gather_tex_case};
+pub use updates::{fused_updates_ladder, update_range_case};
 
 /// The ladder, as training shapes `(batch, fan_in, fan_out)`: 1, 7, T-1, T, T+1 around both matmul
 /// tiles T (`kernels::MM_TILE` and `kernels::TEX_TILE`), an odd shape, and the tutorial's two layers.
