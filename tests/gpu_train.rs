@@ -447,3 +447,27 @@ fn a_diverging_loss_stops_gpu_training_on_both_paths() {
         assert!(err.contains("diverged"), "{}: {err}", operands.name());
     }
 }
+
+#[test]
+fn the_device_opens_and_a_buffer_reads_back_through_the_futures_a_browser_awaits() {
+    // What the browser build awaits instead of blocking (GpuContext::open_async,
+    // buffers::download_f32_async), driven here by a native executor.
+    use fmnist::gpu::buffers;
+    use fmnist::gpu::context::{GpuContext, Needs};
+    if common::gpu_or_skip("async readback").is_none() {
+        return;
+    }
+    let name = common::adapter_name();
+    let opened = GpuContext::open_async(name.as_deref(), Needs::default(), "");
+    let ctx = pollster::block_on(opened).unwrap();
+    let data: Vec<f32> = (0..1000).map(|i| i as f32 * 0.5 - 7.0).collect();
+    let src = buffers::storage_init(&ctx.device, "async src", bytemuck::cast_slice(&data));
+    let staging = buffers::readback(&ctx.device, "async staging", 4 * 996);
+    let mut out = vec![f32::NAN; 996];
+    let read = buffers::download_f32_async(&ctx.device, &ctx.queue, &src, 16, &staging, &mut out);
+    pollster::block_on(read).unwrap();
+    assert!(
+        out == data[4..],
+        "the readback returns the buffer's floats from the offset on"
+    );
+}

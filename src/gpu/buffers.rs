@@ -282,22 +282,37 @@ pub fn readback(device: &wgpu::Device, label: &str, bytes: u64) -> wgpu::Buffer 
 }
 
 /// Maps the first `bytes` of a readback buffer after the work that filled it, and copies them out.
-/// Waits for the GPU.
+/// Blocks: a native process's way of waiting for `read_mapped_async`.
 pub fn read_mapped(
     device: &wgpu::Device,
     buffer: &wgpu::Buffer,
     bytes: u64,
     out: &mut [u8],
 ) -> Result<()> {
+    pollster::block_on(read_mapped_async(device, buffer, bytes, out))
+}
+
+/// `read_mapped` as a future: the one wait of every readback. Natively it polls the device until the
+/// GPU is done; in a browser (wasm32, WebGPU, where nothing may block) the mapping completes on the
+/// event loop, and awaiting yields to it.
+pub async fn read_mapped_async(
+    device: &wgpu::Device,
+    buffer: &wgpu::Buffer,
+    bytes: u64,
+    out: &mut [u8],
+) -> Result<()> {
     let slice = buffer.slice(..bytes);
-    let (tx, rx) = std::sync::mpsc::channel();
+    let (tx, rx) = futures_channel::oneshot::channel();
     slice.map_async(wgpu::MapMode::Read, move |r| {
         let _ = tx.send(r);
     });
+    #[cfg(not(target_arch = "wasm32"))]
     device
         .poll(wgpu::PollType::wait_indefinitely())
         .map_err(|e| anyhow!("waiting for the GPU: {e}"))?;
-    rx.recv()
+    #[cfg(target_arch = "wasm32")]
+    let _ = device;
+    rx.await
         .map_err(|_| anyhow!("the GPU never answered the readback"))?
         .map_err(|e| anyhow!("mapping a readback buffer: {e}"))?;
     {
@@ -311,7 +326,20 @@ pub fn read_mapped(
 }
 
 /// Copies `bytes` from `src` (at `offset`) into `staging`, submits, and reads them back as f32.
+/// Blocks: a native process's way of waiting for `download_f32_async`.
 pub fn download_f32(
+    device: &wgpu::Device,
+    queue: &wgpu::Queue,
+    src: &wgpu::Buffer,
+    offset: u64,
+    staging: &wgpu::Buffer,
+    out: &mut [f32],
+) -> Result<()> {
+    pollster::block_on(download_f32_async(device, queue, src, offset, staging, out))
+}
+
+/// `download_f32` as a future (see `read_mapped_async`).
+pub async fn download_f32_async(
     device: &wgpu::Device,
     queue: &wgpu::Queue,
     src: &wgpu::Buffer,
@@ -328,7 +356,7 @@ pub fn download_f32(
     });
     enc.copy_buffer_to_buffer(src, offset, staging, 0, bytes);
     queue.submit([enc.finish()]);
-    read_mapped(device, staging, bytes, bytemuck::cast_slice_mut(out))
+    read_mapped_async(device, staging, bytes, bytemuck::cast_slice_mut(out)).await
 }
 
 #[cfg(test)]

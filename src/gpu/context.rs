@@ -84,7 +84,29 @@ fn instance() -> (wgpu::Instance, wgpu::Backends) {
 }
 
 fn enumerate(instance: &wgpu::Instance, backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
-    pollster::block_on(instance.enumerate_adapters(backends))
+    pollster::block_on(adapters(instance, backends))
+}
+
+/// The adapters to choose from: every one wgpu enumerates natively; in a browser (WebGPU, which lists
+/// none) the one it grants on request.
+async fn adapters(instance: &wgpu::Instance, backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = backends;
+        let options = wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            ..Default::default()
+        };
+        instance
+            .request_adapter(&options)
+            .await
+            .into_iter()
+            .collect()
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        instance.enumerate_adapters(backends).await
+    }
 }
 
 /// Every adapter wgpu can see, in preference order (hardware first, conformant backends before GL).
@@ -140,10 +162,16 @@ impl GpuContext {
     }
 
     /// `open`, with `advice` as the hint when the adapter's buffers are too small for `needs` (the
-    /// caller knows whether the batch or the model's width sets the size).
+    /// caller knows whether the batch or the model's width sets the size). Blocks: a native process's
+    /// way of waiting for `open_async`.
     pub fn open_advised(name: Option<&str>, needs: Needs, advice: &str) -> Result<Self> {
+        pollster::block_on(Self::open_async(name, needs, advice))
+    }
+
+    /// `open_advised` as a future, which a browser (wasm32, WebGPU) awaits instead of blocking.
+    pub async fn open_async(name: Option<&str>, needs: Needs, advice: &str) -> Result<Self> {
         let (instance, backends) = instance();
-        let mut adapters = enumerate(&instance, backends);
+        let mut adapters = adapters(&instance, backends).await;
         adapters.sort_by_key(rank);
         if adapters.is_empty() {
             return Err(anyhow::Error::new(Hinted::new(
@@ -177,10 +205,10 @@ impl GpuContext {
                 adapters.swap_remove(i)
             }
         };
-        Self::from_adapter(adapter, needs, advice)
+        Self::from_adapter(adapter, needs, advice).await
     }
 
-    fn from_adapter(adapter: wgpu::Adapter, needs: Needs, advice: &str) -> Result<Self> {
+    async fn from_adapter(adapter: wgpu::Adapter, needs: Needs, advice: &str) -> Result<Self> {
         let summary = AdapterSummary::of(&adapter);
         let have = adapter.limits();
         let mut limits = wgpu::Limits::downlevel_defaults();
@@ -228,18 +256,20 @@ impl GpuContext {
                 features |= f;
             }
         }
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("fmnist device"),
-            required_features: features,
-            required_limits: limits,
-            ..Default::default()
-        }))
-        .map_err(|e| {
-            anyhow::Error::new(Hinted::new(
-                anyhow!("could not open {}: {e}", summary.describe()),
-                NO_ADAPTER_HINT,
-            ))
-        })?;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("fmnist device"),
+                required_features: features,
+                required_limits: limits,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| {
+                anyhow::Error::new(Hinted::new(
+                    anyhow!("could not open {}: {e}", summary.describe()),
+                    NO_ADAPTER_HINT,
+                ))
+            })?;
         let errors = Arc::new(Mutex::new(None::<String>));
         let first = errors.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
