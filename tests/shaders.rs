@@ -93,6 +93,8 @@ fn uniform_and_stat_structs_match_their_rust_mirrors_in_size() {
             size_of::<ForwardGatherTexDims>(),
         ),
         ("tail.wgsl", "TailDims", size_of::<TailDims>()),
+        ("gather.wgsl", "DropoutDims", size_of::<DropoutDims>()),
+        ("matmul.wgsl", "MatmulDims", size_of::<MatmulDims>()),
         (
             "optimizers.wgsl",
             "UpdateRangeDims",
@@ -131,6 +133,45 @@ fn every_kernel_workgroup_size_matches_its_wgsl() {
             k.workgroup_size(),
             "{}",
             k.entry_point()
+        );
+    }
+}
+
+/// The text between `start` and `end` (both included) in `src`.
+fn block<'a>(src: &'a str, start: &str, end: &str) -> &'a str {
+    let a = src.find(start).unwrap_or_else(|| panic!("`{start}`"));
+    let b = a + src[a..].find(end).unwrap_or_else(|| panic!("`{end}`")) + end.len();
+    &src[a..b]
+}
+
+#[test]
+fn the_optimizer_update_is_the_same_text_in_every_shader_that_applies_it() {
+    // Each fused kernel applies the pipeline's optimizer with the same functions and overridable
+    // constants (gpu::pipelines sets them for every module that holds them).
+    let start = "// ---- The optimizer's update:";
+    let end = "// ---- end of the optimizer's update ----";
+    let holders: Vec<&str> = SHADERS
+        .iter()
+        .filter(|(_, src)| src.contains(start))
+        .map(|(n, _)| *n)
+        .collect();
+    assert_eq!(holders, ["optimizers.wgsl", "gather.wgsl", "tail.wgsl"]);
+    let first = block(shader(holders[0]), start, end);
+    for h in &holders {
+        assert_eq!(block(shader(h), start, end), first, "{h}");
+    }
+    for constant in [
+        "OPTIMIZER",
+        "BETA1",
+        "BETA2",
+        "EPSILON",
+        "MOMENTUM",
+        "RHO",
+        "NESTEROV",
+    ] {
+        assert!(
+            first.contains(&format!("override {constant}:")),
+            "{constant}"
         );
     }
 }

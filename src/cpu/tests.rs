@@ -226,55 +226,7 @@ fn fused_twins_equal_the_composition_of_the_reference_twins_f64_rel_1e_12() {
             let dz: Vec<f64> = (0..capacity * fan_out)
                 .map(|i| ((i * 7919) % 201) as f64 / 1000.0 - 0.1)
                 .collect();
-            // Every optimizer's update, as the fused kernels apply it.
-            let optimizers = [
-                OptimizerConfig::default(),
-                OptimizerConfig::Sgd(SgdConfig {
-                    momentum: 0.9,
-                    nesterov: true,
-                    ..SgdConfig::default()
-                }),
-                OptimizerConfig::Rmsprop(RmspropConfig {
-                    momentum: 0.5,
-                    ..RmspropConfig::default()
-                }),
-            ];
-            for opt in &optimizers {
-                let step = UpdateStep::<f64>::new(opt, 3);
-                let what = format!("{what} {}", opt.kind().name());
-                let m0: Vec<f64> = params.iter().map(|p| p * 0.01).collect();
-                let v0: Vec<f64> = params.iter().map(|p| p * p * 1e-4).collect();
-                let mut g = vec![0.0f64; params.len()];
-                matmul_at_b(
-                    xl,
-                    &dz[..live * fan_out],
-                    &mut g[layer.weight_range()],
-                    inputs,
-                    live,
-                    fan_out,
-                );
-                bias_grad(
-                    &dz[..live * fan_out],
-                    &mut g[layer.bias_range()],
-                    live,
-                    fan_out,
-                );
-                let (mut wp, mut wm, mut wv) = (params.clone(), m0.clone(), v0.clone());
-                update_on_layer(&mut wp, &g, &mut wm, &mut wv, &layer, step);
-                let (m0_tex, v0_tex) = (m0.clone(), v0.clone());
-                let (mut p, mut m, mut v) = (params.clone(), m0, v0);
-                grad_update_gather(
-                    &images, &order, &dz, &mut p, &mut m, &mut v, &layer, rows, step,
-                );
-                assert_close_1e_12(&format!("grad_update_gather params {what}"), &p, &wp);
-                assert_close_1e_12(&format!("grad_update_gather m {what}"), &m, &wm);
-                assert_close_1e_12(&format!("grad_update_gather v {what}"), &v, &wv);
-                let (mut p, mut m, mut v) = (params.clone(), m0_tex.clone(), v0_tex.clone());
-                grad_update_gathered(xl, &dz, &mut p, &mut m, &mut v, &layer, rows, step);
-                assert_close_1e_12(&format!("grad_update_gathered params {what}"), &p, &wp);
-                assert_close_1e_12(&format!("grad_update_gathered m {what}"), &m, &wm);
-                assert_close_1e_12(&format!("grad_update_gathered v {what}"), &v, &wv);
-            }
+            check_grad_update(&images, &order, &params, &layer, rows, xl, &dz, &what);
         }
     }
 }
@@ -421,4 +373,66 @@ fn the_vectorised_adam_is_bit_for_bit_the_scalar_loop() {
     assert_eq!(bits(&p1), bits(&p2), "params");
     assert_eq!(bits(&m1), bits(&m2), "m");
     assert_eq!(bits(&v1), bits(&v2), "v");
+}
+
+/// `grad_update_gather` and `grad_update_gathered` against `matmul_at_b`, `bias_grad` and
+/// `update_on_layer` in turn, with every optimizer's update as the fused kernels apply it.
+#[allow(clippy::too_many_arguments)]
+fn check_grad_update(
+    images: &[u8],
+    order: &[u32],
+    params: &[f64],
+    layer: &LayerOffsets,
+    rows: StepRows,
+    xl: &[f64],
+    dz: &[f64],
+    what: &str,
+) {
+    let (inputs, fan_out, live) = (layer.fan_in, layer.fan_out, rows.rows);
+    let optimizers = [
+        OptimizerConfig::default(),
+        OptimizerConfig::Sgd(SgdConfig {
+            momentum: 0.9,
+            nesterov: true,
+            ..SgdConfig::default()
+        }),
+        OptimizerConfig::Rmsprop(RmspropConfig {
+            momentum: 0.5,
+            ..RmspropConfig::default()
+        }),
+    ];
+    for opt in &optimizers {
+        let step = UpdateStep::<f64>::new(opt, 3);
+        let what = format!("{what} {}", opt.kind().name());
+        let m0: Vec<f64> = params.iter().map(|p| p * 0.01).collect();
+        let v0: Vec<f64> = params.iter().map(|p| p * p * 1e-4).collect();
+        let mut g = vec![0.0f64; params.len()];
+        matmul_at_b(
+            xl,
+            &dz[..live * fan_out],
+            &mut g[layer.weight_range()],
+            inputs,
+            live,
+            fan_out,
+        );
+        bias_grad(
+            &dz[..live * fan_out],
+            &mut g[layer.bias_range()],
+            live,
+            fan_out,
+        );
+        let (mut wp, mut wm, mut wv) = (params.to_vec(), m0.clone(), v0.clone());
+        update_on_layer(&mut wp, &g, &mut wm, &mut wv, layer, step);
+        let (m0_tex, v0_tex) = (m0.clone(), v0.clone());
+        let (mut p, mut m, mut v) = (params.to_vec(), m0, v0);
+        grad_update_gather(images, order, dz, &mut p, &mut m, &mut v, layer, rows, step);
+        assert_close_1e_12(&format!("grad_update_gather params {what}"), &p, &wp);
+        assert_close_1e_12(&format!("grad_update_gather m {what}"), &m, &wm);
+        assert_close_1e_12(&format!("grad_update_gather v {what}"), &v, &wv);
+        let (mut p, mut m, mut v) = (params.to_vec(), m0_tex.clone(), v0_tex.clone());
+        grad_update_gathered(xl, dz, &mut p, &mut m, &mut v, layer, rows, step);
+        assert_close_1e_12(&format!("grad_update_gathered params {what}"), &p, &wp);
+        assert_close_1e_12(&format!("grad_update_gathered m {what}"), &m, &wm);
+        assert_close_1e_12(&format!("grad_update_gathered v {what}"), &v, &wv);
+    }
 }

@@ -4,9 +4,80 @@
 //! tests/kernels.rs and tests/gpu_train.rs (every kernel runs with them).
 
 use crate::gpu::kernels::{
-    ForwardGatherTexDims, GradUpdateDims, GradUpdateGatherTexDims, Kernel, Kernels, StepRecord,
-    TailDims,
+    DropoutDims, ForwardGatherDims, ForwardGatherTexDims, GatherDims, GradUpdateDims,
+    GradUpdateGatherTexDims, Kernel, Kernels, StepRecord, TailDims, UpdateRangeDims, UpdateTexDims,
 };
+
+/// The optimizers' updates' layouts: group 0 of the texture updates (p, g, m, v, dims, step), their
+/// group 1 (the texture mirrors of p, g, m and v), and the range updates' (p, g, m, v, dims, step).
+pub(super) fn update_layouts(device: &wgpu::Device) -> [wgpu::BindGroupLayout; 3] {
+    let update_mirrors_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some("update mirrors layout: p_tex, g_tex, m_tex, v_tex"),
+        entries: &[texture(0), texture(1), texture(2), texture(3)],
+    });
+    let update_tex_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some("update_tex layout: p, g, m, v, dims, step"),
+        entries: &[
+            storage(0, false),
+            storage(1, true),
+            storage(2, false),
+            storage(3, false),
+            uniform::<UpdateTexDims>(4, false),
+            uniform::<StepRecord>(5, false),
+        ],
+    });
+    let update_range_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some("update range layout: p, g, m, v, range dims, step"),
+        entries: &[
+            storage(0, false),
+            storage(1, true),
+            storage(2, false),
+            storage(3, false),
+            uniform::<UpdateRangeDims>(4, false),
+            uniform::<StepRecord>(5, false),
+        ],
+    });
+    [
+        update_tex_layout,
+        update_mirrors_layout,
+        update_range_layout,
+    ]
+}
+
+/// The layouts of the kernels that read a step's samples or write a layer's output by step record:
+/// gather, dropout and forward_gather.
+pub(super) fn sample_layouts(device: &wgpu::Device) -> [wgpu::BindGroupLayout; 3] {
+    let gather_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some("gather layout: images, order, x, dims, step"),
+        entries: &[
+            storage(0, true),
+            storage(1, true),
+            storage(2, false),
+            uniform::<GatherDims>(3, false),
+            uniform::<StepRecord>(4, false),
+        ],
+    });
+    let dropout_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some("dropout layout: act, dims, step"),
+        entries: &[
+            storage(0, false),
+            uniform::<DropoutDims>(1, false),
+            uniform::<StepRecord>(2, false),
+        ],
+    });
+    let forward_gather_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some("forward_gather layout: images, order, params, act, dims, step"),
+        entries: &[
+            storage(0, true),
+            storage(1, true),
+            storage(2, true),
+            storage(3, false),
+            uniform::<ForwardGatherDims>(4, false),
+            uniform::<StepRecord>(5, false),
+        ],
+    });
+    [gather_layout, dropout_layout, forward_gather_layout]
+}
 
 pub(super) fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
     wgpu::BindGroupLayoutEntry {

@@ -5,11 +5,11 @@
 
 use crate::config::OptimizerConfig;
 use crate::gpu::bindings::{
-    first_layer_tex_layouts, storage, storage_heavy_layouts, texture, uniform,
+    first_layer_tex_layouts, sample_layouts, storage, storage_heavy_layouts, texture, uniform,
+    update_layouts,
 };
 use crate::gpu::kernels::{
-    DropoutDims, ForwardGatherDims, GATHER_WGSL, GatherDims, Kernel, MATMUL_WGSL, MatmulDims,
-    OPTIMIZERS_WGSL, StepRecord, TAIL_WGSL, UpdateRangeDims, UpdateTexDims,
+    GATHER_WGSL, Kernel, MATMUL_WGSL, MatmulDims, OPTIMIZERS_WGSL, TAIL_WGSL,
 };
 
 /// Pipelines and their bind-group layouts, built once per device.
@@ -151,70 +151,18 @@ impl Kernels {
             label: Some("matmul texture layout: a_tex, b_tex"),
             entries: &[texture(0), texture(1)],
         });
-        let update_mirrors_layout =
-            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some("update mirrors layout: p_tex, g_tex, m_tex, v_tex"),
-                entries: &[texture(0), texture(1), texture(2), texture(3)],
-            });
-        let update_tex_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("update_tex layout: p, g, m, v, dims, step"),
-            entries: &[
-                storage(0, false),
-                storage(1, true),
-                storage(2, false),
-                storage(3, false),
-                uniform::<UpdateTexDims>(4, false),
-                uniform::<StepRecord>(5, false),
-            ],
-        });
+        let [
+            update_tex_layout,
+            update_mirrors_layout,
+            update_range_layout,
+        ] = update_layouts(device);
+        let [gather_layout, dropout_layout, forward_gather_layout] = sample_layouts(device);
         let [
             grad_update_gather_tex_layout,
             grad_update_gather_tex_tex_layout,
             forward_gather_tex_layout,
             forward_gather_tex_tex_layout,
         ] = first_layer_tex_layouts(device);
-        let update_range_layout =
-            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some("update range layout: p, g, m, v, range dims, step"),
-                entries: &[
-                    storage(0, false),
-                    storage(1, true),
-                    storage(2, false),
-                    storage(3, false),
-                    uniform::<UpdateRangeDims>(4, false),
-                    uniform::<StepRecord>(5, false),
-                ],
-            });
-        let gather_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("gather layout: images, order, x, dims, step"),
-            entries: &[
-                storage(0, true),
-                storage(1, true),
-                storage(2, false),
-                uniform::<GatherDims>(3, false),
-                uniform::<StepRecord>(4, false),
-            ],
-        });
-        let dropout_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("dropout layout: act, dims, step"),
-            entries: &[
-                storage(0, false),
-                uniform::<DropoutDims>(1, false),
-                uniform::<StepRecord>(2, false),
-            ],
-        });
-        let forward_gather_layout =
-            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some("forward_gather layout: images, order, params, act, dims, step"),
-                entries: &[
-                    storage(0, true),
-                    storage(1, true),
-                    storage(2, true),
-                    storage(3, false),
-                    uniform::<ForwardGatherDims>(4, false),
-                    uniform::<StepRecord>(5, false),
-                ],
-            });
         let [
             dense_tail_layout,
             dense_tail_tex_layout,
