@@ -126,19 +126,6 @@ impl DropoutStep {
     }
 }
 
-/// Whether column `col` of row `row` survives in hidden layer `layer` at step `step`.
-pub fn dropout_keeps(
-    key: [u32; 2],
-    layer: u32,
-    step: u32,
-    row: u32,
-    col: u32,
-    d: DropLayer,
-) -> bool {
-    let words = philox4x32_10(key, [col / 4, row, step, layer]);
-    words[(col % 4) as usize] >= d.threshold
-}
-
 /// Twin of the `dropout` entry point (gather.wgsl) and of the forward kernels' dropout epilogue:
 /// `act (rows, cols)` of hidden layer `layer` in place, each kept value times `scale`, the rest 0.
 #[allow(clippy::too_many_arguments)]
