@@ -471,3 +471,53 @@ fn the_device_opens_and_a_buffer_reads_back_through_the_futures_a_browser_awaits
         "the readback returns the buffer's floats from the offset on"
     );
 }
+
+#[test]
+fn the_readbacks_a_browser_awaits_give_what_the_blocking_methods_give() {
+    // take_stats_async, params_async, optimizer_state_async, eval_logits_async and logits_async are
+    // what the trait's methods block on natively: driven by an executor here, they must agree with
+    // a second engine trained and read through the trait.
+    use fmnist::backend::Role;
+    use std::sync::Arc;
+    let data = common::dataset();
+    let train = Arc::new(data.train.truncated(320));
+    let test = Arc::new(data.test.truncated(100));
+    let spec = MlpSpec::fashion(&[32]).unwrap();
+    let params = glorot_init(&spec, 4);
+    let mut engines = Vec::new();
+    for _ in 0..2 {
+        let Some(ctx) = common::gpu_or_skip("async readbacks") else {
+            return;
+        };
+        let mut gpu =
+            GpuBackend::with_context(ctx, spec.clone(), params.clone(), AdamConfig::default(), 32)
+                .unwrap();
+        gpu.attach(Role::Train, &train).unwrap();
+        gpu.set_order(&(0..320).collect::<Vec<u32>>()).unwrap();
+        for s in 0..10 {
+            gpu.train_step(s * 32, 32).unwrap();
+        }
+        gpu.attach(Role::Eval, &test).unwrap();
+        engines.push(gpu);
+    }
+    let (mut a, mut b) = (engines.remove(0), engines.remove(0));
+    let mut logits = (vec![0.0f32; 1000], vec![0.0f32; 1000]);
+    let x = vec![0.5f32; 2 * 784];
+    let mut host = (vec![0.0f32; 20], vec![0.0f32; 20]);
+    let awaited = pollster::block_on(async {
+        let stats = a.take_stats_async().await.unwrap();
+        a.eval_logits_async(0, 100, &mut logits.0).await.unwrap();
+        a.logits_async(&x, 2, &mut host.0).await.unwrap();
+        let p = a.params_async().await.unwrap();
+        let o = a.optimizer_state_async().await.unwrap();
+        (stats, p, o)
+    });
+    let stats = b.take_stats().unwrap();
+    b.eval_logits(0, 100, &mut logits.1).unwrap();
+    b.logits(&x, 2, &mut host.1).unwrap();
+    assert_eq!(awaited.0, stats);
+    assert_eq!(stats.samples, 320);
+    assert!(awaited.1 == b.params().unwrap());
+    assert_eq!(awaited.2, b.optimizer_state().unwrap());
+    assert!(logits.0 == logits.1 && host.0 == host.1);
+}

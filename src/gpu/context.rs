@@ -331,6 +331,16 @@ impl GpuContext {
 
     /// Runs `make` (creating buffers, pipelines, bind groups) inside validation and out-of-memory error
     /// scopes, so a failure becomes one error naming `what` instead of a panic inside wgpu.
+    /// In a browser the scopes' results arrive on the event loop, which nothing here may block on:
+    /// there a failure surfaces through the device's uncaptured-error handler and `check`.
+    #[cfg(target_arch = "wasm32")]
+    pub fn scoped<T>(&self, what: &str, make: impl FnOnce() -> Result<T>) -> Result<T> {
+        let made = make()?;
+        self.check(what)?;
+        Ok(made)
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn scoped<T>(&self, what: &str, make: impl FnOnce() -> Result<T>) -> Result<T> {
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);

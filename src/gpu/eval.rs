@@ -285,7 +285,7 @@ impl EvalPlan {
     }
 
     /// Logits `(rows, outputs)` of the attached split's samples `start..start + rows`.
-    pub fn split_logits(
+    pub async fn split_logits(
         &mut self,
         ctx: &GpuContext,
         kernels: &Kernels,
@@ -300,11 +300,11 @@ impl EvalPlan {
         };
         ctx.queue
             .write_buffer(&self.record, 0, bytemuck::bytes_of(&record));
-        self.run(ctx, kernels, rows, true, out)
+        self.run(ctx, kernels, rows, true, out).await
     }
 
     /// Logits `(rows, outputs)` of normalised host inputs `x (rows, inputs)`.
-    pub fn host_logits(
+    pub async fn host_logits(
         &mut self,
         ctx: &GpuContext,
         kernels: &Kernels,
@@ -322,7 +322,7 @@ impl EvalPlan {
             0,
             bytemuck::cast_slice(&self.x_host[..rows * self.in_ld]),
         );
-        self.run(ctx, kernels, rows, false, out)
+        self.run(ctx, kernels, rows, false, out).await
     }
 
     /// Whether an evaluated split is attached.
@@ -337,8 +337,8 @@ impl EvalPlan {
 
     /// Runs the forward pass over `rows` rows and reads the logits back; returns the bytes read. From a
     /// split, its stages compute the first layer (starting with a gather); from host inputs, layer 0's
-    /// product reads `x`.
-    fn run(
+    /// product reads `x`. The readback is awaited (see `buffers::read_mapped_async`).
+    async fn run(
         &mut self,
         ctx: &GpuContext,
         kernels: &Kernels,
@@ -395,12 +395,13 @@ impl EvalPlan {
         let last = self.acts.last().expect("an MLP has layers");
         enc.copy_buffer_to_buffer(last, 0, &self.read, 0, bytes);
         q.submit([enc.finish()]);
-        gbuf::read_mapped(
+        gbuf::read_mapped_async(
             &ctx.device,
             &self.read,
             bytes,
             bytemuck::cast_slice_mut(&mut self.logits_host[..rows * self.out_ld]),
-        )?;
+        )
+        .await?;
         for r in 0..rows {
             out[r * self.outputs..(r + 1) * self.outputs].copy_from_slice(
                 &self.logits_host[r * self.out_ld..r * self.out_ld + self.outputs],

@@ -174,10 +174,11 @@ impl ParamState {
         copies.len() as u64
     }
 
-    /// One of the four buffers, in the CPU's flat layout (waits for the GPU).
-    pub fn download(&self, ctx: &GpuContext, which: &wgpu::Buffer) -> Result<Vec<f32>> {
+    /// One of the four buffers, in the CPU's flat layout (awaits the GPU).
+    pub async fn download(&self, ctx: &GpuContext, which: &wgpu::Buffer) -> Result<Vec<f32>> {
         let mut gpu = vec![0.0f32; self.layout.total];
-        buffers::download_f32(&ctx.device, &ctx.queue, which, 0, &self.read, &mut gpu)?;
+        buffers::download_f32_async(&ctx.device, &ctx.queue, which, 0, &self.read, &mut gpu)
+            .await?;
         Ok(self.layout.unpack(&self.cpu_layout, &gpu))
     }
 

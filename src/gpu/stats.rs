@@ -55,10 +55,10 @@ impl StatSlots {
         self.used + pending >= STAT_SLOTS
     }
 
-    /// Reads the used slots (waits for the GPU) into the carried stats and frees them; returns the
+    /// Reads the used slots (awaits the GPU) into the carried stats and frees them; returns the
     /// bytes read back. A step whose kernel counted non-finite values makes the loss NaN: the count comes
     /// from bit patterns, which holds where a driver compiles with fast math and a sum could hide them.
-    pub fn read(&mut self, ctx: &GpuContext) -> Result<u64> {
+    pub async fn read(&mut self, ctx: &GpuContext) -> Result<u64> {
         let n = self.used;
         if n == 0 {
             return Ok(0);
@@ -71,12 +71,13 @@ impl StatSlots {
             });
         enc.copy_buffer_to_buffer(&self.buffer, 0, &self.read, 0, bytes);
         ctx.queue.submit([enc.finish()]);
-        buffers::read_mapped(
+        buffers::read_mapped_async(
             &ctx.device,
             &self.read,
             bytes,
             bytemuck::cast_slice_mut(&mut self.host[..n]),
-        )?;
+        )
+        .await?;
         ctx.check("reading the step stats")?;
         let mut got = std::mem::take(&mut self.unread);
         let mut nonfinite = 0u64;

@@ -9,10 +9,10 @@
 //! Tested by tests/gpu_train.rs (both operand paths vs the CPU, the structural gates) and tests/cli_gpu.rs.
 
 mod profiling;
+mod readback;
 mod submit;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{Result, bail, ensure};
 
@@ -23,7 +23,7 @@ use crate::gpu::buffers::pad_texture_row;
 use crate::gpu::context::{GpuContext, Needs};
 use crate::gpu::dataset::{OrderTexture, ResidentSplit, order_buffer};
 use crate::gpu::eval::{EVAL_BATCH, EvalPlan};
-use crate::gpu::kernels::{Kernels, StepRecord};
+use crate::gpu::kernels::Kernels;
 use crate::gpu::params::ParamState;
 use crate::gpu::plan::{self, Operands, PlanInputs, StepPlan, StepRing};
 use crate::gpu::profile::Profiler;
@@ -365,53 +365,15 @@ impl Backend for GpuBackend {
     }
 
     fn take_stats(&mut self) -> Result<StepStats> {
-        self.read_stats()?;
-        Ok(self.stats.take())
+        pollster::block_on(self.take_stats_async())
     }
 
     fn eval_logits(&mut self, start: usize, rows: usize, out: &mut [f32]) -> Result<()> {
-        ensure!(
-            self.eval.has_split(),
-            "eval_logits before an evaluation split was attached"
-        );
-        check_range(start, rows, self.eval.split_len(), self.eval.cap)?;
-        ensure!(
-            out.len() >= rows * self.spec.outputs,
-            "eval_logits: the output holds fewer than {rows} rows"
-        );
-        self.flush()?;
-        let t = Instant::now();
-        let bytes = self
-            .eval
-            .split_logits(&self.ctx, &self.kernels, start, rows, out)?;
-        self.structure.readback_bytes += bytes;
-        self.structure.upload_bytes += std::mem::size_of::<StepRecord>() as u64;
-        self.in_flight = None;
-        self.host.wait += t.elapsed();
-        self.ctx.check("the evaluation forward pass")
+        pollster::block_on(self.eval_logits_async(start, rows, out))
     }
 
     fn logits(&mut self, x: &[f32], rows: usize, out: &mut [f32]) -> Result<()> {
-        let (inputs, outputs) = (self.spec.inputs, self.spec.outputs);
-        ensure!(
-            rows <= self.eval.cap,
-            "logits of {rows} rows exceed the GPU's {}",
-            self.eval.cap
-        );
-        ensure!(
-            x.len() >= rows * inputs && out.len() >= rows * outputs,
-            "logits: buffers too short"
-        );
-        if rows == 0 {
-            return Ok(());
-        }
-        self.flush()?;
-        let bytes = self
-            .eval
-            .host_logits(&self.ctx, &self.kernels, x, rows, inputs, out)?;
-        self.structure.readback_bytes += bytes;
-        self.in_flight = None;
-        self.ctx.check("the forward pass")
+        pollster::block_on(self.logits_async(x, rows, out))
     }
 
     fn eval_batch(&self) -> usize {
@@ -419,12 +381,7 @@ impl Backend for GpuBackend {
     }
 
     fn params(&mut self) -> Result<Vec<f32>> {
-        self.flush()?;
-        let p = self.state.download(&self.ctx, &self.state.params)?;
-        self.in_flight = None;
-        self.structure.readback_bytes += (self.state.total() * 4) as u64;
-        self.ctx.check("reading the parameters")?;
-        Ok(p)
+        pollster::block_on(self.params_async())
     }
 
     fn set_dropout(&mut self, dropout: &crate::cpu::Dropout) -> Result<()> {
@@ -464,18 +421,7 @@ impl Backend for GpuBackend {
     }
 
     fn optimizer_state(&mut self) -> Result<OptimizerState> {
-        self.flush()?;
-        let m = self.state.download(&self.ctx, &self.state.m)?;
-        let v = self.state.download(&self.ctx, &self.state.v)?;
-        self.in_flight = None;
-        self.structure.readback_bytes += (2 * self.state.total() * 4) as u64;
-        self.ctx.check("reading Adam's state")?;
-        Ok(OptimizerState {
-            kind: self.optimizer.kind(),
-            m,
-            v,
-            steps: self.steps,
-        })
+        pollster::block_on(self.optimizer_state_async())
     }
 
     fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {

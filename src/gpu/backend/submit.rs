@@ -94,14 +94,16 @@ impl GpuBackend {
         Ok(())
     }
 
-    /// Reads the GPU's per-step stats (after submitting the queued steps).
-    pub(super) fn read_stats(&mut self) -> Result<()> {
-        self.flush()?;
-        let t = Instant::now();
-        self.structure.readback_bytes += self.stats.read(&self.ctx)?;
-        self.in_flight = None;
-        self.host.wait += t.elapsed();
-        Ok(())
+    /// Reads the GPU's per-step stats when their slots run out. A native process blocks on the
+    /// readback; a browser cannot, so its trainer reads them (`take_stats_async`) often enough.
+    fn read_stats(&mut self) -> Result<()> {
+        #[cfg(not(target_arch = "wasm32"))]
+        return pollster::block_on(self.read_stats_async());
+        #[cfg(target_arch = "wasm32")]
+        anyhow::bail!(
+            "the per-step stats slots are full: await take_stats_async at least every {} steps",
+            crate::gpu::stats::STAT_SLOTS / 2
+        )
     }
 
     /// Queues one step's record; submits when the ring is full.
