@@ -475,8 +475,8 @@ fn the_device_opens_and_a_buffer_reads_back_through_the_futures_a_browser_awaits
 #[test]
 fn the_readbacks_a_browser_awaits_give_what_the_blocking_methods_give() {
     // take_stats_async, params_async, optimizer_state_async, eval_logits_async and logits_async are
-    // what the trait's methods block on natively: driven by an executor here, they must agree with
-    // a second engine trained and read through the trait.
+    // what the trait's methods block on natively, and evaluate_gpu_async what a browser evaluates
+    // with: driven by an executor here, they must agree with a second engine read through the trait.
     use fmnist::backend::Role;
     use std::sync::Arc;
     let data = common::dataset();
@@ -510,7 +510,10 @@ fn the_readbacks_a_browser_awaits_give_what_the_blocking_methods_give() {
         a.logits_async(&x, 2, &mut host.0).await.unwrap();
         let p = a.params_async().await.unwrap();
         let o = a.optimizer_state_async().await.unwrap();
-        (stats, p, o)
+        let e = fmnist::evaluate::evaluate_gpu_async(&mut a, &test)
+            .await
+            .unwrap();
+        (stats, p, o, e)
     });
     let stats = b.take_stats().unwrap();
     b.eval_logits(0, 100, &mut logits.1).unwrap();
@@ -520,4 +523,7 @@ fn the_readbacks_a_browser_awaits_give_what_the_blocking_methods_give() {
     assert!(awaited.1 == b.params().unwrap());
     assert_eq!(awaited.2, b.optimizer_state().unwrap());
     assert!(logits.0 == logits.1 && host.0 == host.1);
+    let e = fmnist::evaluate::evaluate(&mut b, &test).unwrap();
+    assert_eq!((awaited.3.loss, awaited.3.accuracy), (e.loss, e.accuracy));
+    assert!(awaited.3.probs == e.probs);
 }
