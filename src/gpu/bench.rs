@@ -2,7 +2,7 @@
 //! training steps on any backend, and timed epochs (the real fit loop, streamed batches included) on any
 //! backend, so the CPU and GPU paths are measured by the same code. Tested by tests/cli_gpu.rs.
 
-use std::time::Instant;
+use web_time::Instant;
 
 use anyhow::Result;
 

@@ -4,7 +4,7 @@
 //! structure counts (dispatches, copies, passes, bytes moved) come from the backend's counters.
 //! Tested by tests/cli_gpu.rs and tests/gpu_train.rs.
 
-use std::time::Instant;
+use web_time::Instant;
 
 use anyhow::{Result, bail};
 

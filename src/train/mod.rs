@@ -9,7 +9,9 @@ mod best;
 mod record;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use web_time::Instant;
 
 use anyhow::{Result, bail, ensure};
 

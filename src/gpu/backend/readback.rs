@@ -3,7 +3,7 @@
 //! of host inputs, the parameters and the optimizer's state. Tested through every GPU test (the trait
 //! methods) and tests/gpu_train.rs (awaited directly).
 
-use std::time::Instant;
+use web_time::Instant;
 
 use anyhow::{Result, ensure};
 

@@ -3,7 +3,7 @@
 //! stats read back when their slots run out, and the profile's submission modes. Tested through
 //! tests/gpu_train.rs (the structural counts and every training test).
 
-use std::time::Instant;
+use web_time::Instant;
 
 use anyhow::Result;
 
