@@ -527,3 +527,67 @@ fn the_readbacks_a_browser_awaits_give_what_the_blocking_methods_give() {
     assert_eq!((awaited.3.loss, awaited.3.accuracy), (e.loss, e.accuracy));
     assert!(awaited.3.probs == e.probs);
 }
+
+#[test]
+fn the_fit_loop_a_browser_awaits_trains_as_the_blocking_one() {
+    // fit_gpu_async (the readbacks awaited) and fit_from (blocking on them) run one loop: with a
+    // validation split and early stopping they end on the same epoch with the same weights.
+    use fmnist::config::EarlyStopping;
+    use fmnist::train::{FitData, FitEnd, FitPosition, NoHooks, fit_from, fit_gpu_async};
+    use std::sync::Arc;
+    let data = common::dataset();
+    let (train, val) = data.train.truncated(1200).split_validation(0.25).unwrap();
+    let (train, val) = (Arc::new(train), Arc::new(val));
+    let cfg = TrainConfig {
+        epochs: 4,
+        validation_split: Some(0.25),
+        early_stopping: Some(EarlyStopping {
+            patience: 1,
+            min_delta: 10.0,
+        }),
+        ..TrainConfig::default()
+    };
+    let spec = MlpSpec::fashion(&[32]).unwrap();
+    let params = glorot_init(&spec, 8);
+    let splits = FitData {
+        train: &train,
+        validation: Some(&val),
+        test: &data.test,
+    };
+    let mut outcomes = Vec::new();
+    for awaited in [true, false] {
+        let Some(ctx) = common::gpu_or_skip("async fit") else {
+            return;
+        };
+        let mut gpu =
+            GpuBackend::with_context(ctx, spec.clone(), params.clone(), cfg.optimizer, 32).unwrap();
+        let start = FitPosition::default();
+        let out = if awaited {
+            let (progress, hooks) = (&mut Silent, &mut NoHooks);
+            pollster::block_on(fit_gpu_async(
+                &mut gpu, splits, &cfg, progress, start, hooks,
+            ))
+            .unwrap()
+        } else {
+            fit_from(&mut gpu, splits, &cfg, &mut Silent, start, &mut NoHooks).unwrap()
+        };
+        assert!(matches!(out.end, FitEnd::StoppedEarly));
+        outcomes.push((
+            out.position.history.clone(),
+            out.restored_epoch,
+            gpu.params().unwrap(),
+        ));
+    }
+    let mut h = outcomes[0].0.clone();
+    for r in &mut h {
+        r.seconds = 0.0;
+    }
+    let mut g = outcomes[1].0.clone();
+    for r in &mut g {
+        r.seconds = 0.0;
+    }
+    assert_eq!(h, g);
+    assert_eq!(outcomes[0].1, Some(1));
+    assert_eq!(outcomes[0].1, outcomes[1].1);
+    assert!(outcomes[0].2 == outcomes[1].2);
+}

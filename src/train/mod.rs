@@ -6,6 +6,7 @@
 //! tests/early_stopping.rs.
 
 mod best;
+mod engine;
 mod record;
 
 use std::sync::Arc;
@@ -21,10 +22,12 @@ use crate::config::TrainConfig;
 use crate::data::Split;
 use crate::error::Hinted;
 use crate::evaluate::{Evaluation, evaluate};
+use crate::gpu::GpuBackend;
 use crate::metrics::StepStats;
 use crate::progress::Progress;
 
 pub use best::{BestEpoch, improves, patience_spent};
+pub use engine::{Blocking, FitEngine};
 pub use record::{EpochRecord, Scores};
 
 /// How often a live progress bar asks the device for its running metrics.
@@ -160,6 +163,32 @@ pub fn fit_from(
     start: FitPosition,
     hooks: &mut dyn FitHooks,
 ) -> Result<FitOutcome> {
+    let engine = &mut Blocking(backend);
+    pollster::block_on(fit_engine(engine, data, cfg, progress, start, hooks))
+}
+
+/// `fit_from` on a GPU engine, its readbacks awaited: what a browser (wasm32, WebGPU), where nothing
+/// may block, trains with. The same loop, so the same results (tests/gpu_train.rs).
+pub async fn fit_gpu_async(
+    gpu: &mut GpuBackend,
+    data: FitData<'_>,
+    cfg: &TrainConfig,
+    progress: &mut dyn Progress,
+    start: FitPosition,
+    hooks: &mut dyn FitHooks,
+) -> Result<FitOutcome> {
+    fit_engine(gpu, data, cfg, progress, start, hooks).await
+}
+
+/// The fit loop over any `FitEngine`: `fit_from` blocks on it, `fit_gpu_async` awaits it.
+async fn fit_engine<E: FitEngine>(
+    engine: &mut E,
+    data: FitData<'_>,
+    cfg: &TrainConfig,
+    progress: &mut dyn Progress,
+    start: FitPosition,
+    hooks: &mut dyn FitHooks,
+) -> Result<FitOutcome> {
     let train = data.train;
     if train.is_empty() {
         bail!("the training split is empty");
@@ -170,7 +199,7 @@ pub fn fit_from(
         start.sample,
         train.len()
     );
-    backend.attach(Role::Train, train)?;
+    engine.backend().attach(Role::Train, train)?;
     let steps_per_epoch = steps_per_epoch(train.len(), cfg.batch_size);
     let max_reached = |b: &dyn Backend| {
         cfg.max_steps
@@ -180,27 +209,28 @@ pub fn fit_from(
     let mut final_eval = None;
     let mut end = FitEnd::Finished;
     'epochs: while pos.epoch < cfg.epochs {
-        if pos.sample == 0 && (max_reached(backend) || hooks.should_stop()) {
-            if !max_reached(backend) {
+        if pos.sample == 0 && (max_reached(engine.backend()) || hooks.should_stop()) {
+            if !max_reached(engine.backend()) {
                 end = FitEnd::Interrupted;
             }
             break;
         }
-        backend.set_order(&epoch_order(train.len(), cfg.seed, pos.epoch, cfg.shuffle))?;
+        let order = epoch_order(train.len(), cfg.seed, pos.epoch, cfg.shuffle);
+        engine.backend().set_order(&order)?;
         progress.epoch_start(pos.epoch, cfg.epochs, steps_per_epoch);
         let started = Instant::now();
         let mut last_tick = started;
         // The first step of an epoch ticks at once, so the live line shows metrics from its first draw.
         let mut ticked = false;
         let mut steps_this_epoch = pos.sample.div_ceil(cfg.batch_size);
-        while pos.sample < train.len() && !max_reached(backend) {
+        while pos.sample < train.len() && !max_reached(engine.backend()) {
             let rows = cfg.batch_size.min(train.len() - pos.sample);
-            backend.train_step(pos.sample, rows)?;
+            engine.backend().train_step(pos.sample, rows)?;
             pos.sample += rows;
             steps_this_epoch += 1;
             if progress.live() && (!ticked || last_tick.elapsed() >= TICK) {
                 ticked = true;
-                pos.running.add(backend.take_stats()?);
+                pos.running.add(engine.awaited_stats().await?);
                 if let Err(e) = check_finite(&pos.running, pos.epoch, steps_this_epoch) {
                     end = FitEnd::Diverged(e);
                     break 'epochs;
@@ -209,23 +239,26 @@ pub fn fit_from(
                 last_tick = Instant::now();
             }
             if pos.sample < train.len() && hooks.should_stop() {
-                pos.running.add(backend.take_stats()?);
+                pos.running.add(engine.awaited_stats().await?);
                 pos.seconds += started.elapsed().as_secs_f64();
                 end = FitEnd::Interrupted;
                 break 'epochs;
             }
         }
-        pos.running.add(backend.take_stats()?);
+        pos.running.add(engine.awaited_stats().await?);
         if let Err(e) = check_finite(&pos.running, pos.epoch, steps_this_epoch) {
             end = FitEnd::Diverged(e);
             break;
         }
         let seconds = pos.seconds + started.elapsed().as_secs_f64();
-        let val = data.validation.map(|v| evaluate(backend, v)).transpose()?;
-        let test = cfg
-            .test_every_epoch
-            .then(|| evaluate(backend, data.test))
-            .transpose()?;
+        let val = match data.validation {
+            Some(v) => Some(engine.awaited_evaluation(v).await?),
+            None => None,
+        };
+        let test = match cfg.test_every_epoch {
+            true => Some(engine.awaited_evaluation(data.test).await?),
+            false => None,
+        };
         let record = EpochRecord {
             epoch: pos.epoch + 1,
             loss: pos.running.mean_loss(),
@@ -239,10 +272,10 @@ pub fn fit_from(
         pos.sample = 0;
         pos.running = StepStats::default();
         pos.seconds = 0.0;
-        track_best(backend, cfg, &record, &mut pos)?;
+        track_best(engine, cfg, &record, &mut pos).await?;
         pos.history.push(record);
         final_eval = test;
-        hooks.epoch_done(backend, &pos)?;
+        hooks.epoch_done(engine.backend(), &pos)?;
         if let (Some(rule), Some(best)) = (&cfg.early_stopping, &pos.best)
             && patience_spent(rule, best, pos.epoch)
             && pos.epoch < cfg.epochs
@@ -264,7 +297,7 @@ pub fn fit_from(
         && let Some(params) = &best.params
     {
         if best.epoch != pos.epoch {
-            backend.set_params(params)?;
+            engine.backend().set_params(params)?;
             final_eval = None;
         }
         restored_epoch = Some(best.epoch);
@@ -274,14 +307,14 @@ pub fn fit_from(
         position: pos,
         final_eval,
         restored_epoch,
-        steps: backend.steps_done(),
+        steps: engine.backend().steps_done(),
     })
 }
 
 /// Makes the epoch just finished (`pos.epoch`) the best one when it improves on it, keeping its
 /// weights where early stopping will restore them.
-fn track_best(
-    backend: &mut dyn Backend,
+async fn track_best<E: FitEngine>(
+    engine: &mut E,
     cfg: &TrainConfig,
     record: &EpochRecord,
     pos: &mut FitPosition,
@@ -293,13 +326,13 @@ fn track_best(
     let (_, value) = record.monitored();
     if improves(value, pos.best.as_ref(), min_delta) {
         let params = match cfg.early_stopping {
-            Some(_) => Some(backend.params()?),
+            Some(_) => Some(engine.awaited_params().await?),
             None => None,
         };
         pos.best = Some(BestEpoch {
             epoch: pos.epoch,
             value,
-            steps: backend.steps_done(),
+            steps: engine.backend().steps_done(),
             params,
         });
     }
