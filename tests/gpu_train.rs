@@ -530,10 +530,10 @@ fn the_readbacks_a_browser_awaits_give_what_the_blocking_methods_give() {
 
 #[test]
 fn the_fit_loop_a_browser_awaits_trains_as_the_blocking_one() {
-    // fit_gpu_async (the readbacks awaited) and fit_from (blocking on them) run one loop: with a
+    // fit_engine on a GPU engine (its readbacks awaited) and fit_from (blocking on them) run one loop: with a
     // validation split and early stopping they end on the same epoch with the same weights.
     use fmnist::config::EarlyStopping;
-    use fmnist::train::{FitData, FitEnd, FitPosition, NoHooks, fit_from, fit_gpu_async};
+    use fmnist::train::{FitData, FitEnd, FitPosition, NoHooks, fit_engine, fit_from};
     use std::sync::Arc;
     let data = common::dataset();
     let (train, val) = data.train.truncated(1200).split_validation(0.25).unwrap();
@@ -564,10 +564,7 @@ fn the_fit_loop_a_browser_awaits_trains_as_the_blocking_one() {
         let start = FitPosition::default();
         let out = if awaited {
             let (progress, hooks) = (&mut Silent, &mut NoHooks);
-            pollster::block_on(fit_gpu_async(
-                &mut gpu, splits, &cfg, progress, start, hooks,
-            ))
-            .unwrap()
+            pollster::block_on(fit_engine(&mut gpu, splits, &cfg, progress, start, hooks)).unwrap()
         } else {
             fit_from(&mut gpu, splits, &cfg, &mut Silent, start, &mut NoHooks).unwrap()
         };

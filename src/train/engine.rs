@@ -1,6 +1,6 @@
 //! What the fit loop needs from an engine, with the readbacks as futures: a `Backend` answers them at
-//! once (`Blocking`, which `fit_from` blocks on), a GPU engine awaits its mappings (what
-//! `fit_gpu_async` runs, in a browser too). Everything else is the `Backend` the engine also is.
+//! once (`Blocking`, which `fit_from` blocks on), a GPU engine awaits its mappings (what `fit_engine`
+//! runs on it, in a browser too). Everything else is the `Backend` the engine also is.
 //! Tested through every training test and tests/gpu_train.rs (the two agree).
 
 use std::future::{Future, ready};

@@ -22,7 +22,6 @@ use crate::config::TrainConfig;
 use crate::data::Split;
 use crate::error::Hinted;
 use crate::evaluate::{Evaluation, evaluate};
-use crate::gpu::GpuBackend;
 use crate::metrics::StepStats;
 use crate::progress::Progress;
 
@@ -167,21 +166,10 @@ pub fn fit_from(
     pollster::block_on(fit_engine(engine, data, cfg, progress, start, hooks))
 }
 
-/// `fit_from` on a GPU engine, its readbacks awaited: what a browser (wasm32, WebGPU), where nothing
-/// may block, trains with. The same loop, so the same results (tests/gpu_train.rs).
-pub async fn fit_gpu_async(
-    gpu: &mut GpuBackend,
-    data: FitData<'_>,
-    cfg: &TrainConfig,
-    progress: &mut dyn Progress,
-    start: FitPosition,
-    hooks: &mut dyn FitHooks,
-) -> Result<FitOutcome> {
-    fit_engine(gpu, data, cfg, progress, start, hooks).await
-}
-
-/// The fit loop over any `FitEngine`: `fit_from` blocks on it, `fit_gpu_async` awaits it.
-async fn fit_engine<E: FitEngine>(
+/// The fit loop over any `FitEngine`: `fit_from` blocks on it through `Blocking`; a GPU engine's
+/// readbacks are awaited (`fit_engine(&mut gpu, ...)`), which is how a browser (wasm32, WebGPU),
+/// where nothing may block, trains. One loop, so the same results (tests/gpu_train.rs).
+pub async fn fit_engine<E: FitEngine>(
     engine: &mut E,
     data: FitData<'_>,
     cfg: &TrainConfig,
