@@ -28,8 +28,9 @@ setup:
 	$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing
 	@$(MAKE) --no-print-directory onnxruntime
 
-# onnxruntime and numpy in a cached Python environment, for the ONNX export test (tests/onnx_export.rs,
-# which skips without it and fails in CI): ~/.cache/fmnist-onnx, from PyPI.
+# onnxruntime and numpy in a cached Python environment, for the ONNX export test (tests/onnx_export.rs)
+# and the numpy float64 reference of the optimizers and dropout (tests/optimizer_parity.rs), which
+# skip without it and fail in CI: ~/.cache/fmnist-onnx, from PyPI.
 ONNX_VENV := $(HOME)/.cache/fmnist-onnx
 onnxruntime:
 	@if "$(ONNX_VENV)/bin/python" -c 'import onnxruntime, numpy' 2>/dev/null; then echo "setup: onnxruntime found in $(ONNX_VENV)"; \
