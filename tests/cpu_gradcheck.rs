@@ -117,7 +117,8 @@ fn gradients_through_dropout_match_central_differences_rel_1e_6() {
     // Each step's masks are fixed by (seed, step), so the loss is a function of the weights and its
     // gradient (ReLU's mask times dropout's scale where kept) is checked like the plain one.
     let spec = MlpSpec::new(11, &[9, 6], 4).unwrap();
-    let drop = cpu::Dropout::new(&[0.5, 0.3], 7).step(3).unwrap();
+    let dropout = cpu::Dropout::new(&[0.5, 0.3], 7);
+    let drop = dropout.step(3).unwrap();
     gradcheck_with(&spec, 5, Some(&drop));
 }
 

@@ -100,26 +100,26 @@ impl Dropout {
 
     /// The dropout of optimizer step `step` (from 1; its low 32 bits are the counter's), or `None`
     /// when nothing is dropped.
-    pub fn step(&self, step: u64) -> Option<DropoutStep> {
+    pub fn step(&self, step: u64) -> Option<DropoutStep<'_>> {
         self.active().then(|| DropoutStep {
             key: self.key,
             step: step as u32,
-            layers: self.layers.clone(),
+            layers: &self.layers,
         })
     }
 }
 
 /// One training step's dropout: the key, the step's number (the optimizer step it belongs to, from 1)
-/// and each hidden layer's rate.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DropoutStep {
+/// and each hidden layer's rate, borrowed from the run's `Dropout` (a step allocates nothing).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DropoutStep<'a> {
     pub key: [u32; 2],
     pub step: u32,
     /// One per hidden layer.
-    pub layers: Vec<DropLayer>,
+    pub layers: &'a [DropLayer],
 }
 
-impl DropoutStep {
+impl DropoutStep<'_> {
     /// Hidden layer `l`'s dropout (none past the list).
     pub fn layer(&self, l: usize) -> DropLayer {
         self.layers.get(l).copied().unwrap_or_default()

@@ -143,7 +143,8 @@ fn fused_twins_equal_the_composition_of_the_reference_twins_f64_rel_1e_12() {
                 );
             }
             // With dropout: the same, then `dropout` over the live rows.
-            let drop = Dropout::new(&[0.5], 9).step(4).unwrap();
+            let run_dropout = Dropout::new(&[0.5], 9);
+            let drop = run_dropout.step(4).unwrap();
             let mut want = pre.clone();
             relu(&mut want);
             dropout(
