@@ -94,11 +94,15 @@ pub fn model_metadata(
 /// Saves `params` (flat, `spec.layout()` order) to `path` as safetensors, atomically. The same input
 /// gives the same bytes.
 pub fn save(path: &Path, spec: &MlpSpec, params: &[f32], meta: &CheckpointMeta) -> Result<()> {
-    let bytes = tensorfile::serialize(
+    write_atomic(path, &to_bytes(spec, params, meta))
+}
+
+/// The bytes `save` writes: what a browser offers as a download.
+pub fn to_bytes(spec: &MlpSpec, params: &[f32], meta: &CheckpointMeta) -> Vec<u8> {
+    tensorfile::serialize(
         &model_tensors(spec, params),
         &model_metadata(MODEL_FORMAT, spec, meta),
-    );
-    write_atomic(path, &bytes)
+    )
 }
 
 /// Loads a checkpoint, checking that it is a Fashion-MNIST MLP: consecutive `layers.{i}` pairs of F32

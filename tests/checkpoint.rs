@@ -46,6 +46,9 @@ fn round_trip_keeps_shape_params_and_metadata() {
         ..Default::default()
     };
     checkpoint::save(&p, &spec, &params, &meta).unwrap();
+    // What the browser offers as a download is the file `save` writes, byte for byte.
+    let bytes = checkpoint::to_bytes(&spec, &params, &meta);
+    assert_eq!(std::fs::read(&p).unwrap(), bytes);
     let ck = checkpoint::load(&p).unwrap();
     assert_eq!((ck.spec, ck.params, ck.meta), (spec, params, meta));
     let leftovers: Vec<_> = std::fs::read_dir(p.parent().unwrap())

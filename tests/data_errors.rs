@@ -269,3 +269,28 @@ fn a_declared_count_over_the_limit_and_an_empty_file_are_refused_before_reading_
         "{e}"
     );
 }
+
+/// What a browser hands the library: the files' bytes, gzip-compressed or not (told by the content,
+/// whatever the name says), with the same errors naming the file.
+#[test]
+fn a_split_from_bytes_reads_gzip_or_plain_and_names_the_file_in_errors() {
+    let split =
+        data::split_from_bytes("a.gz", &gzip(&images(3)), "b", &labels(&[0, 9, 4])).unwrap();
+    assert_eq!((split.len(), split.pixels), (3, 784));
+    assert_eq!(split.labels, vec![0, 9, 4]);
+    let plain = data::split_from_bytes("x", &images(3), "y.gz", &gzip(&labels(&[0, 9, 4])));
+    assert_eq!(plain.unwrap().images, split.images);
+
+    let e = data::split_from_bytes("imgs", &images(3), "lbls", &labels(&[0, 1])).unwrap_err();
+    assert!(matches!(e, IdxError::CountMismatch { .. }), "{e}");
+    assert!(
+        e.to_string().contains("imgs") && e.to_string().contains("lbls"),
+        "{e}"
+    );
+    let e = data::split_from_bytes("imgs", &labels(&[1]), "lbls", &labels(&[1])).unwrap_err();
+    assert!(e.to_string().starts_with("imgs"), "{e}");
+    let mut corrupt = gzip(&images(3));
+    corrupt.truncate(corrupt.len() / 2);
+    let e = data::split_from_bytes("c.gz", &corrupt, "l", &labels(&[0, 1, 2])).unwrap_err();
+    assert!(e.to_string().starts_with("c.gz"), "{e}");
+}

@@ -142,6 +142,14 @@ fn bad_files_fail_one_by_one_with_their_own_error() {
         assert!(!err.contains('\n'), "one line: {err}");
     }
     assert!(format!("{:#}", photo::load(&text).unwrap_err()).contains("not an image"));
+    // A browser's dropped file: the bytes alone give the same picture, and the same errors.
+    std::fs::write(dir.path().join("good.png"), &good).unwrap();
+    assert_eq!(
+        photo::from_bytes(&good).unwrap(),
+        photo::load(&dir.path().join("good.png")).unwrap()
+    );
+    let err = format!("{:#}", photo::from_bytes(b"not an image").unwrap_err());
+    assert!(err.contains("not an image") && !err.contains('\n'), "{err}");
 }
 
 #[test]

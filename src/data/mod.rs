@@ -151,12 +151,22 @@ fn load_split(dir: &Path, images: &str, labels: &str) -> Result<Split, IdxError>
     let (images_path, labels_path) = (resolve(dir, images), resolve(dir, labels));
     let images = read_idx_images(&images_path)?;
     let labels = read_idx_labels(&labels_path)?;
+    paired(images, &images_path, labels, &labels_path)
+}
+
+/// Images and labels as one split, when their counts agree.
+fn paired(
+    images: Vec<u8>,
+    images_path: &Path,
+    labels: Vec<u8>,
+    labels_path: &Path,
+) -> Result<Split, IdxError> {
     let n_images = images.len() / PIXELS;
     if n_images != labels.len() {
         return Err(IdxError::CountMismatch {
-            images: images_path,
+            images: images_path.to_path_buf(),
             n_images,
-            labels: labels_path,
+            labels: labels_path.to_path_buf(),
             n_labels: labels.len(),
         });
     }
@@ -165,6 +175,28 @@ fn load_split(dir: &Path, images: &str, labels: &str) -> Result<Split, IdxError>
         labels,
         pixels: PIXELS,
     })
+}
+
+/// A split from its two IDX files' bytes (a browser's fetched or chosen files), gzip-compressed or
+/// not (told by the content), named `images_name` and `labels_name` in errors.
+pub fn split_from_bytes(
+    images_name: &str,
+    images: &[u8],
+    labels_name: &str,
+    labels: &[u8],
+) -> Result<Split, IdxError> {
+    let parse = |name: &str, bytes: &[u8], kind| {
+        let plain_size = (!bytes.starts_with(&[0x1f, 0x8b])).then_some(bytes.len() as u64);
+        parse_idx_stream(Path::new(name), bytes, plain_size, kind)
+    };
+    let images = parse(images_name, images, IdxKind::Images)?;
+    let labels = parse(labels_name, labels, IdxKind::Labels)?;
+    paired(
+        images,
+        Path::new(images_name),
+        labels,
+        Path::new(labels_name),
+    )
 }
 
 /// `dir/name` if present, else its uncompressed twin `dir/name-without-.gz`, else `dir/name` (which then

@@ -4,7 +4,7 @@
 //! (timestamp queries, for the profile) and the limits it needs, requested explicitly.
 //! Tested through every GPU test (tests/common/mod.rs opens the context) and tests/cli_gpu.rs.
 
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Result, anyhow};
 
@@ -39,9 +39,14 @@ impl AdapterSummary {
         is_hardware(self.device_type)
     }
 
-    /// `llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)`.
+    /// `llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu)`. A browser may keep the name to itself
+    /// (WebGPU's description is often empty): `unnamed adapter (webgpu, Cpu)`.
     pub fn describe(&self) -> String {
-        format!("{} ({}, {:?})", self.name, self.backend, self.device_type)
+        let name = match self.name.trim() {
+            "" => "unnamed adapter",
+            name => name,
+        };
+        format!("{name} ({}, {:?})", self.backend, self.device_type)
     }
 }
 
@@ -55,8 +60,11 @@ pub fn is_hardware(t: wgpu::DeviceType) -> bool {
 }
 
 /// Mesa prints "XDG_RUNTIME_DIR is invalid or not set" when an instance is created without one; give it
-/// a private directory so the warning does not clutter every run.
+/// a private directory so the warning does not clutter every run. Native only: a browser has neither
+/// Mesa nor a temporary directory (asking for one panics there).
+#[cfg(not(target_arch = "wasm32"))]
 fn quiet_mesa() {
+    use std::sync::Once;
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         if std::env::var_os("XDG_RUNTIME_DIR").is_some() {
@@ -77,6 +85,7 @@ fn quiet_mesa() {
 }
 
 fn instance() -> (wgpu::Instance, wgpu::Backends) {
+    #[cfg(not(target_arch = "wasm32"))]
     quiet_mesa();
     let desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
     let backends = desc.backends;

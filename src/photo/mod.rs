@@ -46,9 +46,20 @@ impl Photo {
 pub fn load(path: &Path) -> Result<Photo> {
     let name = path.display();
     let bytes = decode::read(path).with_context(|| format!("{name}"))?;
-    let decoded = decode(&bytes).with_context(|| format!("{name}"))?;
-    drop(bytes);
-    let mut photo = preprocess(&decoded.image).with_context(|| format!("{name}"))?;
+    from_bytes(&bytes).with_context(|| format!("{name}"))
+}
+
+/// Decodes and preprocesses a picture file's bytes (a browser's dropped file); `load` without the file.
+pub fn from_bytes(bytes: &[u8]) -> Result<Photo> {
+    if bytes.len() as u64 > crate::limits::MAX_IMAGE_FILE_BYTES {
+        bail!(
+            "the picture is {} and fmnist reads pictures up to {}",
+            crate::limits::human_bytes(bytes.len() as u64),
+            crate::limits::human_bytes(crate::limits::MAX_IMAGE_FILE_BYTES)
+        );
+    }
+    let decoded = decode(bytes)?;
+    let mut photo = preprocess(&decoded.image)?;
     if decoded.truncated {
         photo.warnings.insert(
             0,

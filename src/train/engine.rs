@@ -27,6 +27,11 @@ pub trait FitEngine {
     ) -> impl Future<Output = Result<Evaluation>> + 'a;
     /// `Backend::params`.
     fn awaited_params(&mut self) -> impl Future<Output = Result<Vec<f32>>>;
+    /// Whether the loop must await the stats before its next step: the engine cannot read them
+    /// itself when its slots run out (a browser's, which may not block).
+    fn stats_due(&self) -> bool {
+        false
+    }
 }
 
 /// Any `Backend`, its readbacks answered at once (they block until done).
@@ -71,5 +76,9 @@ impl FitEngine for GpuBackend {
 
     fn awaited_params(&mut self) -> impl Future<Output = Result<Vec<f32>>> {
         self.params_async()
+    }
+
+    fn stats_due(&self) -> bool {
+        GpuBackend::stats_due(self)
     }
 }

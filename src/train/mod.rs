@@ -216,7 +216,11 @@ pub async fn fit_engine<E: FitEngine>(
             engine.backend().train_step(pos.sample, rows)?;
             pos.sample += rows;
             steps_this_epoch += 1;
-            if progress.live() && (!ticked || last_tick.elapsed() >= TICK) {
+            let tick = progress.live() && (!ticked || last_tick.elapsed() >= TICK);
+            if engine.stats_due() && !tick {
+                pos.running.add(engine.awaited_stats().await?);
+            }
+            if tick {
                 ticked = true;
                 pos.running.add(engine.awaited_stats().await?);
                 if let Err(e) = check_finite(&pos.running, pos.epoch, steps_this_epoch) {

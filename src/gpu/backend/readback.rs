@@ -12,7 +12,18 @@ use crate::backend::{OptimizerState, check_range};
 use crate::gpu::kernels::StepRecord;
 use crate::metrics::StepStats;
 
+/// Steps a browser's trainer queues before it awaits their stats. WebGPU cannot block, so that await is
+/// the only back-pressure on the queue (and what hands the page back its event loop); natively the
+/// submission pacing in `flush` and the blocking read when the slots run out do both.
+pub const BROWSER_STEPS_AHEAD: usize = 4 * super::MAX_SLOTS;
+
 impl GpuBackend {
+    /// Whether the trainer must await `take_stats_async` before the next step: in a browser, every
+    /// `BROWSER_STEPS_AHEAD` steps; natively never (the engine reads its stats itself).
+    pub fn stats_due(&self) -> bool {
+        cfg!(target_arch = "wasm32") && self.stats.used + self.pending >= BROWSER_STEPS_AHEAD
+    }
+
     /// `Backend::take_stats` as a future: the running loss and accuracy of the steps so far.
     pub async fn take_stats_async(&mut self) -> Result<StepStats> {
         self.read_stats_async().await?;
