@@ -29,14 +29,16 @@ pub fn run(args: SelftestArgs) -> Result<ExitCode> {
     outln!("Adapter: {}", ctx.adapter.describe());
     outln!("{}", CaseResult::header());
     let h = Harness::new(ctx);
-    let mut cases = selftest::kernel_ladder(&h, args.seed)?;
+    let mut cases = pollster::block_on(selftest::kernel_ladder(&h, args.seed))?;
     for c in &cases {
         outln!("{}", c.line());
     }
     let spec = MlpSpec::fashion(&[128])?;
     for operands in [Operands::Buffers, Operands::Textures] {
         let ctx = GpuContext::open(args.adapter.as_deref(), Needs::default())?;
-        let step = selftest::one_step_cases(ctx, operands, &spec, 32, args.seed)?;
+        let step = pollster::block_on(selftest::one_step_cases(
+            ctx, operands, &spec, 32, args.seed,
+        ))?;
         for c in &step {
             outln!("{}", c.line());
         }
