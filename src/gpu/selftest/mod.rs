@@ -2,10 +2,10 @@
 //! `cpu/fused.rs`, `cpu/update.rs`, `cpu/dropout.rs`) on random inputs over a ladder of shapes, and one
 //! training step GPU vs CPU. The kernels run through `gpu::harness` (NaN in every padding lane,
 //! outputs poisoned first) and are judged by `check::compare`. Every case that reads the GPU is an
-//! `async fn` awaiting its readbacks, down to `kernel_ladder` and `one_step_cases`, so a browser
-//! (wasm32, WebGPU), where nothing may block, can run them; native callers block on them (through
-//! `pollster`). This file holds the shape ladder, the optimizers checked, the matmul and texture update
-//! cases, the whole ladder, the random data helpers and the training-step cases; `buffer_path` and
+//! `async fn` awaiting its readbacks, down to `run_all`, the whole self-test, so a browser (wasm32,
+//! WebGPU), where nothing may block, can run it; native callers block on it (through `pollster`).
+//! This file holds the shape ladder, the optimizers checked, the matmul and texture update cases, the
+//! whole ladder, the random data helpers, the training-step cases and `run_all`; `buffer_path` and
 //! `grad_update` the cases of the kernels that read a step from a resident split, `updates` the
 //! optimizers' other cases and `dropout` dropout's. Shared by `fmnist selftest` and tests/kernels.rs,
 //! tests/gpu_train.rs.
@@ -23,7 +23,7 @@ use crate::config::{OptimizerConfig, OptimizerKind, RmspropConfig, SgdConfig};
 use crate::cpu;
 use crate::data::Split;
 use crate::gpu::GpuBackend;
-use crate::gpu::context::GpuContext;
+use crate::gpu::context::{GpuContext, Needs, OPEN_ADVICE};
 use crate::gpu::harness::{Harness, Layout};
 use crate::gpu::kernels;
 use crate::gpu::plan::Operands;
@@ -403,4 +403,33 @@ pub async fn one_step_cases(
         closeness: loss,
     });
     Ok(out)
+}
+
+/// What `run_all` returns: the adapter the kernels ran on (as `fmnist selftest` names it) and every
+/// case, in the order `fmnist selftest` prints them.
+pub struct SelftestRun {
+    pub adapter: String,
+    pub cases: Vec<CaseResult>,
+}
+
+/// Everything `fmnist selftest` checks, as a future a browser (wasm32, WebGPU) can await: the kernel
+/// ladder on the adapter whose name contains `adapter` (else the best one), then one training step GPU
+/// vs CPU of the tutorial's model on each operand path (storage buffers, texture mirrors), each on a
+/// device opened for it (a `GpuBackend` owns its context). `fmnist selftest` blocks on it (through
+/// `pollster`) and prints the cases.
+pub async fn run_all(adapter: Option<&str>, seed: u64) -> Result<SelftestRun> {
+    let open = || GpuContext::open_async(adapter, Needs::default(), OPEN_ADVICE);
+    let ctx = open().await?;
+    let described = ctx.adapter.describe();
+    let h = Harness::new(ctx);
+    let mut cases = kernel_ladder(&h, seed).await?;
+    let spec = MlpSpec::fashion(&[128])?;
+    for operands in [Operands::Buffers, Operands::Textures] {
+        let ctx = open().await?;
+        cases.extend(one_step_cases(ctx, operands, &spec, 32, seed).await?);
+    }
+    Ok(SelftestRun {
+        adapter: described,
+        cases,
+    })
 }
