@@ -25,14 +25,18 @@ const BOTH: [Operands; 2] = [Operands::Buffers, Operands::Textures];
 
 #[test]
 fn one_step_matches_cpu_on_every_parameter_atol1e5_rtol1e4() {
-    for operands in BOTH {
-        let Some(ctx) = common::gpu_or_skip("one step") else {
-            return;
-        };
-        let spec = MlpSpec::fashion(&[128]).unwrap();
-        let cases = selftest::one_step_cases(ctx, operands, &spec, 32, 7).unwrap();
-        common::assert_all_pass("one training step", &cases);
-    }
+    pollster::block_on(async {
+        for operands in BOTH {
+            let Some(ctx) = common::gpu_or_skip("one step") else {
+                return;
+            };
+            let spec = MlpSpec::fashion(&[128]).unwrap();
+            let cases = selftest::one_step_cases(ctx, operands, &spec, 32, 7)
+                .await
+                .unwrap();
+            common::assert_all_pass("one training step", &cases);
+        }
+    })
 }
 
 #[test]

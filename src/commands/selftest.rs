@@ -1,17 +1,14 @@
 //! `fmnist selftest`: every GPU kernel against its CPU twin over the shape ladder, as a table, then one
-//! training step GPU vs CPU on each operand path (storage buffers and texture mirrors). Exits non-zero on any failure, so users can trust (or report) their GPU.
+//! training step GPU vs CPU on each operand path (storage buffers and texture mirrors). Exits non-zero
+//! on any failure, so users can trust (or report) their GPU. The checks are `selftest::run_all`, which
+//! a browser awaits; this command blocks on it and prints.
 
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
 use fmnist::check::CaseResult;
-use fmnist::gpu::GpuContext;
-use fmnist::gpu::context::Needs;
-use fmnist::gpu::harness::Harness;
-use fmnist::gpu::plan::Operands;
 use fmnist::gpu::selftest;
-use fmnist::model::MlpSpec;
 use fmnist::outln;
 
 #[derive(Args, Debug)]
@@ -25,23 +22,13 @@ pub struct SelftestArgs {
 }
 
 pub fn run(args: SelftestArgs) -> Result<ExitCode> {
-    let ctx = GpuContext::open(args.adapter.as_deref(), Needs::default())?;
-    outln!("Adapter: {}", ctx.adapter.describe());
+    let run = pollster::block_on(selftest::run_all(args.adapter.as_deref(), args.seed))?;
+    outln!("Adapter: {}", run.adapter);
     outln!("{}", CaseResult::header());
-    let h = Harness::new(ctx);
-    let mut cases = selftest::kernel_ladder(&h, args.seed)?;
-    for c in &cases {
+    for c in &run.cases {
         outln!("{}", c.line());
     }
-    let spec = MlpSpec::fashion(&[128])?;
-    for operands in [Operands::Buffers, Operands::Textures] {
-        let ctx = GpuContext::open(args.adapter.as_deref(), Needs::default())?;
-        let step = selftest::one_step_cases(ctx, operands, &spec, 32, args.seed)?;
-        for c in &step {
-            outln!("{}", c.line());
-        }
-        cases.extend(step);
-    }
+    let cases = &run.cases;
     let failed = cases.iter().filter(|c| !c.closeness.pass()).count();
     if failed == 0 {
         outln!("selftest: all {} checks passed", cases.len());

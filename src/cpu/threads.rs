@@ -89,7 +89,10 @@ impl ThreadChoice {
 
 /// The two pools and the choice between them.
 pub struct ComputeThreads {
-    wide: rayon::ThreadPool,
+    /// None in a browser (wasm32), which starts no threads: building a pool there fails (rayon's
+    /// global pool alone falls back to the calling thread), so the calling thread computes, and the
+    /// kernels' `rayon::join`s run inline on it as the global pool's one worker.
+    wide: Option<rayon::ThreadPool>,
     /// None where the wide pool has one thread already.
     one: Option<rayon::ThreadPool>,
     choice: ThreadChoice,
@@ -107,8 +110,11 @@ impl ComputeThreads {
                 .build()
                 .expect("a thread pool starts")
         };
-        let wide = pool(0, "cpu");
-        let one = (wide.current_num_threads() > 1).then(|| pool(1, "cpu1"));
+        let wide = (!cfg!(target_arch = "wasm32")).then(|| pool(0, "cpu"));
+        let one = wide
+            .as_ref()
+            .filter(|w| w.current_num_threads() > 1)
+            .map(|_| pool(1, "cpu1"));
         Self {
             wide,
             one,
@@ -116,20 +122,20 @@ impl ComputeThreads {
         }
     }
 
-    /// Threads of the wide pool.
+    /// Threads of the wide pool (1: the calling thread, where there is none).
     pub fn threads(&self) -> usize {
-        self.wide.current_num_threads()
+        self.wide.as_ref().map_or(1, |w| w.current_num_threads())
     }
 
     /// Runs one training step on the pool the choice names, and times it.
     pub fn step<R: Send>(&mut self, f: impl FnOnce() -> R + Send) -> R {
         let Some(one) = &self.one else {
-            return self.wide.install(f);
+            return self.install(f);
         };
         let wide = self.choice.wide_next();
         let t = Instant::now();
         let r = if wide {
-            self.wide.install(f)
+            self.install(f)
         } else {
             one.install(f)
         };
@@ -137,9 +143,13 @@ impl ComputeThreads {
         r
     }
 
-    /// Runs `f` on the wide pool (evaluation: long calls, no choice needed).
+    /// Runs `f` on the wide pool (evaluation: long calls, no choice needed), or on the calling thread
+    /// where there is none.
     pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        self.wide.install(f)
+        match &self.wide {
+            Some(wide) => wide.install(f),
+            None => f(),
+        }
     }
 }
 

@@ -158,6 +158,9 @@ pub struct GpuContext {
     errors: Arc<Mutex<Option<String>>>,
 }
 
+/// The hint `GpuContext::open` gives when the adapter's buffers are too small for what was asked.
+pub const OPEN_ADVICE: &str = "use --device cpu, or a smaller model or batch";
+
 /// Sizes the engine needs from the device, in bytes.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Needs {
@@ -167,7 +170,7 @@ pub struct Needs {
 impl GpuContext {
     /// Opens the adapter `name` picks (or the best one) with the limits `needs` asks for.
     pub fn open(name: Option<&str>, needs: Needs) -> Result<Self> {
-        Self::open_advised(name, needs, "use --device cpu, or a smaller model or batch")
+        Self::open_advised(name, needs, OPEN_ADVICE)
     }
 
     /// `open`, with `advice` as the hint when the adapter's buffers are too small for `needs` (the

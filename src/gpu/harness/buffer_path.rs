@@ -261,7 +261,7 @@ impl Harness {
     }
 
     /// `gather` of `case` into x (capacity, ldx), poisoned first: returns x padded.
-    pub fn gather(&self, case: &StepCase, ldx: usize) -> Result<Vec<f32>> {
+    pub async fn gather(&self, case: &StepCase, ldx: usize) -> Result<Vec<f32>> {
         let d = &self.ctx.device;
         let (images, order) = self.split_buffers(case);
         let poison = vec![f32::NAN; case.capacity * ldx];
@@ -287,14 +287,14 @@ impl Harness {
             None,
             kernels::gather_groups(case.capacity, ldx),
         );
-        self.download(&x, poison.len())
+        self.download(&x, poison.len()).await
     }
 
     /// `forward_gather` of `case` through W (inputs, fan_out) and b (fan_out), tight, with `drop`'s
     /// dropout after ReLU; NaN in every padding lane of the parameters and in act before the run.
     /// Returns act (capacity, fan_out) tight.
     #[allow(clippy::too_many_arguments)]
-    pub fn forward_gather(
+    pub async fn forward_gather(
         &self,
         case: &StepCase,
         w: &[f32],
@@ -340,14 +340,14 @@ impl Harness {
             None,
             kernels::forward_gather_groups(case.capacity, fan_out),
         );
-        let out = self.download(&act, poison.len())?;
+        let out = self.download(&act, poison.len()).await?;
         Ok(unpad_ld(&out, 0, case.capacity, fan_out, ldc))
     }
 
     /// `grad_update_gather` of `case` with dZ (capacity, fan_out) tight, whose rows past the step and
     /// padding lanes are NaN (neither may be read), on params, m and v already packed by `pk`.
     #[allow(clippy::too_many_arguments)]
-    pub fn grad_update_gather(
+    pub async fn grad_update_gather(
         &self,
         case: &StepCase,
         dz: &[f32],
@@ -400,16 +400,16 @@ impl Harness {
             kernels::grad_update_gather_groups(pk.rows, pk.cols),
         );
         Ok(Packed {
-            p: self.download(&pb, pk.total)?,
-            m: self.download(&mb, pk.total)?,
-            v: self.download(&vb, pk.total)?,
+            p: self.download(&pb, pk.total).await?,
+            m: self.download(&mb, pk.total).await?,
+            v: self.download(&vb, pk.total).await?,
         })
     }
 
     /// `opt`'s range update (adam, sgd or rmsprop) over the vec4s `[off4, off4 + len4)` of flat p, g,
     /// m, v: returns the whole (p, m, v), which must be unchanged outside the range.
     #[allow(clippy::too_many_arguments)]
-    pub fn update_range(
+    pub async fn update_range(
         &self,
         bufs: &Packed,
         g: &[f32],
@@ -452,9 +452,9 @@ impl Harness {
             kernels::update_range_groups(len4),
         );
         Ok(Packed {
-            p: self.download(&pb, n)?,
-            m: self.download(&mb, n)?,
-            v: self.download(&vb, n)?,
+            p: self.download(&pb, n).await?,
+            m: self.download(&mb, n).await?,
+            v: self.download(&vb, n).await?,
         })
     }
 }

@@ -11,7 +11,7 @@ use crate::gpu::uniforms::{DropFields, DropoutDims, StepRecord};
 impl Harness {
     /// `dropout` of hidden layer `layer` over act (capacity, cols) tight, whose padding lanes are NaN
     /// (left as they are) and whose rows past the step must come back unchanged. Returns act tight.
-    pub fn dropout(
+    pub async fn dropout(
         &self,
         case: &StepCase,
         act: &[f32],
@@ -48,7 +48,7 @@ impl Harness {
             None,
             kernels::dropout_groups(case.capacity, cols),
         );
-        let out = self.download(&buf, padded.len())?;
+        let out = self.download(&buf, padded.len()).await?;
         Ok(unpad_ld(&out, 0, case.capacity, cols, ld))
     }
 }

@@ -1,10 +1,13 @@
 //! Runs single kernels on host data, for the tests and `fmnist selftest` (the case list stays in
 //! `gpu::selftest`): packs inputs into the GPU's padded layout with NaN in every padding lane, poisons
-//! every output with NaN, records one dispatch, downloads and unpads the result. This file holds the
-//! harness, the matmuls with their row padding, and the texture updates; `buffer_path` the kernels that read a step
-//! from a resident split (gather, forward_gather, dense_tail, grad_update_gather, the range updates) and
-//! their inputs (`StepCase`, `ParamsPacking`). Tested through tests/kernels.rs, whose cases run every
-//! entry point here against its CPU twin.
+//! every output with NaN, records one dispatch, downloads and unpads the result. Every run that reads
+//! a result back is an `async fn` awaiting the readback, so that a browser (wasm32, WebGPU), where a
+//! buffer maps only after control returns to its event loop, can run it; native callers block on it
+//! (through `pollster`). This file holds the harness, the matmuls with their row padding, and the
+//! texture updates; `buffer_path` the kernels that read a step from a resident split (gather,
+//! forward_gather, dense_tail, grad_update_gather, the range updates) and their inputs (`StepCase`,
+//! `ParamsPacking`). Tested through tests/kernels.rs, whose cases run every entry point here against
+//! its CPU twin.
 
 use anyhow::Result;
 
@@ -138,24 +141,26 @@ impl Harness {
         self.ctx.queue.submit([enc.finish()]);
     }
 
-    fn download(&self, buf: &wgpu::Buffer, floats: usize) -> Result<Vec<f32>> {
+    /// The first `floats` floats of `buf`, awaited (see `buffers::read_mapped_async`).
+    async fn download(&self, buf: &wgpu::Buffer, floats: usize) -> Result<Vec<f32>> {
         let staging = buffers::readback(&self.ctx.device, "selftest readback", (floats * 4) as u64);
         let mut out = vec![0.0f32; floats];
-        buffers::download_f32(
+        buffers::download_f32_async(
             &self.ctx.device,
             &self.ctx.queue,
             buf,
             0,
             &staging,
             &mut out,
-        )?;
+        )
+        .await?;
         Ok(out)
     }
 
     /// One matmul in `layout` with `flags`. `a`, `b` tight in the layout's shapes; `bias (n)` for
     /// FLAG_BIAS; `mask (m, n)` (a ReLU output) for FLAG_MASK.
     #[allow(clippy::too_many_arguments)]
-    pub fn matmul(
+    pub async fn matmul(
         &self,
         layout: Layout,
         m: usize,
@@ -168,12 +173,13 @@ impl Harness {
         mask: Option<&[f32]>,
     ) -> Result<MatmulOut> {
         self.matmul_with(false, layout, m, n, k, a, b, flags, bias, mask)
+            .await
     }
 
     /// `mm_nt` (or `mm_nt_tex`) with FLAG_MASK | FLAG_DROPOUT: `(dy (m, k) · w (n, k)^T)` where
     /// `act (m, n) > 0`, times `scale` (dropout's backward), else 0.
     #[allow(clippy::too_many_arguments)]
-    pub fn mm_nt_dropout_mask(
+    pub async fn mm_nt_dropout_mask(
         &self,
         textures: bool,
         m: usize,
@@ -187,12 +193,13 @@ impl Harness {
         let flags = FLAG_MASK | FLAG_DROPOUT;
         let args = (Layout::Nt, m, n, k, dy, w, flags);
         self.matmul_scaled(textures, args, None, Some(act), scale)
+            .await
     }
 
     /// As `matmul`; with `textures`, the texture variant (`mm_nn_tex`, `mm_tn_tex`) reads A and B from
     /// rgba32float textures holding the same padded rows (NaN in the padding lanes).
     #[allow(clippy::too_many_arguments)]
-    pub fn matmul_with(
+    pub async fn matmul_with(
         &self,
         textures: bool,
         layout: Layout,
@@ -206,10 +213,11 @@ impl Harness {
         mask: Option<&[f32]>,
     ) -> Result<MatmulOut> {
         self.matmul_scaled(textures, (layout, m, n, k, a, b, flags), bias, mask, 0.0)
+            .await
     }
 
     /// The matmul behind `matmul_with` and `mm_nt_dropout_mask`: `mask_scale` is MatmulDims'.
-    fn matmul_scaled(
+    async fn matmul_scaled(
         &self,
         textures: bool,
         (layout, m, n, k, a, b, flags): MatmulArgs<'_>,
@@ -311,7 +319,7 @@ impl Harness {
             tex.as_ref(),
             kernels::matmul_groups(kernel, m, n),
         );
-        let out = self.download(&c_buf, c_poison.len())?;
+        let out = self.download(&c_buf, c_poison.len()).await?;
         Ok(MatmulOut {
             c: unpad_rows(&out, m, n),
             colsum: out[colsum_off..colsum_off + n].to_vec(),
@@ -321,7 +329,7 @@ impl Harness {
     /// One step of `opt`'s texture update (adam_tex, sgd_tex or rmsprop_tex) over flat vectors
     /// (length a multiple of 4): returns (params, m, v).
     #[allow(clippy::too_many_arguments)]
-    pub fn update_tex(
+    pub async fn update_tex(
         &self,
         p: &[f32],
         g: &[f32],
@@ -381,9 +389,9 @@ impl Harness {
         );
         self.run_on(&kernels, kernel, &bind, Some(&tex), groups);
         Ok((
-            self.download(&pb, p.len())?,
-            self.download(&mb, p.len())?,
-            self.download(&vb, p.len())?,
+            self.download(&pb, p.len()).await?,
+            self.download(&mb, p.len()).await?,
+            self.download(&vb, p.len()).await?,
         ))
     }
 }

@@ -39,7 +39,7 @@ impl Harness {
     /// be read), W (k, classes), b (classes), the labels and order of `case`. Every padding lane of the
     /// inputs is NaN, every output poisoned. `input_grad` asks for dZ.
     #[allow(clippy::too_many_arguments)]
-    pub fn dense_tail(
+    pub async fn dense_tail(
         &self,
         case: &StepCase,
         act: &[f32],
@@ -60,6 +60,7 @@ impl Harness {
             input_grad.then_some(0.0),
             None,
         )
+        .await
     }
 
     /// As `dense_tail`, running `kernel`: `DenseTail`, or `DenseTailTex` reading act and W|b from
@@ -67,7 +68,7 @@ impl Harness {
     /// W and b (p's padding is NaN, m's and v's finite sentinels; all must come back bit for bit).
     /// `input_grad` asks for dZ with that dropout scale (0: no dropout below).
     #[allow(clippy::too_many_arguments)]
-    pub fn tail_kernel(
+    pub async fn tail_kernel(
         &self,
         kernel: Kernel,
         case: &StepCase,
@@ -186,16 +187,18 @@ impl Harness {
             tex.as_ref(),
             kernels::dense_tail_groups(),
         );
-        let dz = self.download(&dz_buf, dz_poison.len())?;
-        let grads = self.download(&g_buf, g_poison.len())?;
-        let stats = self.download(&s_buf, STAT_FLOATS * stats_init.len())?;
+        let dz = self.download(&dz_buf, dz_poison.len()).await?;
+        let grads = self.download(&g_buf, g_poison.len()).await?;
+        let stats = self
+            .download(&s_buf, STAT_FLOATS * stats_init.len())
+            .await?;
         let stats: &[StepStat] = bytemuck::cast_slice(&stats);
         let (dw, db) = pk.unpack(&grads);
         let after = match adam {
             Some(_) => Some(Packed {
-                p: self.download(&p_out, pk.total)?,
-                m: self.download(&m_buf, pk.total)?,
-                v: self.download(&v_buf, pk.total)?,
+                p: self.download(&p_out, pk.total).await?,
+                m: self.download(&m_buf, pk.total).await?,
+                v: self.download(&v_buf, pk.total).await?,
             }),
             None => None,
         };

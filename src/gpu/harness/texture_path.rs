@@ -56,7 +56,7 @@ impl Harness {
     /// atlas layout with NaN in every padding lane (W read from its texture, b from the buffer); act
     /// poisoned before the run; `drop`'s dropout after ReLU. Returns act (capacity, fan_out) tight.
     #[allow(clippy::too_many_arguments)]
-    pub fn forward_gather_tex(
+    pub async fn forward_gather_tex(
         &self,
         case: &StepCase,
         w: &[f32],
@@ -115,7 +115,7 @@ impl Harness {
             Some(&tex),
             kernels::matmul_groups(Kernel::ForwardGatherTex, case.capacity, fan_out),
         );
-        let out = self.download(&act, poison.len())?;
+        let out = self.download(&act, poison.len()).await?;
         Ok(unpad_ld(&out, 0, case.capacity, fan_out, ldc))
     }
 
@@ -123,7 +123,7 @@ impl Harness {
     /// the step and padding lanes are NaN, on p, m and v packed by `pk` (an atlas layout,
     /// `ParamsPacking::atlas`) and mirrored into textures.
     #[allow(clippy::too_many_arguments)]
-    pub fn grad_update_gather_tex(
+    pub async fn grad_update_gather_tex(
         &self,
         case: &StepCase,
         dz: &[f32],
@@ -193,9 +193,9 @@ impl Harness {
             kernels::grad_update_gather_tex_groups(pk.rows, pk.cols),
         );
         Ok(Packed {
-            p: self.download(&pb, pk.total)?,
-            m: self.download(&mb, pk.total)?,
-            v: self.download(&vb, pk.total)?,
+            p: self.download(&pb, pk.total).await?,
+            m: self.download(&mb, pk.total).await?,
+            v: self.download(&vb, pk.total).await?,
         })
     }
 }

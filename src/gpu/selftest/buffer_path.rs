@@ -45,10 +45,10 @@ pub(super) fn case_result(kernel: &str, shape: &str, closeness: Closeness) -> Ca
 /// `gather` against cpu::gather, with x `pad` floats wider than `pad4(inputs)`: the values (which
 /// must agree bit for bit, since both sides normalise by the same multiply), and zeros in every
 /// padding lane and every row past the step.
-pub fn gather_case(h: &Harness, case: &StepCase, pad: usize) -> Result<Vec<CaseResult>> {
+pub async fn gather_case(h: &Harness, case: &StepCase, pad: usize) -> Result<Vec<CaseResult>> {
     let (cap, inputs) = (case.capacity, case.inputs);
     let ldx = pad4(inputs) + pad;
-    let got = h.gather(case, ldx)?;
+    let got = h.gather(case, ldx).await?;
     let mut want = vec![f32::NAN; cap * inputs];
     cpu::gather(&case.images, &case.order, &mut want, inputs, cap, case.rows);
     let tight = unpad_ld(&got, 0, cap, inputs, ldx);
@@ -83,7 +83,7 @@ fn to_f32(x: &[f64]) -> Vec<f32> {
 /// `kernel` (forward_gather or forward_gather_tex) against its twin run in f64 (so the reference's own
 /// rounding, which over 784 terms is as large as the GPU's, does not count against the GPU), with
 /// Glorot-sized W and b in [-0.5, 0.5]: pre-activations of the size training sees.
-pub fn forward_gather_case(
+pub async fn forward_gather_case(
     h: &Harness,
     kernel: Kernel,
     case: &StepCase,
@@ -91,12 +91,12 @@ pub fn forward_gather_case(
     relu: bool,
     seed: u64,
 ) -> Result<Vec<CaseResult>> {
-    forward_gather_dropout_case(h, kernel, case, fan_out, relu, None, seed)
+    forward_gather_dropout_case(h, kernel, case, fan_out, relu, None, seed).await
 }
 
 /// `forward_gather_case` with the first layer's dropout of `rate` (and its seed) in the epilogue.
 #[allow(clippy::too_many_arguments)]
-pub fn forward_gather_dropout_case(
+pub async fn forward_gather_dropout_case(
     h: &Harness,
     kernel: Kernel,
     case: &StepCase,
@@ -114,9 +114,11 @@ pub fn forward_gather_dropout_case(
     let tex = kernel == Kernel::ForwardGatherTex;
     let fields = DropFields::of(&dropout, 0);
     let got = if tex {
-        h.forward_gather_tex(case, &w, &b, fan_out, relu, fields)?
+        h.forward_gather_tex(case, &w, &b, fan_out, relu, fields)
+            .await?
     } else {
-        h.forward_gather(case, &w, &b, fan_out, relu, fields)?
+        h.forward_gather(case, &w, &b, fan_out, relu, fields)
+            .await?
     };
     let pk = ParamsPacking::new(case.inputs, fan_out);
     let mut params = to_f64(&w);
@@ -154,7 +156,7 @@ pub fn forward_gather_dropout_case(
 /// `kernel` (dense_tail or dense_tail_tex) against cpu::dense_tail on a layer of k inputs and `classes`
 /// outputs: act a ReLU output (so the mask has zeros), Glorot-sized W and b (logits of a few units, as in
 /// training).
-pub fn dense_tail_case(
+pub async fn dense_tail_case(
     h: &Harness,
     kernel: Kernel,
     case: &StepCase,
@@ -180,12 +182,13 @@ pub fn dense_tail_case(
         input_grad.then_some(0.0),
         None,
     )
+    .await
 }
 
 /// `dense_tail_tex` that also applies `opt`'s update to its layer (as the texture path runs it when no
 /// layer lies between the first and the last), from a state that has seen a few steps: p, m and v after
 /// the step against the twin's, their padding kept bit for bit.
-pub fn dense_tail_tex_update_case(
+pub async fn dense_tail_tex_update_case(
     h: &Harness,
     opt: &OptimizerConfig,
     case: &StepCase,
@@ -207,12 +210,12 @@ pub fn dense_tail_tex_update_case(
         optimizer: *opt,
     };
     let t = Kernel::DenseTailTex;
-    dense_tail_check(h, t, case, &act, &w, &b, classes, Some(0.0), Some(&start))
+    dense_tail_check(h, t, case, &act, &w, &b, classes, Some(0.0), Some(&start)).await
 }
 
 /// `dense_tail` with logits of about `±spread` (from the bias): the max-subtracted softmax and the
 /// log-sum-exp loss must stay finite at ±1000.
-pub fn dense_tail_spread_case(
+pub async fn dense_tail_spread_case(
     h: &Harness,
     kernel: Kernel,
     case: &StepCase,
@@ -226,7 +229,7 @@ pub fn dense_tail_spread_case(
     cpu::relu(&mut act);
     let w = random(k * classes, -0.1, 0.1, &mut rng);
     let b = random(classes, -spread, spread, &mut rng);
-    dense_tail_check(h, kernel, case, &act, &w, &b, classes, Some(0.0), None)
+    dense_tail_check(h, kernel, case, &act, &w, &b, classes, Some(0.0), None).await
 }
 
 /// Runs `kernel` (dense_tail or dense_tail_tex) on the GPU and their twin on the CPU (in f64, the
@@ -234,7 +237,7 @@ pub fn dense_tail_spread_case(
 /// asks for dZ with that dropout scale (0: none); with `adam` (dense_tail_tex only), also the updated
 /// p, m and v.
 #[allow(clippy::too_many_arguments)]
-pub fn dense_tail_check(
+pub async fn dense_tail_check(
     h: &Harness,
     kernel: Kernel,
     case: &StepCase,
@@ -246,7 +249,9 @@ pub fn dense_tail_check(
     adam: Option<&TailUpdateStart>,
 ) -> Result<Vec<CaseResult>> {
     let (k, cap) = (case.inputs, case.capacity);
-    let got = h.tail_kernel(kernel, case, act, w, b, k, classes, input_grad, adam)?;
+    let got = h
+        .tail_kernel(kernel, case, act, w, b, k, classes, input_grad, adam)
+        .await?;
     let name = kernel.entry_point();
     let pk = ParamsPacking::new(k, classes);
     let layer = pk.cpu_layer();
@@ -390,26 +395,26 @@ pub fn step_cases((bt, fi, fo): (usize, usize, usize), seed: u64) -> [(StepCase,
 
 /// Every buffer-path kernel on the ladder, plus the partial batches 5 of 8 and 31 of 32 and odd row
 /// lengths (7, 785 pixels: rows start mid-u32), and Adam over ranges.
-pub fn buffer_path_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
+pub async fn buffer_path_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
     let mut shapes = shape_ladder();
     shapes.extend([(8, 7, 5), (32, 785, 128), (32, 784, 10)]);
     let mut out = Vec::new();
     for s in shapes {
         for (case, flag) in step_cases(s, seed) {
-            out.extend(gather_case(h, &case, if flag { 0 } else { 8 })?);
+            out.extend(gather_case(h, &case, if flag { 0 } else { 8 }).await?);
             for kernel in [Kernel::ForwardGather, Kernel::ForwardGatherTex] {
-                out.extend(forward_gather_case(h, kernel, &case, s.2, flag, seed)?);
+                out.extend(forward_gather_case(h, kernel, &case, s.2, flag, seed).await?);
             }
             for kernel in tails(h, s.2) {
-                out.extend(dense_tail_case(h, kernel, &case, s.2, flag, seed)?);
+                out.extend(dense_tail_case(h, kernel, &case, s.2, flag, seed).await?);
                 if kernel == Kernel::DenseTailTex {
                     let adam = OptimizerConfig::default();
-                    out.extend(dense_tail_tex_update_case(h, &adam, &case, s.2, seed)?);
+                    out.extend(dense_tail_tex_update_case(h, &adam, &case, s.2, seed).await?);
                 }
             }
             let adam = OptimizerConfig::default();
-            out.extend(grad_update_gather_case(h, &adam, &case, s.2, seed)?);
-            out.extend(grad_update_gather_tex_case(h, &adam, &case, s.2, seed)?);
+            out.extend(grad_update_gather_case(h, &adam, &case, s.2, seed).await?);
+            out.extend(grad_update_gather_tex_case(h, &adam, &case, s.2, seed).await?);
         }
     }
     for (inputs, classes, cap, rows) in [
@@ -421,28 +426,26 @@ pub fn buffer_path_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
     ] {
         let case = StepCase::new(inputs, classes, cap, rows, false, seed);
         for kernel in [Kernel::ForwardGather, Kernel::ForwardGatherTex] {
-            out.extend(forward_gather_case(h, kernel, &case, classes, true, seed)?);
+            out.extend(forward_gather_case(h, kernel, &case, classes, true, seed).await?);
         }
         for kernel in tails(h, classes) {
-            out.extend(dense_tail_case(h, kernel, &case, classes, true, seed)?);
+            out.extend(dense_tail_case(h, kernel, &case, classes, true, seed).await?);
         }
         let adam = OptimizerConfig::default();
-        out.extend(grad_update_gather_case(h, &adam, &case, classes, seed)?);
-        out.extend(grad_update_gather_tex_case(h, &adam, &case, classes, seed)?);
+        out.extend(grad_update_gather_case(h, &adam, &case, classes, seed).await?);
+        out.extend(grad_update_gather_tex_case(h, &adam, &case, classes, seed).await?);
     }
-    out.extend(super::fused_updates_ladder(h, seed)?);
+    out.extend(super::fused_updates_ladder(h, seed).await?);
     for (inputs, classes, cap, rows, spread) in [(7, 3, 7, 7, 1000.0), (16, 10, 100, 100, 20.0)] {
         let case = StepCase::new(inputs, classes, cap, rows, false, seed);
         for kernel in tails(h, classes) {
-            out.extend(dense_tail_spread_case(
-                h, kernel, &case, classes, spread, seed,
-            )?);
+            out.extend(dense_tail_spread_case(h, kernel, &case, classes, spread, seed).await?);
         }
     }
-    out.extend(super::dropout_ladder(h, seed)?);
+    out.extend(super::dropout_ladder(h, seed).await?);
     for opt in super::ladder_optimizers() {
         for (n, off4, len4) in [(4, 0, 1), (1000, 3, 200), (101_776, 23_000, 2_064)] {
-            out.extend(super::update_range_case(h, &opt, n, off4, len4, seed)?);
+            out.extend(super::update_range_case(h, &opt, n, off4, len4, seed).await?);
         }
     }
     Ok(out)

@@ -17,7 +17,7 @@ use crate::gpu::uniforms::DropFields;
 /// `dropout` over hidden layer `layer`'s output of `cols` columns (a ReLU output, NaN in its padding
 /// lanes) against cpu::dropout at `rate`: the same mask bit for bit, kept values scaled, rows past the
 /// step untouched.
-pub fn dropout_case(
+pub async fn dropout_case(
     h: &Harness,
     case: &StepCase,
     cols: usize,
@@ -31,13 +31,15 @@ pub fn dropout_case(
     let mut rates = vec![0.0; layer as usize];
     rates.push(rate);
     let dropout = cpu::Dropout::new(&rates, seed);
-    let got = h.dropout(
-        case,
-        &act,
-        cols,
-        layer,
-        DropFields::of(&dropout, layer as usize),
-    )?;
+    let got = h
+        .dropout(
+            case,
+            &act,
+            cols,
+            layer,
+            DropFields::of(&dropout, layer as usize),
+        )
+        .await?;
     let mut want = act.clone();
     let d = dropout.layer(layer as usize);
     cpu::dropout(
@@ -68,24 +70,19 @@ pub fn dropout_case(
 /// Dropout where the kernels apply it: the first layer's forward epilogue (both paths), the `dropout`
 /// entry point of deeper layers, and its backward scale in the tails' dZ, on full and partial batches
 /// of odd widths.
-pub fn dropout_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
+pub async fn dropout_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
     let mut out = Vec::new();
     for (inputs, classes, cap, rows) in [(61, 13, 70, 40), (784, 128, 32, 32), (7, 5, 8, 5)] {
         let case = StepCase::new(inputs, classes, cap, rows, false, seed);
         for rate in [0.2, 0.5] {
             for kernel in [Kernel::ForwardGather, Kernel::ForwardGatherTex] {
-                out.extend(forward_gather_dropout_case(
-                    h,
-                    kernel,
-                    &case,
-                    classes,
-                    true,
-                    Some(rate),
-                    seed,
-                )?);
+                out.extend(
+                    forward_gather_dropout_case(h, kernel, &case, classes, true, Some(rate), seed)
+                        .await?,
+                );
             }
-            out.extend(dropout_case(h, &case, classes, 1, rate, seed)?);
-            out.extend(dropout_case(h, &case, classes, 2, rate, seed)?);
+            out.extend(dropout_case(h, &case, classes, 1, rate, seed).await?);
+            out.extend(dropout_case(h, &case, classes, 2, rate, seed).await?);
         }
         // dZ of a layer after dropout 0.5: its kept lanes doubled.
         let k = inputs;
@@ -96,17 +93,9 @@ pub fn dropout_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
         let w = random(k * classes, -limit, limit, &mut rng);
         let b = random(classes, -0.5, 0.5, &mut rng);
         for kernel in tails(h, classes) {
-            out.extend(dense_tail_check(
-                h,
-                kernel,
-                &case,
-                &act,
-                &w,
-                &b,
-                classes,
-                Some(2.0),
-                None,
-            )?);
+            out.extend(
+                dense_tail_check(h, kernel, &case, &act, &w, &b, classes, Some(2.0), None).await?,
+            );
         }
     }
     Ok(out)

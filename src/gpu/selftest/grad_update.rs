@@ -18,26 +18,26 @@ use crate::gpu::kernels::Kernel;
 /// `grad_update_gather` built for `opt` against cpu::grad_update_gather from a state that has seen a
 /// few steps; padding lanes of p, m and v hold finite sentinels that must come back bit for bit, and
 /// dZ's padding lanes and rows past the step are NaN.
-pub fn grad_update_gather_case(
+pub async fn grad_update_gather_case(
     h: &Harness,
     opt: &OptimizerConfig,
     case: &StepCase,
     fan_out: usize,
     seed: u64,
 ) -> Result<Vec<CaseResult>> {
-    grad_update_case(h, Kernel::GradUpdateGather, opt, case, fan_out, seed)
+    grad_update_case(h, Kernel::GradUpdateGather, opt, case, fan_out, seed).await
 }
 
 /// `grad_update_gather_tex` against cpu::grad_update_gather_tex, as `grad_update_gather_case`, with p, m
 /// and v in an atlas layout (`ParamsPacking::atlas`).
-pub fn grad_update_gather_tex_case(
+pub async fn grad_update_gather_tex_case(
     h: &Harness,
     opt: &OptimizerConfig,
     case: &StepCase,
     fan_out: usize,
     seed: u64,
 ) -> Result<Vec<CaseResult>> {
-    grad_update_case(h, Kernel::GradUpdateGatherTex, opt, case, fan_out, seed)
+    grad_update_case(h, Kernel::GradUpdateGatherTex, opt, case, fan_out, seed).await
 }
 
 /// The signature of the first layer's fused gradient-and-update twins.
@@ -54,7 +54,7 @@ type GradUpdateTwin = fn(
 );
 
 /// One of the first layer's fused gradient-and-update kernels, built for `opt`, against its twin.
-fn grad_update_case(
+async fn grad_update_case(
     h: &Harness,
     kernel: Kernel,
     opt: &OptimizerConfig,
@@ -90,10 +90,14 @@ fn grad_update_case(
     let (mut cp, mut cm, mut cv) = (p, m, v);
     let layer = pk.cpu_layer();
     let (got, twin) = if tex {
-        let got = h.grad_update_gather_tex(case, &dz, &pk, &start, alpha, opt)?;
+        let got = h
+            .grad_update_gather_tex(case, &dz, &pk, &start, alpha, opt)
+            .await?;
         (got, cpu::grad_update_gather_tex::<f32> as GradUpdateTwin)
     } else {
-        let got = h.grad_update_gather(case, &dz, &pk, &start, alpha, opt)?;
+        let got = h
+            .grad_update_gather(case, &dz, &pk, &start, alpha, opt)
+            .await?;
         (got, cpu::grad_update_gather::<f32> as GradUpdateTwin)
     };
     let (images, order) = (&case.images, &case.order);

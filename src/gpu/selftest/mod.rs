@@ -1,10 +1,13 @@
 //! The self-test's case list: every WGSL entry point against its CPU twin (`cpu/ops.rs`,
 //! `cpu/fused.rs`, `cpu/update.rs`, `cpu/dropout.rs`) on random inputs over a ladder of shapes, and one
 //! training step GPU vs CPU. The kernels run through `gpu::harness` (NaN in every padding lane,
-//! outputs poisoned first) and are judged by `check::compare`. This file holds the shape ladder, the
-//! optimizers checked, the matmul and texture update cases, the whole ladder, the random data helpers
-//! and the training-step cases; `buffer_path` and `grad_update` the cases of the kernels that read a
-//! step from a resident split, `updates` the optimizers' other cases and `dropout` dropout's. Shared by `fmnist selftest` and tests/kernels.rs,
+//! outputs poisoned first) and are judged by `check::compare`. Every case that reads the GPU is an
+//! `async fn` awaiting its readbacks, down to `run_all`, the whole self-test, so a browser (wasm32,
+//! WebGPU), where nothing may block, can run it; native callers block on it (through `pollster`).
+//! This file holds the shape ladder, the optimizers checked, the matmul and texture update cases, the
+//! whole ladder, the random data helpers, the training-step cases and `run_all`; `buffer_path` and
+//! `grad_update` the cases of the kernels that read a step from a resident split, `updates` the
+//! optimizers' other cases and `dropout` dropout's. Shared by `fmnist selftest` and tests/kernels.rs,
 //! tests/gpu_train.rs.
 
 use anyhow::Result;
@@ -20,7 +23,7 @@ use crate::config::{OptimizerConfig, OptimizerKind, RmspropConfig, SgdConfig};
 use crate::cpu;
 use crate::data::Split;
 use crate::gpu::GpuBackend;
-use crate::gpu::context::GpuContext;
+use crate::gpu::context::{GpuContext, Needs, OPEN_ADVICE};
 use crate::gpu::harness::{Harness, Layout};
 use crate::gpu::kernels;
 use crate::gpu::plan::Operands;
@@ -70,7 +73,7 @@ fn shape(b: usize, i: usize, o: usize) -> String {
 }
 
 /// Every matmul layout and fused epilogue on one training shape `(batch, fan_in, fan_out)`.
-pub fn matmul_cases(
+pub async fn matmul_cases(
     h: &Harness,
     (bt, fi, fo): (usize, usize, usize),
     seed: u64,
@@ -92,59 +95,71 @@ pub fn matmul_cases(
     let bias = random(fo, -1.0, 1.0, &mut rng);
     let mut want = vec![0.0f32; bt * fo];
     cpu::matmul(&x, &w, &mut want, bt, fi, fo);
-    let got = h.matmul(Layout::Nn, bt, fo, fi, &x, &w, 0, None, None)?;
+    let got = h
+        .matmul(Layout::Nn, bt, fo, fi, &x, &w, 0, None, None)
+        .await?;
     push("matmul (mm_nn X·W)", compare(&got.c, &want, red));
     cpu::bias_add(&mut want, &bias, bt, fo);
-    let got = h.matmul(Layout::Nn, bt, fo, fi, &x, &w, FLAG_BIAS, Some(&bias), None)?;
+    let got = h
+        .matmul(Layout::Nn, bt, fo, fi, &x, &w, FLAG_BIAS, Some(&bias), None)
+        .await?;
     push("bias_add (mm_nn+bias)", compare(&got.c, &want, red));
     cpu::relu(&mut want);
     let relu_out = want.clone();
-    let got = h.matmul(
-        Layout::Nn,
-        bt,
-        fo,
-        fi,
-        &x,
-        &w,
-        FLAG_BIAS | FLAG_RELU,
-        Some(&bias),
-        None,
-    )?;
+    let got = h
+        .matmul(
+            Layout::Nn,
+            bt,
+            fo,
+            fi,
+            &x,
+            &w,
+            FLAG_BIAS | FLAG_RELU,
+            Some(&bias),
+            None,
+        )
+        .await?;
     push("relu (mm_nn+bias+relu)", compare(&got.c, &want, red));
-    let got = h.matmul_with(
-        true,
-        Layout::Nn,
-        bt,
-        fo,
-        fi,
-        &x,
-        &w,
-        FLAG_BIAS | FLAG_RELU,
-        Some(&bias),
-        None,
-    )?;
+    let got = h
+        .matmul_with(
+            true,
+            Layout::Nn,
+            bt,
+            fo,
+            fi,
+            &x,
+            &w,
+            FLAG_BIAS | FLAG_RELU,
+            Some(&bias),
+            None,
+        )
+        .await?;
     push("matmul+bias+relu (mm_nn_tex)", compare(&got.c, &want, red));
     // Weight gradient X^T (fi, bt) · dY (bt, fo) and the bias gradient colsum(dY).
     let dy = random(bt * fo, -1.0, 1.0, &mut rng);
     let mut want = vec![0.0f32; fi * fo];
     cpu::matmul_at_b(&x, &dy, &mut want, fi, bt, fo);
-    let got = h.matmul(Layout::Tn, fi, fo, bt, &x, &dy, FLAG_COLSUM, None, None)?;
+    let got = h
+        .matmul(Layout::Tn, fi, fo, bt, &x, &dy, FLAG_COLSUM, None, None)
+        .await?;
     push("matmul_at_b (mm_tn X^T·dY)", compare(&got.c, &want, red));
     let mut db = vec![0.0f32; fo];
     cpu::bias_grad(&dy, &mut db, bt, fo);
     push("bias_grad (mm_tn colsum)", compare(&got.colsum, &db, red));
-    let got = h.matmul_with(
-        true,
-        Layout::Tn,
-        fi,
-        fo,
-        bt,
-        &x,
-        &dy,
-        FLAG_COLSUM,
-        None,
-        None,
-    )?;
+    let got = h
+        .matmul_with(
+            true,
+            Layout::Tn,
+            fi,
+            fo,
+            bt,
+            &x,
+            &dy,
+            FLAG_COLSUM,
+            None,
+            None,
+        )
+        .await?;
     push("matmul_at_b (mm_tn_tex)", compare(&got.c, &want, red));
     push(
         "bias_grad (mm_tn_tex colsum)",
@@ -153,32 +168,40 @@ pub fn matmul_cases(
     // Input gradient dY (bt, fo) · W^T (fo, fi), then the ReLU mask of a (bt, fi) ReLU output.
     let mut want = vec![0.0f32; bt * fi];
     cpu::matmul_a_bt(&dy, &w, &mut want, bt, fo, fi);
-    let got = h.matmul(Layout::Nt, bt, fi, fo, &dy, &w, 0, None, None)?;
+    let got = h
+        .matmul(Layout::Nt, bt, fi, fo, &dy, &w, 0, None, None)
+        .await?;
     push("matmul_a_bt (mm_nt dY·W^T)", compare(&got.c, &want, red));
     let mut act = random(bt * fi, -1.0, 1.0, &mut rng);
     cpu::relu(&mut act);
     cpu::relu_backward(&mut want, &act);
-    let got = h.matmul(Layout::Nt, bt, fi, fo, &dy, &w, FLAG_MASK, None, Some(&act))?;
+    let got = h
+        .matmul(Layout::Nt, bt, fi, fo, &dy, &w, FLAG_MASK, None, Some(&act))
+        .await?;
     push("relu_backward (mm_nt+mask)", compare(&got.c, &want, red));
-    let got = h.matmul_with(
-        true,
-        Layout::Nt,
-        bt,
-        fi,
-        fo,
-        &dy,
-        &w,
-        FLAG_MASK,
-        None,
-        Some(&act),
-    )?;
+    let got = h
+        .matmul_with(
+            true,
+            Layout::Nt,
+            bt,
+            fi,
+            fo,
+            &dy,
+            &w,
+            FLAG_MASK,
+            None,
+            Some(&act),
+        )
+        .await?;
     push("matmul_a_bt+mask (mm_nt_tex)", compare(&got.c, &want, red));
     // The same with dropout's backward: `act` a layer's output after dropout 0.5, kept lanes doubled.
     let mut want = vec![0.0f32; bt * fi];
     cpu::matmul_a_bt(&dy, &w, &mut want, bt, fo, fi);
     cpu::relu_dropout_backward(&mut want, &act, 2.0);
     for textures in [false, true] {
-        let got = h.mm_nt_dropout_mask(textures, bt, fi, fo, &dy, &w, &act, 2.0)?;
+        let got = h
+            .mm_nt_dropout_mask(textures, bt, fi, fo, &dy, &w, &act, 2.0)
+            .await?;
         let name = if textures { "mm_nt_tex" } else { "mm_nt" };
         let what = format!("relu_dropout_backward ({name}+mask+dropout)");
         push(&what, compare(&got.c, &want, red));
@@ -244,7 +267,7 @@ pub fn update_twin(
 
 /// One step of `opt`'s texture update (adam_tex, sgd_tex, rmsprop_tex) over `n` floats from a state
 /// that has already seen a few steps.
-pub fn update_tex_case(
+pub async fn update_tex_case(
     h: &Harness,
     opt: &OptimizerConfig,
     n: usize,
@@ -255,7 +278,7 @@ pub fn update_tex_case(
     let g = random(n, -0.1, 0.1, &mut rng);
     let (m, v) = slots(n, &mut rng);
     let alpha = opt.alpha(3) as f32;
-    let (gp, gm, gv) = h.update_tex(&p, &g, &m, &v, alpha, opt)?;
+    let (gp, gm, gv) = h.update_tex(&p, &g, &m, &v, alpha, opt).await?;
     let (mut cp, mut cm, mut cv) = (p.clone(), m.clone(), v.clone());
     update_twin(opt, &mut cp, &g, &mut cm, &mut cv, 3);
     let name = with_optimizer(kernels::Kernel::update_tex(opt.kind()).entry_point(), opt);
@@ -271,17 +294,17 @@ pub fn update_tex_case(
 }
 
 /// The whole kernel ladder.
-pub fn kernel_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
+pub async fn kernel_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
     let mut out = Vec::new();
     for s in shape_ladder() {
-        out.extend(matmul_cases(h, s, seed)?);
+        out.extend(matmul_cases(h, s, seed).await?);
     }
     for opt in ladder_optimizers() {
         for n in [4, 1000, 101_776] {
-            out.extend(update_tex_case(h, &opt, n, seed)?);
+            out.extend(update_tex_case(h, &opt, n, seed).await?);
         }
     }
-    out.extend(buffer_path_ladder(h, seed)?);
+    out.extend(buffer_path_ladder(h, seed).await?);
     Ok(out)
 }
 
@@ -306,8 +329,11 @@ pub fn random_split(n: usize, pixels: usize, classes: usize, seed: u64) -> Split
 }
 
 /// `steps` training steps of the same model from the same weights and batches on both devices; returns
-/// (GPU params, CPU params, GPU stats, CPU stats) in the flat CPU layout.
-pub fn train_both(
+/// (GPU params, CPU params, GPU stats, CPU stats) in the flat CPU layout. The GPU's results are read
+/// through its awaited readbacks (`take_stats_async`, `params_async`), never the `Backend` trait's
+/// blocking ones, so a browser can run this; there the steps must fit the GPU's stats slots, which a
+/// browser cannot empty by blocking (`GpuBackend::train_step` fails instead).
+pub async fn train_both(
     ctx: GpuContext,
     operands: Operands,
     spec: &MlpSpec,
@@ -334,20 +360,20 @@ pub fn train_both(
             b.train_step(s * batch, batch)?;
         }
     }
-    let gs = gpu.take_stats()?;
+    let gs = gpu.take_stats_async().await?;
     let cs = cpu_b.take_stats()?;
-    Ok((gpu.params()?, cpu_b.params()?, gs, cs))
+    Ok((gpu.params_async().await?, cpu_b.params()?, gs, cs))
 }
 
 /// One optimizer step GPU (on `operands`) vs CPU on every parameter, per tensor.
-pub fn one_step_cases(
+pub async fn one_step_cases(
     ctx: GpuContext,
     operands: Operands,
     spec: &MlpSpec,
     batch: usize,
     seed: u64,
 ) -> Result<Vec<CaseResult>> {
-    let (g, c, gs, cs) = train_both(ctx, operands, spec, batch, 1, seed)?;
+    let (g, c, gs, cs) = train_both(ctx, operands, spec, batch, 1, seed).await?;
     let path = operands.name();
     let layout = spec.layout();
     let mut out = Vec::new();
@@ -377,4 +403,33 @@ pub fn one_step_cases(
         closeness: loss,
     });
     Ok(out)
+}
+
+/// What `run_all` returns: the adapter the kernels ran on (as `fmnist selftest` names it) and every
+/// case, in the order `fmnist selftest` prints them.
+pub struct SelftestRun {
+    pub adapter: String,
+    pub cases: Vec<CaseResult>,
+}
+
+/// Everything `fmnist selftest` checks, as a future a browser (wasm32, WebGPU) can await: the kernel
+/// ladder on the adapter whose name contains `adapter` (else the best one), then one training step GPU
+/// vs CPU of the tutorial's model on each operand path (storage buffers, texture mirrors), each on a
+/// device opened for it (a `GpuBackend` owns its context). `fmnist selftest` blocks on it (through
+/// `pollster`) and prints the cases.
+pub async fn run_all(adapter: Option<&str>, seed: u64) -> Result<SelftestRun> {
+    let open = || GpuContext::open_async(adapter, Needs::default(), OPEN_ADVICE);
+    let ctx = open().await?;
+    let described = ctx.adapter.describe();
+    let h = Harness::new(ctx);
+    let mut cases = kernel_ladder(&h, seed).await?;
+    let spec = MlpSpec::fashion(&[128])?;
+    for operands in [Operands::Buffers, Operands::Textures] {
+        let ctx = open().await?;
+        cases.extend(one_step_cases(ctx, operands, &spec, 32, seed).await?);
+    }
+    Ok(SelftestRun {
+        adapter: described,
+        cases,
+    })
 }

@@ -17,7 +17,7 @@ use crate::gpu::kernels::Kernel;
 
 /// `opt`'s range update (adam, sgd or rmsprop) over vec4s `[off4, off4 + len4)` of `n` floats against
 /// its twin on that range; g is NaN outside the range and p, m, v must come back unchanged there.
-pub fn update_range_case(
+pub async fn update_range_case(
     h: &Harness,
     opt: &OptimizerConfig,
     n: usize,
@@ -35,7 +35,7 @@ pub fn update_range_case(
     let range = 4 * off4..4 * (off4 + len4);
     g[range.clone()].copy_from_slice(&random(4 * len4, -0.1, 0.1, &mut rng));
     let alpha = opt.alpha(3) as f32;
-    let got = h.update_range(&start, &g, off4, len4, alpha, opt)?;
+    let got = h.update_range(&start, &g, off4, len4, alpha, opt).await?;
     let (mut cp, mut cm, mut cv) = (start.p.clone(), start.m.clone(), start.v.clone());
     let step = cpu::UpdateStep::<f32>::new(opt, 3);
     let (p, gr, m, v) = (
@@ -73,17 +73,17 @@ pub fn update_range_case(
 /// The kernels with an update fused in (grad_update_gather, grad_update_gather_tex, dense_tail_tex's
 /// update) with every optimizer but Adam (which the ladder above runs on every shape), on an odd
 /// partial batch, the tutorial's first layer and its last.
-pub fn fused_updates_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
+pub async fn fused_updates_ladder(h: &Harness, seed: u64) -> Result<Vec<CaseResult>> {
     let mut out = Vec::new();
     for opt in super::ladder_optimizers().iter().skip(1) {
         for (inputs, classes, cap, rows) in
             [(61, 13, 70, 40), (784, 128, 32, 32), (128, 10, 32, 31)]
         {
             let case = StepCase::new(inputs, classes, cap, rows, false, seed);
-            out.extend(grad_update_gather_case(h, opt, &case, classes, seed)?);
-            out.extend(grad_update_gather_tex_case(h, opt, &case, classes, seed)?);
+            out.extend(grad_update_gather_case(h, opt, &case, classes, seed).await?);
+            out.extend(grad_update_gather_tex_case(h, opt, &case, classes, seed).await?);
             if tails(h, classes).contains(&Kernel::DenseTailTex) {
-                out.extend(dense_tail_tex_update_case(h, opt, &case, classes, seed)?);
+                out.extend(dense_tail_tex_update_case(h, opt, &case, classes, seed).await?);
             }
         }
     }
