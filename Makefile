@@ -110,12 +110,14 @@ web-tools:
 	  echo "web: installing $$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; fi
 
-# The page end to end in headless Chromium (web/e2e/train.mjs): one epoch on the served data, the
-# model checked by the CLI.
+# The kernel selftest inside headless Chromium (web/tests/selftest.rs), then the page end to end
+# (web/e2e/train.mjs): one epoch on the served data, the model checked by the CLI.
 web-test: web-tools
 	@if [ -n "$(WEB_TOOLS_MISSING)" ] && [ -z "$${CI:-}" ]; then exit 0; fi; \
 	$(MAKE) --no-print-directory web-build && \
-	cd web/e2e && npm ci --no-audit --no-fund --silent && \
+	cd web && CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=1200 CARGO_PROFILE_RELEASE_DEBUG=false \
+	  $(CARGO) test --release --target wasm32-unknown-unknown --test selftest -- --nocapture && \
+	cd e2e && npm ci --no-audit --no-fund --silent && \
 	FMNIST=$(abspath $(FMNIST)) E2E_OUT=$${E2E_OUT:-out} node train.mjs
 
 # GPU tests fail instead of skipping when no adapter is found: CI has lavapipe.

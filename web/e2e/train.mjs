@@ -8,7 +8,7 @@
 // web/e2e/out), E2E_EPOCHS (default 1). Run from the repository root after `make web-build`.
 
 import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import puppeteer from 'puppeteer-core';
 
@@ -52,6 +52,26 @@ function cliAccuracy(model) {
   return Number(m[1]);
 }
 
+/** Focuses `selector` and presses Enter. */
+async function press(page, selector) {
+  await page.focus(selector);
+  await page.keyboard.press('Enter');
+}
+
+/** Opens the file chooser from `selector` with the keyboard and picks `file`. */
+async function choose(page, selector, file) {
+  const [chooser] = await Promise.all([page.waitForFileChooser({ timeout: 10_000 }), press(page, selector)]);
+  await chooser.accept([file]);
+}
+
+/** Seconds of one epoch of the native GPU path (`fmnist train --device gpu`), on this machine now. */
+function nativeGpuEpoch(dir) {
+  rmSync(dir, { recursive: true, force: true });
+  cli(['train', '--device', 'gpu', '--epochs', '1', '--out', dir]);
+  const [header, row] = readFileSync(path.join(dir, 'history.csv'), 'utf8').trim().split('\n');
+  return Number(row.split(',')[header.split(',').indexOf('seconds')]);
+}
+
 async function waitForFile(dir, name, ms) {
   const end = Date.now() + ms;
   while (Date.now() < end) {
@@ -92,12 +112,13 @@ async function main() {
     summary.adapter = await page.$eval('#gpu-status', (e) => e.textContent);
     console.log(summary.adapter);
 
-    await page.click('#load-served');
+    // Keyboard only, as a visitor without a mouse would: focus a control, press Enter.
+    await press(page, '#load-served');
     await settle(page, 'loading the data', 2 * MINUTE);
     summary.data = await page.$eval('#data-status', (e) => e.textContent);
     check(summary.data.includes('60000 training and 10000 test'), `data loaded: ${summary.data}`);
 
-    // Keyboard only: focus the epochs field, type, and press Enter to submit the form.
+    // Type the epochs, then Enter submits the form.
     await page.focus('#epochs');
     await page.keyboard.down('Control');
     await page.keyboard.press('KeyA');
@@ -118,8 +139,7 @@ async function main() {
     check(trained.history.length === epochs, `${epochs} epoch(s) trained (${trained.end})`);
     check(test.accuracy >= MIN_ACCURACY, `test accuracy ${test.accuracy.toFixed(4)} >= ${MIN_ACCURACY}`);
 
-    const input = await page.$('#photo');
-    await input.uploadFile(photo);
+    await choose(page, '#drop-zone', photo);
     await settle(page, 'predicting the photo', 2 * MINUTE);
     const shown = await page.evaluate(() => window.fmnistApp.lastPhoto);
     const names = await page.evaluate(() => window.fmnistApp.names);
@@ -128,7 +148,7 @@ async function main() {
 
     const cdp = await page.createCDPSession();
     await cdp.send('Browser.setDownloadBehavior', { behavior: 'allow', downloadPath: downloads });
-    await page.click('#download');
+    await press(page, '#download');
     const model = await waitForFile(downloads, 'model.safetensors', MINUTE);
     await page.screenshot({ path: path.join(out, 'page.png'), fullPage: true });
 
@@ -146,11 +166,13 @@ async function main() {
     cli(['train', '--device', 'cpu', '--epochs', '1', '--limit-train', '6000', '--hidden', '64', '--out', cliRun]);
     const cliModel = path.join(cliRun, 'model.safetensors');
     const cliModelAccuracy = cliAccuracy(cliModel);
-    const modelInput = await page.$('#model-file');
-    await modelInput.uploadFile(cliModel);
+    await choose(page, '#model-file', cliModel);
     await settle(page, 'loading the CLI\'s model', 5 * MINUTE);
     const loaded = await page.evaluate(() => window.fmnistApp.lastTest);
     summary.cli_model = { cli_accuracy: cliModelAccuracy, page_accuracy: loaded.accuracy, status: await page.$eval('#model-status', (e) => e.textContent) };
+    // The same epoch natively, right after the browser's: the two paths' speeds on this machine.
+    summary.native_gpu_seconds_per_epoch = nativeGpuEpoch(path.join(out, 'native-run'));
+    console.log(`seconds per epoch: browser ${summary.seconds_per_epoch.join(', ')}, native GPU ${summary.native_gpu_seconds_per_epoch}`);
     check(summary.cli_model.status.includes('784-64-10'), `the page describes the CLI's model: ${summary.cli_model.status}`);
     check(Math.abs(cliModelAccuracy - loaded.accuracy) <= 1e-4 + 1e-9,
       `the CLI's model in the page: ${loaded.accuracy.toFixed(4)}, fmnist evaluate: ${cliModelAccuracy.toFixed(4)} (within one image)`);
