@@ -58,10 +58,30 @@ async function press(page, selector) {
   await page.keyboard.press('Enter');
 }
 
-/** Opens the file chooser from `selector` with the keyboard and picks `file`. */
-async function choose(page, selector, file) {
+/** Opens the file chooser from `selector` with the keyboard and picks `files` (one path or a list). */
+async function choose(page, selector, files) {
   const [chooser] = await Promise.all([page.waitForFileChooser({ timeout: 10_000 }), press(page, selector)]);
-  await chooser.accept([file]);
+  await chooser.accept([files].flat());
+}
+
+/** The page's error line once its busy call settles ('' when there is none). */
+async function pageError(page) {
+  await page.waitForFunction(() => !window.fmnistApp.running, { timeout: MINUTE, polling: 200 });
+  return page.$eval('#error', (e) => (e.hidden ? '' : e.textContent));
+}
+
+/** A browser without WebGPU gets a message saying so, and nothing to press. */
+async function withoutWebGpu(browser, url) {
+  const page = await browser.newPage();
+  await page.evaluateOnNewDocument(() => {
+    delete Navigator.prototype.gpu;
+  });
+  await page.goto(url);
+  await page.waitForFunction(() => !document.querySelector('#error').hidden, { timeout: MINUTE });
+  const error = await page.$eval('#error', (e) => e.textContent);
+  const disabled = await page.$eval('#load-served', (b) => b.disabled);
+  await page.close();
+  return { error, disabled };
 }
 
 /** Seconds of one epoch of the native GPU path (`fmnist train --device gpu`), on this machine now. */
@@ -101,6 +121,9 @@ async function main() {
   });
   const summary = { url, epochs };
   try {
+    const noGpu = await withoutWebGpu(browser, url);
+    check(noGpu.error.startsWith('error: WebGPU is not available') && noGpu.disabled, `without WebGPU: ${noGpu.error}`);
+
     const page = await browser.newPage();
     await page.setViewport({ width: 1000, height: 900 });
     page.on('console', (m) => console.log(`page: ${m.text()}`));
@@ -111,6 +134,13 @@ async function main() {
     if (error) throw new Error(`the page did not start: ${error}`);
     summary.adapter = await page.$eval('#gpu-status', (e) => e.textContent);
     console.log(summary.adapter);
+
+    // A bad file gets a readable message naming it, and the page goes on.
+    const corrupt = path.join(out, 'train-images-idx3-ubyte.gz');
+    writeFileSync(corrupt, readFileSync(path.join(root, 'web/www/data/train-images-idx3-ubyte.gz')).subarray(0, 100_000));
+    await choose(page, '#data-files', [corrupt, path.join(root, 'web/www/data/train-labels-idx1-ubyte.gz')]);
+    const badData = await pageError(page);
+    check(/^error: train-images-idx3-ubyte\.gz: .*(gzip|ends|truncated)/.test(badData), `a truncated data file is named in the error: ${badData}`);
 
     // Keyboard only, as a visitor without a mouse would: focus a control, press Enter.
     await press(page, '#load-served');
@@ -170,6 +200,11 @@ async function main() {
     await settle(page, 'loading the CLI\'s model', 5 * MINUTE);
     const loaded = await page.evaluate(() => window.fmnistApp.lastTest);
     summary.cli_model = { cli_accuracy: cliModelAccuracy, page_accuracy: loaded.accuracy, status: await page.$eval('#model-status', (e) => e.textContent) };
+    // A file that is no model: a readable message naming it; the loaded model stays.
+    await choose(page, '#model-file', photo);
+    const badModel = await pageError(page);
+    check(/^error: test-0-ankle-boot\.png: not a usable fmnist checkpoint/.test(badModel), `a picture loaded as a model is refused: ${badModel}`);
+
     // The same epoch natively, right after the browser's: the two paths' speeds on this machine.
     summary.native_gpu_seconds_per_epoch = nativeGpuEpoch(path.join(out, 'native-run'));
     console.log(`seconds per epoch: browser ${summary.seconds_per_epoch.join(', ')}, native GPU ${summary.native_gpu_seconds_per_epoch}`);
