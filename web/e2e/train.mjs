@@ -1,7 +1,9 @@
 // The page end to end in headless Chromium on its WebGPU adapter: load the served dataset, train one
 // epoch, read the test accuracy (>= 0.83), predict a photo, download the model and check it with the
 // CLI (`fmnist evaluate` gives the page's accuracy, `fmnist predict` its class), then load a model the
-// CLI trained and check the page scores it as the CLI does. Saves a screenshot and a JSON summary.
+// CLI trained and check the page scores it as the CLI does, and stop a run with Stop. Without WebGPU,
+// and with a bad data or model file, the page shows an error line naming it. All by keyboard. Saves a
+// screenshot and a JSON summary.
 //
 // Environment: FMNIST (the CLI binary, default target/release/fmnist), CHROMIUM (default
 // /usr/bin/chromium), E2E_OUT (where the screenshot, the model and summary.json go, default
@@ -10,6 +12,7 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import puppeteer from 'puppeteer-core';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
@@ -56,6 +59,15 @@ function cliAccuracy(model) {
 async function press(page, selector) {
   await page.focus(selector);
   await page.keyboard.press('Enter');
+}
+
+/** Replaces a field's text by typing, as a person would. */
+async function setField(page, selector, text) {
+  await page.focus(selector);
+  await page.keyboard.down('Control');
+  await page.keyboard.press('KeyA');
+  await page.keyboard.up('Control');
+  await page.keyboard.type(text);
 }
 
 /** Opens the file chooser from `selector` with the keyboard and picks `files` (one path or a list). */
@@ -142,6 +154,14 @@ async function main() {
     const badData = await pageError(page);
     check(/^error: train-images-idx3-ubyte\.gz: .*(gzip|ends|truncated)/.test(badData), `a truncated data file is named in the error: ${badData}`);
 
+    // Files chosen from disk: the test split alone, uncompressed for one of them.
+    const plainLabels = path.join(out, 't10k-labels-idx1-ubyte');
+    writeFileSync(plainLabels, gunzipSync(readFileSync(path.join(root, 'web/www/data/t10k-labels-idx1-ubyte.gz'))));
+    await choose(page, '#data-files', [path.join(root, 'web/www/data/t10k-images-idx3-ubyte.gz'), plainLabels]);
+    check(await pageError(page) === '', 'the test files chosen from disk load');
+    const chosen = await page.$eval('#data-status', (e) => e.textContent);
+    check(chosen.includes('0 training and 10000 test'), `chosen from disk: ${chosen}`);
+
     // Keyboard only, as a visitor without a mouse would: focus a control, press Enter.
     await press(page, '#load-served');
     await settle(page, 'loading the data', 2 * MINUTE);
@@ -149,11 +169,7 @@ async function main() {
     check(summary.data.includes('60000 training and 10000 test'), `data loaded: ${summary.data}`);
 
     // Type the epochs, then Enter submits the form.
-    await page.focus('#epochs');
-    await page.keyboard.down('Control');
-    await page.keyboard.press('KeyA');
-    await page.keyboard.up('Control');
-    await page.keyboard.type(String(epochs));
+    await setField(page, '#epochs', String(epochs));
     await page.keyboard.press('Enter');
     await page.waitForFunction(() => window.fmnistApp.running, { timeout: MINUTE });
     await settle(page, 'training', 30 * MINUTE);
@@ -211,6 +227,15 @@ async function main() {
     check(summary.cli_model.status.includes('784-64-10'), `the page describes the CLI's model: ${summary.cli_model.status}`);
     check(Math.abs(cliModelAccuracy - loaded.accuracy) <= 1e-4 + 1e-9,
       `the CLI's model in the page: ${loaded.accuracy.toFixed(4)}, fmnist evaluate: ${cliModelAccuracy.toFixed(4)} (within one image)`);
+    // Stop ends a run between two steps and keeps its weights as the page's model.
+    await setField(page, '#epochs', '3');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => /Epoch 1\/3\n\d+\/\d+ - loss/.test(document.querySelector('#log').textContent), { timeout: 5 * MINUTE, polling: 100 });
+    await press(page, '#stop');
+    await settle(page, 'stopping', 5 * MINUTE);
+    const stopped = await page.evaluate(() => window.fmnistApp.lastTrain);
+    check(stopped.end === 'stopped' && stopped.history.length === 0 && stopped.steps > 0 && stopped.steps < 1875,
+      `Stop ended the run after ${stopped.steps} steps (${stopped.end}), and the page kept a model: ${await page.$eval('#model-status', (e) => e.textContent)}`);
   } finally {
     await browser.close();
     server.kill();
