@@ -227,7 +227,8 @@ async function main() {
     check(summary.cli_model.status.includes('784-64-10'), `the page describes the CLI's model: ${summary.cli_model.status}`);
     check(Math.abs(cliModelAccuracy - loaded.accuracy) <= 1e-4 + 1e-9,
       `the CLI's model in the page: ${loaded.accuracy.toFixed(4)}, fmnist evaluate: ${cliModelAccuracy.toFixed(4)} (within one image)`);
-    // Stop ends a run between two steps and keeps its weights as the page's model.
+    // Stop ends a run (here with dropout) between two steps and keeps its weights as the page's model.
+    await setField(page, '#dropout', '0.2');
     await setField(page, '#epochs', '3');
     await page.keyboard.press('Enter');
     await page.waitForFunction(() => /Epoch 1\/3\n\d+\/\d+ - loss/.test(document.querySelector('#log').textContent), { timeout: 5 * MINUTE, polling: 100 });

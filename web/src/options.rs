@@ -25,8 +25,6 @@ pub struct WebOptions {
     pub seed: Option<u64>,
     pub validation_split: Option<f64>,
     pub dropout: Option<Vec<f64>>,
-    /// Train on the first N training images only.
-    pub limit_train: Option<usize>,
 }
 
 impl WebOptions {
@@ -82,7 +80,6 @@ impl WebOptions {
         }
         cfg.dropout = self.dropout.clone().unwrap_or_default();
         cfg.dropout_rates()?;
-        cfg.limit_train = self.limit_train;
         Ok(cfg)
     }
 }

@@ -11,7 +11,7 @@ use web_time::Instant;
 use fmnist::backend::Backend;
 use fmnist::checkpoint::{self, CheckpointMeta};
 use fmnist::cpu::{self, Dropout};
-use fmnist::data::{self, ClassNames, NUM_CLASSES, PIXELS, Split};
+use fmnist::data::{self, ClassNames, NUM_CLASSES, Split};
 use fmnist::evaluate::evaluate_gpu_async;
 use fmnist::gpu::{GpuBackend, GpuContext};
 use fmnist::model::{MlpSpec, glorot_init};
@@ -150,9 +150,6 @@ impl State {
         let cfg = WebOptions::parse(options)?.config()?;
         let mut train = self.split("train")?;
         let test = self.split("test")?;
-        if let Some(n) = cfg.limit_train {
-            train = Arc::new(train.truncated(n));
-        }
         let validation = match cfg.validation_split {
             Some(f) => {
                 let (kept, held) = (*train).clone().split_validation(f)?;
@@ -283,13 +280,9 @@ impl State {
             fmnist::limits::human_bytes(bytes.len() as u64),
             fmnist::limits::human_bytes(limit)
         );
+        // `parse` checks the layers chain from 28x28 inputs to 10 classes.
         let ck = checkpoint::parse(bytes)
             .with_context(|| format!("{name}: not a usable fmnist checkpoint"))?;
-        ensure!(
-            ck.spec.inputs == PIXELS,
-            "{name}: the model reads {} inputs, not 28x28 images",
-            ck.spec.inputs
-        );
         let model = Model {
             spec: ck.spec,
             params: ck.params,

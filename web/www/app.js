@@ -153,7 +153,13 @@ function trainOptions() {
   if (hidden.some((s) => !/^\d+$/.test(s))) {
     throw new Error(`hidden sizes ${JSON.stringify($('hidden').value)}: give whole numbers separated by commas, such as 128 or 256,64`);
   }
+  const dropoutText = $('dropout').value.trim();
+  const dropout = dropoutText === '' ? [] : dropoutText.split(',').map(Number);
+  if (dropout.some((r) => !Number.isFinite(r))) {
+    throw new Error(`dropout ${JSON.stringify(dropoutText)}: give a rate, or one per hidden layer separated by commas, such as 0.2 or 0.5,0.2`);
+  }
   return {
+    dropout,
     epochs: number('epochs', 'epochs'),
     batch_size: number('batch', 'batch size'),
     hidden: hidden.map(Number),
