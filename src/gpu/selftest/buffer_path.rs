@@ -11,7 +11,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::grad_update::{grad_update_gather_case, grad_update_gather_tex_case};
-use super::{random, shape_ladder};
+use super::{random, shape_ladder, to_f32, to_f64};
 use crate::check::{CaseResult, Closeness, TOL_ELEMENTWISE, TOL_REDUCTION, compare};
 use crate::config::OptimizerConfig;
 use crate::cpu;
@@ -70,14 +70,6 @@ pub async fn gather_case(h: &Harness, case: &StepCase, pad: usize) -> Result<Vec
             verdict(bits_equal && padding_zero),
         ),
     ])
-}
-
-fn to_f64(x: &[f32]) -> Vec<f64> {
-    x.iter().map(|&v| v as f64).collect()
-}
-
-fn to_f32(x: &[f64]) -> Vec<f32> {
-    x.iter().map(|&v| v as f32).collect()
 }
 
 /// `kernel` (forward_gather or forward_gather_tex) against its twin run in f64 (so the reference's own
