@@ -79,7 +79,9 @@ impl WebOptions {
             cfg.validation_split = Some(f);
         }
         cfg.dropout = self.dropout.clone().unwrap_or_default();
-        cfg.dropout_rates()?;
+        // The library's message names the CLI's flag; the page's field is called "Dropout".
+        cfg.dropout_rates()
+            .map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_start_matches("--")))?;
         Ok(cfg)
     }
 }
@@ -134,7 +136,14 @@ mod tests {
             (r#"{"optimizer": "adamw"}"#, "adamw"),
             (r#"{"learning_rate": -1}"#, "learning rate -1"),
             (r#"{"validation_split": 1.5}"#, "validation split 1.5"),
-            (r#"{"dropout": [1.0]}"#, "--dropout 1"),
+            (
+                r#"{"dropout": [1.0]}"#,
+                "dropout 1: a rate must lie in [0, 1)",
+            ),
+            (
+                r#"{"dropout": [0.1, 0.2]}"#,
+                "dropout: 2 rates for 1 hidden layers",
+            ),
             (r#"{"epoch": 3}"#, "unknown field `epoch`"),
             (r#"{"hidden": [1000000]}"#, "at most 65536"),
             (r#"{"hidden": [60000, 60000]}"#, "784-60000-60000-10"),
@@ -144,6 +153,7 @@ mod tests {
                 .unwrap_err();
             let text = format!("{err:#}");
             assert!(text.contains(words), "{json}: {text:?} lacks {words:?}");
+            assert!(!text.contains("--"), "{json}: the page has no flags: {text:?}");
         }
     }
 }
