@@ -153,7 +153,10 @@ mod tests {
                 .unwrap_err();
             let text = format!("{err:#}");
             assert!(text.contains(words), "{json}: {text:?} lacks {words:?}");
-            assert!(!text.contains("--"), "{json}: the page has no flags: {text:?}");
+            assert!(
+                !text.contains("--"),
+                "{json}: the page has no flags: {text:?}"
+            );
         }
     }
 }
