@@ -74,13 +74,18 @@ impl State {
         Ok(Busy(&self.busy))
     }
 
-    fn split(&self, which: &str) -> Result<Arc<Split>> {
-        let slot = match which {
-            "train" => &self.train,
-            "test" => &self.test,
+    /// Where split `which` ("train" or "test") is kept.
+    fn slot(&self, which: &str) -> Result<&RefCell<Option<Arc<Split>>>> {
+        match which {
+            "train" => Ok(&self.train),
+            "test" => Ok(&self.test),
             other => bail!("no split named {other:?} (train or test)"),
-        };
-        slot.borrow()
+        }
+    }
+
+    fn split(&self, which: &str) -> Result<Arc<Split>> {
+        self.slot(which)?
+            .borrow()
             .clone()
             .with_context(|| format!("the {which} images are not loaded yet"))
     }
@@ -93,11 +98,7 @@ impl State {
         labels_name: &str,
         labels: &[u8],
     ) -> Result<usize> {
-        let slot = match which {
-            "train" => &self.train,
-            "test" => &self.test,
-            other => bail!("no split named {other:?} (train or test)"),
-        };
+        let slot = self.slot(which)?;
         let split = data::split_from_bytes(images_name, images, labels_name, labels)?;
         ensure!(!split.is_empty(), "{images_name}: the file holds no images");
         let n = split.len();
@@ -165,9 +166,8 @@ impl State {
         let mut engine =
             GpuBackend::with_context(ctx, spec.clone(), params, cfg.optimizer, cfg.batch_size)?;
         engine.set_dropout(&Dropout::new(&cfg.dropout_rates()?, cfg.seed))?;
-        // A new run replaces the page's model, trained or loaded, whatever becomes of it.
-        *self.engine.borrow_mut() = None;
-        *self.model.borrow_mut() = None;
+        // The page's earlier model (trained or loaded) stays until this run ends with weights: a run
+        // that fails (a diverging loss, a lost device) leaves it as it was.
         let data = FitData {
             train: &train,
             validation: validation.as_ref(),
